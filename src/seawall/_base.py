@@ -1,0 +1,120 @@
+"""The one mechanism that turns any policy into a decorator for sync and async functions."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, ParamSpec, TypeVar, overload
+
+from seawall._clock import Clock, system_clock
+from seawall._validate import check_name
+
+__all__ = ["PolicyBase", "check_decoratable", "qualified_name"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def qualified_name(fn: object) -> str:
+    name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None)
+    return name if isinstance(name, str) else type(fn).__name__
+
+
+def check_decoratable(fn: object) -> None:
+    if not callable(fn):
+        raise TypeError(f"a seawall policy decorates callables, got {type(fn).__name__}")
+    if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
+        raise TypeError(
+            f"{qualified_name(fn)} is a generator function: a policy cannot tell when a "
+            "generator's work succeeds or fails; decorate a function that returns its result"
+        )
+
+
+def check_clock(clock: object) -> Clock:
+    if clock is None:
+        return system_clock
+    if not isinstance(clock, Clock):
+        raise TypeError(f"clock must provide monotonic(), sleep() and asleep(), got {clock!r}")
+    return clock
+
+
+class PolicyBase:
+    """What every policy shares: a name, a clock, and being a decorator.
+
+    Subclasses implement :meth:`call` and :meth:`acall`; everything else is here.
+    """
+
+    _name: str | None
+    _name_given: bool
+
+    def __init__(self, *, name: str | None, clock: Clock | None) -> None:
+        self._name = check_name(name)
+        self._name_given = self._name is not None
+        self._clock = check_clock(clock)
+
+    @property
+    def name(self) -> str:
+        """The name used in errors and metric labels.
+
+        Defaults to the qualified name of the first function the policy decorates or calls.
+        """
+        return self._name if self._name is not None else f"{type(self).__name__.lower()}"
+
+    @property
+    def clock(self) -> Clock:
+        return self._clock
+
+    def _adopt_name(self, fn: object) -> None:
+        if self._name is None:
+            self._name = qualified_name(fn)
+
+    def _inherit_name(self, name: str) -> None:
+        """Take a containing policy's name unless one was given explicitly."""
+        if not self._name_given:
+            self._name = name
+
+    def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run ``fn(*args, **kwargs)`` under this policy."""
+        raise NotImplementedError
+
+    async def acall(
+        self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> R:
+        """Await ``fn(*args, **kwargs)`` under this policy."""
+        raise NotImplementedError
+
+    @overload
+    def __call__(
+        self, fn: Callable[P, Coroutine[Any, Any, R]]
+    ) -> Callable[P, Coroutine[Any, Any, R]]: ...
+
+    @overload
+    def __call__(self, fn: Callable[P, R]) -> Callable[P, R]: ...
+
+    def __call__(self, fn: Callable[P, Any]) -> Callable[P, Any]:
+        check_decoratable(fn)
+        self._adopt_name(fn)
+        if inspect.iscoroutinefunction(fn):
+            return self._decorate_async(fn)
+        return self._decorate_sync(fn)
+
+    def _decorate_sync(self, fn: Callable[P, R]) -> Callable[P, R]:
+        call = self.call
+
+        @functools.wraps(fn)
+        def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
+            return call(fn, *args, **kwargs)
+
+        return guarded
+
+    def _decorate_async(
+        self, fn: Callable[P, Coroutine[Any, Any, R]]
+    ) -> Callable[P, Coroutine[Any, Any, R]]:
+        acall = self.acall
+
+        @functools.wraps(fn)
+        async def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
+            return await acall(fn, *args, **kwargs)
+
+        return guarded

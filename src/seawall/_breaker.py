@@ -1,0 +1,548 @@
+"""The circuit breaker: an I/O-free state machine and window, with thin sync and async shells."""
+
+from __future__ import annotations
+
+import enum
+import logging
+import math
+import random
+import threading
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, ParamSpec, TypeVar
+
+from seawall._base import PolicyBase
+from seawall._clock import Clock
+from seawall._errors import CircuitOpenError
+from seawall._validate import (
+    ExceptionMatcher,
+    check_callable,
+    check_int,
+    check_number,
+    classifier,
+    optional_number,
+)
+from seawall._window import CountWindow, TimeWindow
+
+__all__ = [
+    "BreakerEvent",
+    "BreakerSnapshot",
+    "CallFailed",
+    "CallRejected",
+    "CircuitBreaker",
+    "CircuitState",
+    "StateChange",
+]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+logger = logging.getLogger("seawall")
+
+
+class CircuitState(enum.StrEnum):
+    """Where a breaker is. The values are the ``state`` label of the metrics."""
+
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+    FORCED_OPEN = "forced_open"
+    DISABLED = "disabled"
+
+
+_CLOSED = CircuitState.CLOSED
+_OPEN = CircuitState.OPEN
+_HALF_OPEN = CircuitState.HALF_OPEN
+_FORCED_OPEN = CircuitState.FORCED_OPEN
+_DISABLED = CircuitState.DISABLED
+# States in which calls are (at least partly) refused: time in them is "time not closed".
+_REFUSING = frozenset({_OPEN, _HALF_OPEN, _FORCED_OPEN})
+
+# The ticket of a call admitted outside half-open; probes carry the half-open generation instead.
+_ADMITTED = -1
+
+# Growing open durations are shortened by up to this share, at random, so that many
+# processes that tripped together do not all probe together.
+OPEN_JITTER = 0.2
+
+# Outcome codes of the classification.
+_SUCCESS, _FAILURE, _IGNORED = 0, 1, 2
+
+
+@dataclass(frozen=True, slots=True)
+class StateChange:
+    """The breaker ``name`` moved from ``from_state`` to ``to_state`` at clock time ``at``."""
+
+    name: str
+    from_state: CircuitState
+    to_state: CircuitState
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class CallRejected:
+    """A call was refused without running; ``retry_after`` is what the caller was told."""
+
+    name: str
+    state: CircuitState
+    retry_after: float
+
+
+@dataclass(frozen=True, slots=True)
+class CallFailed:
+    """A call counted as a failure: it raised ``exception``, or returned ``result`` that
+    ``failure_result`` judged a failure (then ``exception`` is ``None``)."""
+
+    name: str
+    exception: BaseException | None
+    result: object
+
+
+BreakerEvent = StateChange | CallRejected | CallFailed
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerSnapshot:
+    """A consistent reading of a breaker's state, window and lifetime counts."""
+
+    name: str
+    state: CircuitState
+    #: Calls, failures and slow calls in the current window (closed state only).
+    window_calls: int
+    window_failures: int
+    window_slow_calls: int
+    #: Lifetime counts by outcome; they only grow.
+    successes: int
+    failures: int
+    ignored: int
+    rejected: int
+    slow_calls: int
+    #: Lifetime count of each (from, to) transition that happened.
+    transitions: Mapping[tuple[CircuitState, CircuitState], int]
+    #: Seconds spent open, half-open or forced open, including the current stretch.
+    not_closed_seconds: float
+    #: The open duration the breaker uses the next (or current) time it opens.
+    open_duration: float
+    #: Seconds until an open breaker admits probes; ``None`` unless open or forced open.
+    retry_after: float | None
+
+    @property
+    def calls(self) -> int:
+        """Every call that reached the breaker: the four outcomes added up."""
+        return self.successes + self.failures + self.ignored + self.rejected
+
+    @property
+    def failure_ratio(self) -> float:
+        """Failures over calls in the current window (0.0 when it is empty)."""
+        return self.window_failures / self.window_calls if self.window_calls else 0.0
+
+
+class CircuitBreaker(PolicyBase):
+    """Fails calls fast while a dependency is failing, and lets it recover.
+
+    Closed, it counts outcomes over a sliding window; once ``minimum_calls`` are in the
+    window and the failure ratio (or slow-call ratio) reaches its threshold, it opens. Open,
+    it rejects every call with :class:`CircuitOpenError` for ``open_duration`` seconds, then
+    half-opens and admits ``half_open_calls`` probes: if they all succeed it closes; a failed
+    probe (or one that runs past ``half_open_timeout``) opens it again for twice as long,
+    jittered, up to ``max_open_duration``.
+
+    Only state changes and outcome bookkeeping take its lock, for a few arithmetic operations;
+    the protected call never runs under it. One instance serves threads and asyncio tasks.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str | None = None,
+        failure_ratio: float = 0.5,
+        minimum_calls: int = 20,
+        window: float | None = None,
+        window_calls: int | None = None,
+        slow_call_duration: float | None = None,
+        slow_call_ratio: float = 1.0,
+        failure_on: ExceptionMatcher = Exception,
+        ignore_on: ExceptionMatcher | None = None,
+        failure_result: Callable[[Any], bool] | None = None,
+        open_duration: float = 5.0,
+        max_open_duration: float = 60.0,
+        half_open_calls: int = 3,
+        half_open_timeout: float = 30.0,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        super().__init__(name=name, clock=clock)
+        self._ratio = check_number("failure_ratio", failure_ratio, maximum=1.0)
+        self._minimum_calls = check_int("minimum_calls", minimum_calls)
+        if window is not None and window_calls is not None:
+            raise ValueError("give window (seconds) or window_calls (a count), not both")
+        if window_calls is not None:
+            size = check_int("window_calls", window_calls)
+            self._window: CountWindow | TimeWindow = CountWindow(size)
+            # A count window never holds more than its size, so that is the most we can wait for.
+            self._min_calls = min(self._minimum_calls, size)
+            self._window_spec = f"window_calls={size}"
+        else:
+            seconds = check_number("window", 30.0 if window is None else window)
+            self._window = TimeWindow(seconds)
+            self._min_calls = self._minimum_calls
+            self._window_spec = f"window={seconds:g}"
+        self._slow_after = optional_number("slow_call_duration", slow_call_duration)
+        self._slow_ratio = check_number("slow_call_ratio", slow_call_ratio, maximum=1.0)
+        is_failure = classifier("failure_on", failure_on)
+        if is_failure is None:
+            raise TypeError("failure_on must be exception types or a predicate, got None")
+        self._is_failure = is_failure
+        self._is_ignored = classifier("ignore_on", ignore_on)
+        if failure_result is not None:
+            check_callable("failure_result", failure_result)
+        self._failure_result = failure_result
+        self._open_base = check_number("open_duration", open_duration)
+        self._open_max = check_number("max_open_duration", max_open_duration)
+        if self._open_max < self._open_base:
+            raise ValueError(
+                f"max_open_duration must be >= open_duration ({self._open_base:g}), "
+                f"got {max_open_duration!r}"
+            )
+        self._half_open_calls = check_int("half_open_calls", half_open_calls)
+        self._half_open_timeout = check_number("half_open_timeout", half_open_timeout)
+        if rng is not None and not isinstance(rng, random.Random):
+            raise TypeError(f"rng must be a random.Random, got {type(rng).__name__}")
+        self._random = rng.random if rng is not None else random.random
+
+        self._now = self._clock.monotonic
+        self._lock = threading.Lock()
+        self._state = _CLOSED
+        self._generation = 0
+        self._listeners: tuple[Callable[[BreakerEvent], object], ...] = ()
+        # Open-duration growth: the un-jittered duration doubles with each failed probing.
+        self._open_nominal = self._open_base
+        self._open_current = self._open_base
+        self._open_until = 0.0
+        # Half-open probing.
+        self._probes_in_flight = 0
+        self._probe_successes = 0
+        self._probe_started_at = 0.0
+        # Lifetime counts, read by snapshot() and the metrics exporters.
+        self._successes = 0
+        self._failures = 0
+        self._ignored = 0
+        self._rejected = 0
+        self._slow_calls = 0
+        self._transitions: dict[tuple[CircuitState, CircuitState], int] = {}
+        self._not_closed_total = 0.0
+        self._not_closed_since: float | None = None
+
+    # -- the shells ---------------------------------------------------------------------------
+
+    def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run ``fn(*args, **kwargs)`` through the breaker.
+
+        Raises :class:`CircuitOpenError` without calling ``fn`` when the breaker refuses.
+        """
+        if self._name is None:
+            self._adopt_name(fn)
+        ticket = _ADMITTED if self._state is _CLOSED else self._admit()
+        start = self._now() if self._slow_after is not None else 0.0
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as exc:
+            self._on_exception(ticket, exc, start)
+            raise
+        self._on_return(ticket, result, start)
+        return result
+
+    async def acall(
+        self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> R:
+        """Await ``fn(*args, **kwargs)`` through the breaker (see :meth:`call`)."""
+        if self._name is None:
+            self._adopt_name(fn)
+        ticket = _ADMITTED if self._state is _CLOSED else self._admit()
+        start = self._now() if self._slow_after is not None else 0.0
+        try:
+            result = await fn(*args, **kwargs)
+        except BaseException as exc:
+            self._on_exception(ticket, exc, start)
+            raise
+        self._on_return(ticket, result, start)
+        return result
+
+    # -- the core: admission, outcomes, transitions -------------------------------------------
+
+    def _admit(self) -> int:
+        """Admit a call outside the closed fast path, or raise :class:`CircuitOpenError`."""
+        now = self._now()
+        with self._lock:
+            change = self._advance(now)
+            state = self._state
+            if state is _CLOSED or state is _DISABLED:
+                ticket = _ADMITTED
+            elif (
+                state is _HALF_OPEN
+                and self._probes_in_flight + self._probe_successes < self._half_open_calls
+            ):
+                if self._probes_in_flight == 0:
+                    self._probe_started_at = now
+                self._probes_in_flight += 1
+                ticket = self._generation
+            else:
+                self._rejected += 1
+                retry_after = self._retry_after(now)
+                ticket = None
+        if change is not None:
+            self._emit(change)
+        if ticket is None:
+            error = CircuitOpenError(self.name, retry_after, state=state.value)
+            if self._listeners:
+                self._emit(CallRejected(self.name, state, retry_after))
+            raise error
+        return ticket
+
+    def _on_return(self, ticket: int, result: object, start: float) -> None:
+        predicate = self._failure_result
+        if predicate is None:
+            self._record(ticket, False, start, None, None)
+            return
+        try:
+            failed = bool(predicate(result))
+        except Exception:
+            logger.exception("failure_result of circuit breaker %r raised; counted as a failure",
+                             self.name)
+            failed = True
+        self._record(ticket, failed, start, None, result)
+
+    def _on_exception(self, ticket: int, exc: BaseException, start: float) -> None:
+        outcome = self._classify(exc)
+        if outcome == _IGNORED:
+            self._release(ticket)
+        else:
+            self._record(ticket, outcome == _FAILURE, start, exc, None)
+
+    def _classify(self, exc: BaseException) -> int:
+        # Cancellation, KeyboardInterrupt and the like say nothing about the dependency.
+        if not isinstance(exc, Exception):
+            return _IGNORED
+        try:
+            if self._is_ignored is not None and self._is_ignored(exc):
+                return _IGNORED
+            return _FAILURE if self._is_failure(exc) else _SUCCESS
+        except Exception:
+            logger.exception("an exception classifier of circuit breaker %r raised; "
+                             "the call counts as a failure", self.name)
+            return _FAILURE
+
+    def _record(
+        self,
+        ticket: int,
+        failed: bool,
+        start: float,
+        exc: BaseException | None,
+        result: object,
+    ) -> None:
+        now = self._now()
+        slow = self._slow_after is not None and now - start >= self._slow_after
+        change = None
+        with self._lock:
+            if failed:
+                self._failures += 1
+            else:
+                self._successes += 1
+            if slow:
+                self._slow_calls += 1
+            state = self._state
+            if ticket == _ADMITTED:
+                if state is _CLOSED:
+                    window = self._window
+                    window.record(now, failed, slow)
+                    calls = window.calls
+                    if calls >= self._min_calls and (
+                        window.failures / calls >= self._ratio
+                        or (self._slow_after is not None and window.slow / calls >= self._slow_ratio)
+                    ):
+                        change = self._move(_OPEN, now)
+            elif ticket == self._generation and state is _HALF_OPEN:
+                self._probes_in_flight -= 1
+                if failed or slow:
+                    change = self._move(_OPEN, now)
+                else:
+                    self._probe_successes += 1
+                    if self._probe_successes >= self._half_open_calls:
+                        change = self._move(_CLOSED, now)
+        if self._listeners:
+            if failed:
+                self._emit(CallFailed(self.name, exc, result))
+            if change is not None:
+                self._emit(change)
+
+    def _release(self, ticket: int) -> None:
+        """An ignored or cancelled call: no verdict, and a probe gives its slot back."""
+        with self._lock:
+            self._ignored += 1
+            if ticket == self._generation and self._state is _HALF_OPEN:
+                self._probes_in_flight -= 1
+
+    def _advance(self, now: float) -> StateChange | None:
+        """Apply the transitions that the passing of time makes. Holds the lock."""
+        state = self._state
+        if state is _OPEN and now >= self._open_until:
+            return self._move(_HALF_OPEN, now)
+        if (
+            state is _HALF_OPEN
+            and self._probes_in_flight > 0
+            and now - self._probe_started_at >= self._half_open_timeout
+        ):
+            # A probe that runs this long is as bad a sign as one that failed.
+            return self._move(_OPEN, now)
+        return None
+
+    def _move(self, to: CircuitState, now: float) -> StateChange | None:
+        """Change state and everything that goes with it. Holds the lock."""
+        frm = self._state
+        if frm is to:
+            return None
+        self._state = to
+        self._generation += 1
+        key = (frm, to)
+        self._transitions[key] = self._transitions.get(key, 0) + 1
+        if to in _REFUSING:
+            if self._not_closed_since is None:
+                self._not_closed_since = now
+        elif self._not_closed_since is not None:
+            self._not_closed_total += now - self._not_closed_since
+            self._not_closed_since = None
+
+        if to is _OPEN:
+            if frm is _HALF_OPEN:
+                self._open_nominal = min(self._open_max, self._open_nominal * 2)
+                self._open_current = self._open_nominal * (1.0 - OPEN_JITTER * self._random())
+            else:
+                self._open_nominal = self._open_current = self._open_base
+            self._open_until = now + self._open_current
+            self._window.clear()
+        elif to is _HALF_OPEN:
+            self._probes_in_flight = 0
+            self._probe_successes = 0
+            self._probe_started_at = now
+        elif to is _CLOSED:
+            self._open_nominal = self._open_current = self._open_base
+            self._window.clear()
+        return StateChange(self.name, frm, to, now)
+
+    def _retry_after(self, now: float) -> float:
+        state = self._state
+        if state is _OPEN:
+            return max(0.0, self._open_until - now)
+        if state is _HALF_OPEN:
+            return max(0.0, self._probe_started_at + self._half_open_timeout - now)
+        if state is _FORCED_OPEN:
+            return math.inf
+        return 0.0
+
+    def _emit(self, event: BreakerEvent) -> None:
+        for listener in self._listeners:
+            try:
+                listener(event)
+            except Exception:
+                logger.exception("listener %r of circuit breaker %r raised", listener, self.name)
+
+    # -- what users read and control ----------------------------------------------------------
+
+    @property
+    def state(self) -> CircuitState:
+        """The current state, after any transition that time alone has made due."""
+        if self._state is _CLOSED:
+            return _CLOSED
+        now = self._now()
+        with self._lock:
+            change = self._advance(now)
+            state = self._state
+        if change is not None:
+            self._emit(change)
+        return state
+
+    def snapshot(self) -> BreakerSnapshot:
+        """Read state, window and lifetime counts together, under the lock."""
+        now = self._now()
+        with self._lock:
+            change = self._advance(now)
+            window = self._window
+            window.roll(now)
+            state = self._state
+            not_closed = self._not_closed_total
+            if self._not_closed_since is not None:
+                not_closed += now - self._not_closed_since
+            snapshot = BreakerSnapshot(
+                name=self.name,
+                state=state,
+                window_calls=window.calls,
+                window_failures=window.failures,
+                window_slow_calls=window.slow,
+                successes=self._successes,
+                failures=self._failures,
+                ignored=self._ignored,
+                rejected=self._rejected,
+                slow_calls=self._slow_calls,
+                transitions=MappingProxyType(dict(self._transitions)),
+                not_closed_seconds=not_closed,
+                open_duration=self._open_current,
+                retry_after=self._retry_after(now) if state in (_OPEN, _FORCED_OPEN) else None,
+            )
+        if change is not None:
+            self._emit(change)
+        return snapshot
+
+    def isolate(self) -> None:
+        """Force the breaker open: every call is rejected until :meth:`reset` (a kill switch)."""
+        self._manual(_FORCED_OPEN)
+
+    def disable(self) -> None:
+        """Let every call through and never trip, still counting outcomes, until :meth:`reset`."""
+        self._manual(_DISABLED)
+
+    def reset(self) -> None:
+        """Close the breaker, clear its window and its grown open duration."""
+        self._manual(_CLOSED)
+
+    def _manual(self, to: CircuitState) -> None:
+        now = self._now()
+        with self._lock:
+            change = self._move(to, now)
+            if to is _CLOSED:
+                self._window.clear()
+                self._open_nominal = self._open_current = self._open_base
+        if change is not None:
+            self._emit(change)
+
+    def add_listener(
+        self, listener: Callable[[BreakerEvent], object]
+    ) -> Callable[[BreakerEvent], object]:
+        """Call ``listener(event)`` on every :class:`StateChange`, :class:`CallRejected` and
+        :class:`CallFailed`. It runs in the calling thread, outside the breaker's lock; an
+        exception it raises is logged and never changes the protected call's result.
+        Returns ``listener``, so this works as a decorator."""
+        check_callable("listener", listener)
+        with self._lock:
+            self._listeners = (*self._listeners, listener)
+        return listener
+
+    def remove_listener(self, listener: Callable[[BreakerEvent], object]) -> None:
+        """Stop calling ``listener``; ``ValueError`` if it was not added."""
+        with self._lock:
+            listeners = list(self._listeners)
+            listeners.remove(listener)
+            self._listeners = tuple(listeners)
+
+    def __repr__(self) -> str:
+        slow = (
+            f", slow_call_duration={self._slow_after:g}, slow_call_ratio={self._slow_ratio:g}"
+            if self._slow_after is not None
+            else ""
+        )
+        return (
+            f"CircuitBreaker(name={self.name!r}, state={self._state.value!r}, "
+            f"failure_ratio={self._ratio:g}, minimum_calls={self._minimum_calls}, "
+            f"{self._window_spec}{slow}, open_duration={self._open_base:g}, "
+            f"half_open_calls={self._half_open_calls})"
+        )

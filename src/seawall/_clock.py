@@ -1,0 +1,91 @@
+"""Where seawall gets its time. Nothing else in the package reads or waits on time directly."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Protocol, runtime_checkable
+
+__all__ = ["Clock", "FakeClock", "SystemClock", "system_clock"]
+
+
+@runtime_checkable
+class Clock(Protocol):
+    """A source of monotonic time that can also wait.
+
+    Every policy takes one as ``clock=``; tests pass a :class:`seawall.testing.FakeClock`.
+    """
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never goes backwards."""
+        ...
+
+    def sleep(self, seconds: float) -> None:
+        """Block the calling thread for ``seconds``."""
+        ...
+
+    async def asleep(self, seconds: float) -> None:
+        """Suspend the calling task for ``seconds`` without blocking the event loop."""
+        ...
+
+
+class SystemClock:
+    """The real clock: :func:`time.monotonic`, :func:`time.sleep`, :func:`asyncio.sleep`."""
+
+    __slots__ = ("monotonic",)
+
+    def __init__(self) -> None:
+        # Bound as an attribute so that the hot path calls the C function directly.
+        self.monotonic = time.monotonic
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+    async def asleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+    def __repr__(self) -> str:
+        return "SystemClock()"
+
+
+system_clock = SystemClock()
+
+
+class FakeClock:
+    """A clock that moves only when told to, for tests that must not sleep.
+
+    ``advance(seconds)`` moves it forward. ``sleep`` and ``asleep`` advance it at once by the
+    requested amount and record the amount in :attr:`sleeps`, so a test can assert the exact
+    waits a policy made. ``asleep`` still yields to the event loop once, as a real sleep would.
+    Safe to share between threads.
+    """
+
+    def __init__(self, start: float = 0.0) -> None:
+        if isinstance(start, bool) or not isinstance(start, int | float):
+            raise TypeError(f"start must be a number, got {type(start).__name__}")
+        self._now = float(start)
+        self._lock = threading.Lock()
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self._now
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock forward by ``seconds`` (must not be negative)."""
+        if seconds < 0:
+            raise ValueError(f"seconds must be >= 0, got {seconds!r}")
+        with self._lock:
+            self._now += seconds
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self.sleeps.append(seconds)
+            self._now += max(seconds, 0.0)
+
+    async def asleep(self, seconds: float) -> None:
+        self.sleep(seconds)
+        await asyncio.sleep(0)
+
+    def __repr__(self) -> str:
+        return f"FakeClock(now={self._now!r}, sleeps={len(self.sleeps)})"

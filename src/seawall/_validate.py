@@ -1,0 +1,92 @@
+"""Checks every policy runs on its configuration at construction."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+__all__ = [
+    "check_callable",
+    "check_int",
+    "check_name",
+    "check_number",
+    "classifier",
+    "optional_number",
+]
+
+ExceptionMatcher = type[BaseException] | tuple[type[BaseException], ...] | Callable[[BaseException], bool]
+
+
+def check_number(
+    param: str,
+    value: object,
+    *,
+    minimum: float = 0.0,
+    maximum: float = math.inf,
+    min_inclusive: bool = False,
+    max_inclusive: bool = True,
+) -> float:
+    """``value`` as a float within the range, or ``TypeError``/``ValueError`` naming ``param``."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{param} must be a number, got {type(value).__name__}")
+    number = float(value)
+    low_ok = number >= minimum if min_inclusive else number > minimum
+    high_ok = number <= maximum if max_inclusive else number < maximum
+    if math.isnan(number) or not low_ok or not high_ok:
+        low = "[" if min_inclusive else "("
+        high = "]" if max_inclusive else ")"
+        raise ValueError(f"{param} must be in {low}{minimum:g}, {maximum:g}{high}, got {value!r}")
+    return number
+
+
+def optional_number(param: str, value: object, **bounds: Any) -> float | None:
+    return None if value is None else check_number(param, value, **bounds)
+
+
+def check_int(param: str, value: object, *, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{param} must be an int, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{param} must be >= {minimum}, got {value!r}")
+    return value
+
+
+def check_name(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"name must be a str, got {type(value).__name__}")
+    if not value or not value.isprintable():
+        raise ValueError(f"name must be a non-empty printable string, got {value!r}")
+    return value
+
+
+def check_callable(param: str, value: object) -> None:
+    if not callable(value):
+        raise TypeError(f"{param} must be callable, got {type(value).__name__}")
+
+
+def _is_exception_type(value: object) -> bool:
+    return isinstance(value, type) and issubclass(value, BaseException)
+
+
+def classifier(param: str, value: object) -> Callable[[BaseException], bool] | None:
+    """Turn exception types, a tuple of them, or a predicate into one predicate.
+
+    ``None`` means "matches nothing" and is returned as ``None`` so callers can skip the check.
+    """
+    if value is None:
+        return None
+    if _is_exception_type(value):
+        exc_type: type[BaseException] = value  # type: ignore[assignment]
+        return lambda exc: isinstance(exc, exc_type)
+    if isinstance(value, tuple):
+        if not value or not all(_is_exception_type(item) for item in value):
+            raise TypeError(f"{param} must be exception types or a predicate, got {value!r}")
+        types: tuple[type[BaseException], ...] = value
+        return lambda exc: isinstance(exc, types)
+    if callable(value) and not isinstance(value, type):
+        predicate: Callable[[BaseException], bool] = value
+        return predicate
+    raise TypeError(f"{param} must be exception types or a predicate, got {value!r}")

@@ -1,0 +1,7 @@
+"""Helpers for testing code that uses seawall, without sleeping."""
+
+from __future__ import annotations
+
+from seawall._clock import FakeClock
+
+__all__ = ["FakeClock"]
