@@ -78,9 +78,7 @@ class PolicyBase:
         """Run ``fn(*args, **kwargs)`` under this policy."""
         raise NotImplementedError
 
-    async def acall(
-        self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
-    ) -> R:
+    async def acall(self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Await ``fn(*args, **kwargs)`` under this policy."""
         raise NotImplementedError
 

@@ -6,6 +6,7 @@ import enum
 import logging
 import math
 import random
+import sys
 import threading
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from seawall._validate import (
     classifier,
     optional_number,
 )
-from seawall._window import CountWindow, TimeWindow
+from seawall._window import AtomicCounter, CountWindow, TimeWindow, Totals
 
 __all__ = [
     "BreakerEvent",
@@ -65,6 +66,9 @@ _ADMITTED = -1
 # Growing open durations are shortened by up to this share, at random, so that many
 # processes that tripped together do not all probe together.
 OPEN_JITTER = 0.2
+
+# The lock-free success path relies on the GIL making one C call atomic.
+_GIL_ENABLED: bool = getattr(sys, "_is_gil_enabled", lambda: True)()
 
 # Outcome codes of the classification.
 _SUCCESS, _FAILURE, _IGNORED = 0, 1, 2
@@ -224,12 +228,22 @@ class CircuitBreaker(PolicyBase):
         self._probes_in_flight = 0
         self._probe_successes = 0
         self._probe_started_at = 0.0
-        # Lifetime counts, read by snapshot() and the metrics exporters.
-        self._successes = 0
+        # Lifetime counts, read by snapshot() and the metrics exporters. Outcomes of calls
+        # admitted outside half-open feed the window; probes' outcomes are kept apart.
+        self._successes = AtomicCounter()  # the one count the success path bumps, lock-free
+        self._count_success = self._successes.increment
         self._failures = 0
+        self._slow_calls = 0
+        self._probe_outcomes = [0, 0, 0]  # successes, failures, slow calls of probes
         self._ignored = 0
         self._rejected = 0
-        self._slow_calls = 0
+        # A plain success can skip the lock when nothing but the counter needs to know of it.
+        self._lockfree = (
+            isinstance(self._window, TimeWindow)
+            and self._slow_after is None
+            and failure_result is None
+            and _GIL_ENABLED
+        )
         self._transitions: dict[tuple[CircuitState, CircuitState], int] = {}
         self._not_closed_total = 0.0
         self._not_closed_since: float | None = None
@@ -250,12 +264,15 @@ class CircuitBreaker(PolicyBase):
         except BaseException as exc:
             self._on_exception(ticket, exc, start)
             raise
-        self._on_return(ticket, result, start)
+        if self._lockfree and ticket == _ADMITTED:
+            if self._now() >= self._window.bucket_end:
+                self._roll()
+            self._count_success()
+        else:
+            self._on_return(ticket, result, start)
         return result
 
-    async def acall(
-        self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
-    ) -> R:
+    async def acall(self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Await ``fn(*args, **kwargs)`` through the breaker (see :meth:`call`)."""
         if self._name is None:
             self._adopt_name(fn)
@@ -266,7 +283,12 @@ class CircuitBreaker(PolicyBase):
         except BaseException as exc:
             self._on_exception(ticket, exc, start)
             raise
-        self._on_return(ticket, result, start)
+        if self._lockfree and ticket == _ADMITTED:
+            if self._now() >= self._window.bucket_end:
+                self._roll()
+            self._count_success()
+        else:
+            self._on_return(ticket, result, start)
         return result
 
     # -- the core: admission, outcomes, transitions -------------------------------------------
@@ -308,8 +330,9 @@ class CircuitBreaker(PolicyBase):
         try:
             failed = bool(predicate(result))
         except Exception:
-            logger.exception("failure_result of circuit breaker %r raised; counted as a failure",
-                             self.name)
+            logger.exception(
+                "failure_result of circuit breaker %r raised; counted as a failure", self.name
+            )
             failed = True
         self._record(ticket, failed, start, None, result)
 
@@ -329,8 +352,11 @@ class CircuitBreaker(PolicyBase):
                 return _IGNORED
             return _FAILURE if self._is_failure(exc) else _SUCCESS
         except Exception:
-            logger.exception("an exception classifier of circuit breaker %r raised; "
-                             "the call counts as a failure", self.name)
+            logger.exception(
+                "an exception classifier of circuit breaker %r raised; "
+                "the call counts as a failure",
+                self.name,
+            )
             return _FAILURE
 
     def _record(
@@ -345,36 +371,58 @@ class CircuitBreaker(PolicyBase):
         slow = self._slow_after is not None and now - start >= self._slow_after
         change = None
         with self._lock:
-            if failed:
-                self._failures += 1
-            else:
-                self._successes += 1
-            if slow:
-                self._slow_calls += 1
             state = self._state
             if ticket == _ADMITTED:
-                if state is _CLOSED:
-                    window = self._window
-                    window.record(now, failed, slow)
-                    calls = window.calls
-                    if calls >= self._min_calls and (
-                        window.failures / calls >= self._ratio
-                        or (self._slow_after is not None and window.slow / calls >= self._slow_ratio)
-                    ):
-                        change = self._move(_OPEN, now)
-            elif ticket == self._generation and state is _HALF_OPEN:
-                self._probes_in_flight -= 1
-                if failed or slow:
-                    change = self._move(_OPEN, now)
+                window = self._window
+                if now >= window.bucket_end:
+                    window.roll(now, self._totals())
+                if failed:
+                    self._failures += 1
                 else:
-                    self._probe_successes += 1
-                    if self._probe_successes >= self._half_open_calls:
-                        change = self._move(_CLOSED, now)
+                    self._count_success()
+                if slow:
+                    self._slow_calls += 1
+                if state is _CLOSED:
+                    window.record(failed, slow)
+                    # Successes never open the breaker: only a failure or a slow call can.
+                    if failed or slow:
+                        calls, failures, slow_calls = window.counts(self._totals())
+                        if calls >= self._min_calls and (
+                            failures / calls >= self._ratio
+                            or (
+                                self._slow_after is not None
+                                and slow_calls / calls >= self._slow_ratio
+                            )
+                        ):
+                            change = self._move(_OPEN, now)
+            else:
+                outcomes = self._probe_outcomes
+                outcomes[1 if failed else 0] += 1
+                if slow:
+                    outcomes[2] += 1
+                if ticket == self._generation and state is _HALF_OPEN:
+                    self._probes_in_flight -= 1
+                    if failed or slow:
+                        change = self._move(_OPEN, now)
+                    else:
+                        self._probe_successes += 1
+                        if self._probe_successes >= self._half_open_calls:
+                            change = self._move(_CLOSED, now)
         if self._listeners:
             if failed:
                 self._emit(CallFailed(self.name, exc, result))
             if change is not None:
                 self._emit(change)
+
+    def _roll(self) -> None:
+        """Move the time window on to the bucket the clock has reached (success path)."""
+        now = self._now()
+        with self._lock:
+            self._window.roll(now, self._totals())
+
+    def _totals(self) -> Totals:
+        """Lifetime outcomes of calls admitted outside half-open: what time windows mark."""
+        return self._successes.value, self._failures, self._slow_calls
 
     def _release(self, ticket: int) -> None:
         """An ignored or cancelled call: no verdict, and a probe gives its slot back."""
@@ -420,14 +468,14 @@ class CircuitBreaker(PolicyBase):
             else:
                 self._open_nominal = self._open_current = self._open_base
             self._open_until = now + self._open_current
-            self._window.clear()
+            self._window.clear(self._totals())
         elif to is _HALF_OPEN:
             self._probes_in_flight = 0
             self._probe_successes = 0
             self._probe_started_at = now
         elif to is _CLOSED:
             self._open_nominal = self._open_current = self._open_base
-            self._window.clear()
+            self._window.clear(self._totals())
         return StateChange(self.name, frm, to, now)
 
     def _retry_after(self, now: float) -> float:
@@ -468,7 +516,10 @@ class CircuitBreaker(PolicyBase):
         with self._lock:
             change = self._advance(now)
             window = self._window
-            window.roll(now)
+            totals = self._totals()
+            window.roll(now, totals)
+            window_calls, window_failures, window_slow = window.counts(totals)
+            probe_successes, probe_failures, probe_slow = self._probe_outcomes
             state = self._state
             not_closed = self._not_closed_total
             if self._not_closed_since is not None:
@@ -476,14 +527,14 @@ class CircuitBreaker(PolicyBase):
             snapshot = BreakerSnapshot(
                 name=self.name,
                 state=state,
-                window_calls=window.calls,
-                window_failures=window.failures,
-                window_slow_calls=window.slow,
-                successes=self._successes,
-                failures=self._failures,
+                window_calls=window_calls if state is _CLOSED else 0,
+                window_failures=window_failures if state is _CLOSED else 0,
+                window_slow_calls=window_slow if state is _CLOSED else 0,
+                successes=totals[0] + probe_successes,
+                failures=totals[1] + probe_failures,
                 ignored=self._ignored,
                 rejected=self._rejected,
-                slow_calls=self._slow_calls,
+                slow_calls=totals[2] + probe_slow,
                 transitions=MappingProxyType(dict(self._transitions)),
                 not_closed_seconds=not_closed,
                 open_duration=self._open_current,
@@ -510,7 +561,7 @@ class CircuitBreaker(PolicyBase):
         with self._lock:
             change = self._move(to, now)
             if to is _CLOSED:
-                self._window.clear()
+                self._window.clear(self._totals())
                 self._open_nominal = self._open_current = self._open_base
         if change is not None:
             self._emit(change)

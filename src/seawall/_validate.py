@@ -15,7 +15,9 @@ __all__ = [
     "optional_number",
 ]
 
-ExceptionMatcher = type[BaseException] | tuple[type[BaseException], ...] | Callable[[BaseException], bool]
+ExceptionMatcher = (
+    type[BaseException] | tuple[type[BaseException], ...] | Callable[[BaseException], bool]
+)
 
 
 def check_number(

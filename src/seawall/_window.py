@@ -1,20 +1,46 @@
 """Sliding windows of call outcomes for the circuit breaker. Pure bookkeeping: no locks, no I/O.
 
-Both keep running totals so that reading them is O(1); the breaker holds its lock around them.
+The breaker holds its lock around every method here except where a docstring says otherwise.
 """
 
 from __future__ import annotations
 
-__all__ = ["CountWindow", "TimeWindow", "Window"]
+import itertools
+
+__all__ = ["AtomicCounter", "CountWindow", "TimeWindow", "Totals"]
+
+# Lifetime (successes, failures, slow calls) of a breaker.
+Totals = tuple[int, int, int]
+
+
+class AtomicCounter:
+    """A counter that needs no lock: ``increment`` is ``itertools.count.__next__``, a single C
+    call, which the GIL makes atomic. This is what keeps the breaker's success path lock-free.
+    """
+
+    __slots__ = ("_count", "increment")
+
+    def __init__(self) -> None:
+        self._count = itertools.count()
+        self.increment = self._count.__next__
+
+    @property
+    def value(self) -> int:
+        # count(N) is the only public way to read the next value without taking it.
+        return int(repr(self._count)[6:-1])
+
 
 _FAILED = 1
 _SLOW = 2
 
 
 class CountWindow:
-    """The last ``size`` outcomes."""
+    """The last ``size`` outcomes, in order."""
 
     __slots__ = ("_pos", "_ring", "_size", "calls", "failures", "slow")
+
+    # A count window never ages, so the breaker never needs to roll it.
+    bucket_end = float("inf")
 
     def __init__(self, size: int) -> None:
         self._size = size
@@ -24,7 +50,7 @@ class CountWindow:
         self.failures = 0
         self.slow = 0
 
-    def record(self, now: float, failed: bool, slow: bool) -> None:
+    def record(self, failed: bool, slow: bool) -> None:
         pos = self._pos
         if self.calls == self._size:
             old = self._ring[pos]
@@ -37,74 +63,61 @@ class CountWindow:
         self.failures += failed
         self.slow += slow
 
-    def roll(self, now: float) -> None:
+    def roll(self, now: float, totals: Totals) -> None:
         """Count windows do not age."""
 
-    def clear(self) -> None:
+    def counts(self, totals: Totals) -> Totals:
+        """(calls, failures, slow calls) in the window."""
+        return self.calls, self.failures, self.slow
+
+    def clear(self, totals: Totals) -> None:
         self._ring = [0] * self._size
         self._pos = 0
         self.calls = self.failures = self.slow = 0
 
 
 class TimeWindow:
-    """Outcomes of the last ``seconds``, kept in ``buckets`` slices that expire whole.
+    """Outcomes of the last ``seconds``, in ``buckets`` slices that expire whole.
 
-    Resolution is one bucket: an outcome leaves the window between ``seconds - width`` and
-    ``seconds`` after it was recorded.
+    It stores no outcomes: it keeps a mark of the breaker's lifetime totals at the start of
+    each bucket, and the window is "totals now minus the mark of the oldest bucket". So a
+    success only has to bump the breaker's lock-free counter; the window moves on (under the
+    lock) once per bucket, when a call sees ``now >= bucket_end``. Resolution is one bucket:
+    an outcome leaves the window between ``seconds - width`` and ``seconds`` after it happened.
     """
 
-    __slots__ = ("_calls", "_failures", "_head", "_n", "_slow", "_width", "calls", "failures", "slow")
+    __slots__ = ("_head", "_marks", "_n", "_width", "bucket_end")
 
     def __init__(self, seconds: float, buckets: int = 10) -> None:
         self._n = buckets
         self._width = seconds / buckets
-        self._calls = [0] * buckets
-        self._failures = [0] * buckets
-        self._slow = [0] * buckets
-        self._head: int | None = None  # absolute index of the newest bucket
-        self.calls = 0
-        self.failures = 0
-        self.slow = 0
+        self._marks: list[Totals] = [(0, 0, 0)] * buckets
+        self._head = -(1 << 62)  # absolute index of the newest bucket: none yet
+        self.bucket_end = float("-inf")
 
-    def roll(self, now: float) -> None:
-        """Expire the buckets that ``now`` has left behind."""
+    def roll(self, now: float, totals: Totals) -> None:
+        """Start the buckets that ``now`` has reached, marking each with ``totals``."""
         index = int(now // self._width)
         head = self._head
-        if head == index:
+        if index <= head:
             return
-        if head is None or index - head >= self._n or index < head:
-            self._zero()
+        if index - head >= self._n:
+            self._marks = [totals] * self._n
         else:
             for absolute in range(head + 1, index + 1):
-                slot = absolute % self._n
-                self.calls -= self._calls[slot]
-                self.failures -= self._failures[slot]
-                self.slow -= self._slow[slot]
-                self._calls[slot] = self._failures[slot] = self._slow[slot] = 0
+                self._marks[absolute % self._n] = totals
         self._head = index
+        self.bucket_end = (index + 1) * self._width
 
-    def record(self, now: float, failed: bool, slow: bool) -> None:
-        self.roll(now)
-        slot = self._head % self._n  # type: ignore[operator]  # roll() set it
-        self._calls[slot] += 1
-        self.calls += 1
-        if failed:
-            self._failures[slot] += 1
-            self.failures += 1
-        if slow:
-            self._slow[slot] += 1
-            self.slow += 1
+    def record(self, failed: bool, slow: bool) -> None:
+        """Nothing to do: the breaker's totals are the record."""
 
-    def clear(self) -> None:
-        self._zero()
-        self._head = None
+    def counts(self, totals: Totals) -> Totals:
+        """(calls, failures, slow calls) in the window, given the lifetime ``totals`` now."""
+        successes, failures, slow = totals
+        mark_successes, mark_failures, mark_slow = self._marks[(self._head + 1) % self._n]
+        failed = failures - mark_failures
+        return successes - mark_successes + failed, failed, slow - mark_slow
 
-    def _zero(self) -> None:
-        n = self._n
-        self._calls = [0] * n
-        self._failures = [0] * n
-        self._slow = [0] * n
-        self.calls = self.failures = self.slow = 0
-
-
-Window = CountWindow | TimeWindow
+    def clear(self, totals: Totals) -> None:
+        self._marks = [totals] * self._n
