@@ -14,7 +14,11 @@ from seawall._breaker import (
     CircuitState,
     StateChange,
 )
+from seawall._budget import BudgetSnapshot, RetryBudget
+from seawall._bulkhead import Bulkhead, BulkheadSnapshot
 from seawall._clock import Clock, SystemClock
+from seawall._compose import Pipeline, Policy
+from seawall._deadline import remaining
 from seawall._errors import (
     BulkheadFullError,
     CircuitOpenError,
@@ -22,6 +26,9 @@ from seawall._errors import (
     SeawallError,
     TimeoutExceededError,
 )
+from seawall._fallback import Fallback
+from seawall._retry import Retry, RetrySnapshot
+from seawall._timeout import Timeout
 
 try:
     __version__ = version("seawall")
@@ -31,17 +38,28 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
 __all__ = [
     "BreakerEvent",
     "BreakerSnapshot",
+    "BudgetSnapshot",
+    "Bulkhead",
     "BulkheadFullError",
+    "BulkheadSnapshot",
     "CallFailed",
     "CallRejected",
     "CircuitBreaker",
     "CircuitOpenError",
     "CircuitState",
     "Clock",
+    "Fallback",
+    "Pipeline",
+    "Policy",
     "RejectedError",
+    "Retry",
+    "RetryBudget",
+    "RetrySnapshot",
     "SeawallError",
     "StateChange",
     "SystemClock",
+    "Timeout",
     "TimeoutExceededError",
     "__version__",
+    "remaining",
 ]

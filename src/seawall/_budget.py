@@ -1,0 +1,95 @@
+"""RetryBudget: caps retries to a share of calls, shared by any number of Retry policies."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from seawall._base import check_clock
+from seawall._clock import Clock
+from seawall._validate import check_number
+from seawall._window import AtomicCounter, TimeWindow
+
+__all__ = ["BudgetSnapshot", "RetryBudget"]
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetSnapshot:
+    """Calls and retries in the current window, and lifetime counts."""
+
+    window_calls: int
+    window_retries: int
+    calls: int
+    retries: int
+    refused: int
+
+
+class RetryBudget:
+    """A budget of retries that keeps a failing dependency from being retried into a storm.
+
+    Over a sliding ``window`` (10 s), retries may reach ``ratio`` * the calls made in that
+    window, or ``min_per_second`` * ``window``, whichever is larger: busy callers retry at most
+    a ``ratio`` share of their calls (with ``ratio=0.2`` a dead dependency sees at most 1.2
+    attempts per call), and quiet callers can still retry a little. Share one budget between
+    the policies that call the same dependency. Thread- and task-safe; counting a call takes
+    no lock.
+    """
+
+    def __init__(
+        self,
+        ratio: float = 0.2,
+        min_per_second: float = 10.0,
+        *,
+        window: float = 10.0,
+        clock: Clock | None = None,
+    ) -> None:
+        self.ratio = check_number("ratio", ratio, min_inclusive=True)
+        self.min_per_second = check_number("min_per_second", min_per_second, min_inclusive=True)
+        self.window = check_number("window", window)
+        self._floor = self.min_per_second * self.window
+        self._clock = check_clock(clock)
+        self._now = self._clock.monotonic
+        self._lock = threading.Lock()
+        self._calls = AtomicCounter()
+        self._count_call = self._calls.increment
+        self._retries = 0
+        self._refused = 0
+        self._window = TimeWindow(self.window)
+
+    def deposit(self) -> None:
+        """Count one call (its first attempt). Lock-free except once per bucket."""
+        if self._now() >= self._window.bucket_end:
+            self._roll()
+        self._count_call()
+
+    def try_withdraw(self) -> bool:
+        """Take one retry from the budget; ``False`` (and counted) when it is spent."""
+        now = self._now()
+        with self._lock:
+            totals = (self._calls.value, 0, self._retries)
+            self._window.roll(now, totals)
+            calls, _, retries = self._window.counts(totals)
+            if retries < max(self.ratio * calls, self._floor):
+                self._retries += 1
+                return True
+            self._refused += 1
+            return False
+
+    def _roll(self) -> None:
+        now = self._now()
+        with self._lock:
+            self._window.roll(now, (self._calls.value, 0, self._retries))
+
+    def snapshot(self) -> BudgetSnapshot:
+        now = self._now()
+        with self._lock:
+            totals = (self._calls.value, 0, self._retries)
+            self._window.roll(now, totals)
+            calls, _, retries = self._window.counts(totals)
+            return BudgetSnapshot(calls, retries, totals[0], self._retries, self._refused)
+
+    def __repr__(self) -> str:
+        return (
+            f"RetryBudget(ratio={self.ratio:g}, min_per_second={self.min_per_second:g}, "
+            f"window={self.window:g})"
+        )

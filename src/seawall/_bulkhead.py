@@ -1,0 +1,246 @@
+"""Bulkhead: a limit on concurrent calls shared by threads and asyncio tasks.
+
+The core is one lock, a count of active calls and a FIFO of waiters. A waiter is either a
+thread (woken through a lock it blocks on) or a task (woken through a future on its own
+loop), so one limit holds across both. A freed slot is handed straight to the first waiter,
+so a waiter can never lose its slot to a newcomer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import ParamSpec, TypeVar
+
+from seawall import _deadline
+from seawall._base import PolicyBase
+from seawall._clock import Clock
+from seawall._errors import BulkheadFullError
+from seawall._histogram import Histogram
+from seawall._validate import check_int, check_number
+
+__all__ = ["Bulkhead", "BulkheadSnapshot"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+W = TypeVar("W", "_ThreadWaiter", "_TaskWaiter")
+
+
+class _ThreadWaiter:
+    __slots__ = ("_gate", "granted")
+
+    def __init__(self) -> None:
+        self.granted = False
+        self._gate = threading.Lock()
+        self._gate.acquire()
+
+    def wake(self) -> None:
+        self._gate.release()
+
+    def wait(self, timeout: float) -> None:
+        self._gate.acquire(timeout=timeout)
+
+
+class _TaskWaiter:
+    __slots__ = ("_future", "_loop", "granted")
+
+    def __init__(self) -> None:
+        self.granted = False
+        self._loop = asyncio.get_running_loop()
+        self._future: asyncio.Future[None] = self._loop.create_future()
+
+    def wake(self) -> None:
+        # The releasing thread may not be the loop's thread.
+        self._loop.call_soon_threadsafe(self._set)
+
+    def _set(self) -> None:
+        if not self._future.done():
+            self._future.set_result(None)
+
+    async def wait(self, seconds: float) -> None:
+        try:
+            async with asyncio.timeout(seconds):
+                await self._future
+        except TimeoutError:
+            pass
+
+
+_Waiter = _ThreadWaiter | _TaskWaiter
+
+
+@dataclass(frozen=True, slots=True)
+class BulkheadSnapshot:
+    """A consistent reading of a bulkhead's occupancy and lifetime counts."""
+
+    name: str
+    limit: int
+    active: int
+    queued: int
+    admitted: int
+    rejected: int
+    #: Wait times of admitted calls that queued first (per-bucket counts over
+    #: seawall's duration buckets, and their sum); the others waited 0 s.
+    wait_buckets: tuple[int, ...]
+    wait_seconds_total: float
+
+    @property
+    def waited(self) -> int:
+        """How many admitted calls queued before they got their slot."""
+        return sum(self.wait_buckets)
+
+
+class Bulkhead(PolicyBase):
+    """At most ``max_concurrent`` calls at once; up to ``max_queue`` more wait up to
+    ``max_wait`` seconds for a slot; anything beyond gets :class:`BulkheadFullError` at once.
+
+    A sync caller's wait is also cut short by an enclosing :class:`seawall.Timeout`'s deadline;
+    an async caller's wait is cancellable and never blocks the event loop. Every slot is given
+    back when the call ends, however it ends.
+    """
+
+    def __init__(
+        self,
+        max_concurrent: int,
+        *,
+        max_queue: int = 0,
+        max_wait: float = 0.0,
+        name: str | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        super().__init__(name=name, clock=clock)
+        self.max_concurrent = check_int("max_concurrent", max_concurrent)
+        self.max_queue = check_int("max_queue", max_queue, minimum=0)
+        self.max_wait = check_number("max_wait", max_wait, min_inclusive=True)
+        if self.max_queue and not self.max_wait:
+            raise ValueError("max_wait must be > 0 when max_queue > 0: queued calls must time out")
+        if self.max_wait and not self.max_queue:
+            raise ValueError("max_queue must be > 0 when max_wait > 0: nothing can wait otherwise")
+        self._lock = threading.Lock()
+        self._active = 0
+        self._waiters: deque[_Waiter] = deque()
+        self._admitted = 0
+        self._rejected = 0
+        self._waits = Histogram()
+
+    # -- the core --------------------------------------------------------------------------
+
+    def _enter_or_queue(self, make_waiter: Callable[[], W]) -> W | None:
+        """Take a slot (``None``), or join the queue (the waiter), or raise when full."""
+        with self._lock:
+            if self._active < self.max_concurrent and not self._waiters:
+                self._active += 1
+                self._admitted += 1
+                return None
+            if len(self._waiters) >= self.max_queue:
+                self._rejected += 1
+                full = True
+            else:
+                full = False
+                waiter = make_waiter()
+                self._waiters.append(waiter)
+        if full:
+            raise BulkheadFullError(self.name, detail="full")
+        return waiter
+
+    def _settle(self, waiter: _Waiter, started: float) -> None:
+        """After a wait: keep the slot if it was handed over, else leave the queue and raise."""
+        waited = self._clock.monotonic() - started
+        with self._lock:
+            if waiter.granted:
+                self._admitted += 1
+                self._waits.observe(waited)
+                return
+            self._waiters.remove(waiter)
+            self._rejected += 1
+        raise BulkheadFullError(self.name, detail=f"full: no slot within {waited:.3g}s")
+
+    def _abandon(self, waiter: _Waiter) -> None:
+        """A waiting task was cancelled: leave the queue, or pass on a slot just handed over."""
+        with self._lock:
+            if not waiter.granted:
+                self._waiters.remove(waiter)
+                return
+        self._release()
+
+    def _release(self) -> None:
+        with self._lock:
+            if self._waiters:
+                waiter = self._waiters.popleft()
+                waiter.granted = True  # the slot passes straight on; active stays the same
+            else:
+                self._active -= 1
+                return
+        waiter.wake()
+
+    def _wait_budget(self) -> float:
+        outer = _deadline.remaining()
+        return self.max_wait if outer is None else min(self.max_wait, outer)
+
+    # -- the shells ------------------------------------------------------------------------
+
+    def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        if self._name is None:
+            self._adopt_name(fn)
+        waiter = self._enter_or_queue(_ThreadWaiter)
+        if waiter is not None:
+            started = self._clock.monotonic()
+            try:
+                waiter.wait(self._wait_budget())
+            except BaseException:
+                self._abandon(waiter)
+                raise
+            self._settle(waiter, started)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            self._release()
+
+    async def acall(self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        if self._name is None:
+            self._adopt_name(fn)
+        waiter = self._enter_or_queue(_TaskWaiter)
+        if waiter is not None:
+            started = self._clock.monotonic()
+            try:
+                await waiter.wait(self._wait_budget())
+            except BaseException:
+                self._abandon(waiter)
+                raise
+            self._settle(waiter, started)
+        try:
+            return await fn(*args, **kwargs)
+        finally:
+            self._release()
+
+    # -- what users read -------------------------------------------------------------------
+
+    @property
+    def active(self) -> int:
+        return self._active
+
+    @property
+    def queued(self) -> int:
+        return len(self._waiters)
+
+    def snapshot(self) -> BulkheadSnapshot:
+        with self._lock:
+            buckets, wait_total = self._waits.read()
+            return BulkheadSnapshot(
+                name=self.name,
+                limit=self.max_concurrent,
+                active=self._active,
+                queued=len(self._waiters),
+                admitted=self._admitted,
+                rejected=self._rejected,
+                wait_buckets=buckets,
+                wait_seconds_total=wait_total,
+            )
+
+    def __repr__(self) -> str:
+        queue = (
+            f", max_queue={self.max_queue}, max_wait={self.max_wait:g}" if self.max_queue else ""
+        )
+        return f"Bulkhead({self.max_concurrent}{queue}, name={self.name!r})"

@@ -1,0 +1,155 @@
+"""Composition: a Pipeline of policies, and Policy, which builds the recommended order."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, ParamSpec, TypeVar
+
+from seawall._base import PolicyBase
+from seawall._breaker import CircuitBreaker
+from seawall._bulkhead import Bulkhead
+from seawall._fallback import Fallback
+from seawall._retry import Retry
+from seawall._timeout import Timeout
+
+__all__ = ["Pipeline", "Policy"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class Pipeline(PolicyBase):
+    """Policies applied in order, outermost first; itself a policy.
+
+    ``Pipeline(a, b, c).call(fn)`` runs ``a`` around ``b`` around ``c`` around ``fn``. No
+    closure is made per call: each layer is handed the next layers' ``call`` as its function.
+    Policies without a name of their own take the pipeline's.
+    """
+
+    def __init__(self, *policies: PolicyBase, name: str | None = None) -> None:
+        super().__init__(name=name, clock=None)
+        if not policies:
+            raise ValueError("policies: a Pipeline needs at least one policy")
+        for policy in policies:
+            if not isinstance(policy, PolicyBase):
+                raise TypeError(f"policies must be seawall policies, got {policy!r}")
+        self.policies: tuple[PolicyBase, ...] = policies
+        self._outer_call = policies[0].call
+        self._outer_acall = policies[0].acall
+        self._inner_calls = tuple(policy.call for policy in policies[1:])
+        self._inner_acalls = tuple(policy.acall for policy in policies[1:])
+        if self._name is not None:
+            self._name_members(self._name)
+
+    def _name_members(self, name: str) -> None:
+        for policy in self.policies:
+            policy._inherit_name(name)
+
+    def _adopt_name(self, fn: object) -> None:
+        super()._adopt_name(fn)
+        self._name_members(self.name)
+
+    def _inherit_name(self, name: str) -> None:
+        super()._inherit_name(name)
+        self._name_members(self.name)
+
+    def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        if self._name is None:
+            self._adopt_name(fn)
+        return self._outer_call(*self._inner_calls, fn, *args, **kwargs)  # type: ignore[arg-type]
+
+    async def acall(self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        if self._name is None:
+            self._adopt_name(fn)
+        return await self._outer_acall(*self._inner_acalls, fn, *args, **kwargs)  # type: ignore[arg-type]
+
+    def __repr__(self) -> str:
+        inner = ", ".join(repr(policy) for policy in self.policies)
+        return f"Pipeline({inner}, name={self.name!r})"
+
+
+def _as_timeout(param: str, value: Timeout | float | None) -> Timeout | None:
+    if value is None or isinstance(value, Timeout):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return Timeout(value)
+    raise TypeError(f"{param} must be a Timeout or seconds, got {type(value).__name__}")
+
+
+def _check(param: str, value: Any, kind: type[PolicyBase]) -> Any:
+    if value is not None and not isinstance(value, kind):
+        raise TypeError(f"{param} must be a {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
+class Policy(Pipeline):
+    """The recommended stack, outermost first::
+
+        fallback → total_timeout → retry → breaker → attempt_timeout → bulkhead → call
+
+    So every attempt is seen by the breaker, a rejection by the breaker is not retried
+    blindly (only if its ``retry_after`` fits the deadline), and a call queued in the bulkhead
+    cannot wait longer than its attempt's timeout. Every part is optional. Timeouts may be
+    given as seconds, the bulkhead as its ``max_concurrent``, the breaker as ``True`` for the
+    defaults. Parts without a name of their own take the policy's ``name``.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        fallback: Fallback | None = None,
+        total_timeout: Timeout | float | None = None,
+        retry: Retry | None = None,
+        breaker: CircuitBreaker | bool | None = None,
+        attempt_timeout: Timeout | float | None = None,
+        bulkhead: Bulkhead | int | None = None,
+    ) -> None:
+        if breaker is True:
+            breaker = CircuitBreaker()
+        elif breaker is False:
+            breaker = None
+        if isinstance(bulkhead, int) and not isinstance(bulkhead, bool):
+            bulkhead = Bulkhead(bulkhead)
+        self.fallback: Fallback | None = _check("fallback", fallback, Fallback)
+        self.total_timeout = _as_timeout("total_timeout", total_timeout)
+        self.retry: Retry | None = _check("retry", retry, Retry)
+        self.breaker: CircuitBreaker | None = _check("breaker", breaker, CircuitBreaker)
+        self.attempt_timeout = _as_timeout("attempt_timeout", attempt_timeout)
+        self.bulkhead: Bulkhead | None = _check("bulkhead", bulkhead, Bulkhead)
+        parts = [
+            part
+            for part in (
+                self.fallback,
+                self.total_timeout,
+                self.retry,
+                self.breaker,
+                self.attempt_timeout,
+                self.bulkhead,
+            )
+            if part is not None
+        ]
+        if not parts:
+            raise ValueError("a Policy needs at least one of its parts")
+        if not isinstance(name, str):
+            raise TypeError(f"name must be a str, got {type(name).__name__}")
+        if self.total_timeout is not None and self.attempt_timeout is not None:
+            # Two timeouts under one name would share their metric series.
+            self.attempt_timeout._inherit_name(f"{name}.attempt")
+            self.attempt_timeout._name_given = True
+        super().__init__(*parts, name=name)
+
+    def __repr__(self) -> str:
+        labels = []
+        for label, part in (
+            ("fallback", self.fallback),
+            ("total_timeout", self.total_timeout),
+            ("retry", self.retry),
+            ("breaker", self.breaker),
+            ("attempt_timeout", self.attempt_timeout),
+            ("bulkhead", self.bulkhead),
+        ):
+            if part is not None:
+                labels.append(f"{label}={part!r}")
+        chain = " → ".join(labels)
+        return f"Policy({self.name!r}: {chain})"

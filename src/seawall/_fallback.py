@@ -1,0 +1,80 @@
+"""Fallback: a value (or a function of the exception) instead of an exception."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import Any, ParamSpec, TypeVar
+
+from seawall._base import PolicyBase
+from seawall._validate import ExceptionMatcher, classifier
+from seawall._window import AtomicCounter
+
+__all__ = ["Fallback"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_MISSING: Any = object()
+
+
+class Fallback(PolicyBase):
+    """Returns ``value`` instead of raising, for the exceptions ``on`` names.
+
+    If ``value`` is callable it is called with the exception and its return value is used
+    (awaited in async calls when it is a coroutine function). To fall back to a callable
+    object itself, wrap it: ``Fallback(lambda exc: handler)``.
+    """
+
+    def __init__(
+        self, value: Any, *, on: ExceptionMatcher = _MISSING, name: str | None = None
+    ) -> None:
+        super().__init__(name=name, clock=None)
+        if on is _MISSING:
+            raise TypeError(
+                "Fallback needs on=: the exception types (or a predicate) to answer with the "
+                "fallback; say on=Exception if you mean every failure"
+            )
+        matcher = classifier("on", on)
+        if matcher is None:
+            raise TypeError("on must be exception types or a predicate, got None")
+        self._matches = matcher
+        self._value = value
+        self._is_function = callable(value)
+        self._is_async = inspect.iscoroutinefunction(value)
+        self.used = AtomicCounter()
+
+    def _applies(self, exc: Exception) -> bool:
+        if not self._matches(exc):
+            return False
+        self.used.increment()
+        return True
+
+    def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        if self._name is None:
+            self._adopt_name(fn)
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            if not self._applies(exc):
+                raise
+            if self._is_async:
+                raise TypeError(
+                    f"fallback {self.name!r} is a coroutine function; it can only serve async calls"
+                ) from exc
+            return self._value(exc) if self._is_function else self._value  # type: ignore[no-any-return]
+
+    async def acall(self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        if self._name is None:
+            self._adopt_name(fn)
+        try:
+            return await fn(*args, **kwargs)
+        except Exception as exc:
+            if not self._applies(exc):
+                raise
+            if self._is_async:
+                return await self._value(exc)  # type: ignore[no-any-return]
+            return self._value(exc) if self._is_function else self._value  # type: ignore[no-any-return]
+
+    def __repr__(self) -> str:
+        return f"Fallback({self._value!r}, name={self.name!r})"

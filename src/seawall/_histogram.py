@@ -1,0 +1,42 @@
+"""Plain-number histograms that policies fill inside their own critical sections and the
+metrics exporters read when scraped."""
+
+from __future__ import annotations
+
+import bisect
+
+__all__ = ["ATTEMPT_BUCKETS", "DURATION_BUCKETS", "Histogram"]
+
+# The OpenTelemetry semantic-convention duration buckets, plus 30 s and 60 s.
+DURATION_BUCKETS: tuple[float, ...] = (
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 30.0, 60.0,
+)  # fmt: skip
+ATTEMPT_BUCKETS: tuple[float, ...] = (1, 2, 3, 4, 5, 7, 10)
+
+
+class Histogram:
+    """Counts per bucket (not cumulative; the last slot is +Inf), and the sum. Not locked:
+    the owner holds its own lock around :meth:`observe` and :meth:`read`."""
+
+    __slots__ = ("bounds", "counts", "sum")
+
+    def __init__(self, bounds: tuple[float, ...] = DURATION_BUCKETS) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1
+        self.sum += value
+
+    def observe_many(self, value: float, times: int) -> None:
+        self.counts[bisect.bisect_left(self.bounds, value)] += times
+        self.sum += value * times
+
+    @property
+    def count(self) -> int:
+        return sum(self.counts)
+
+    def read(self) -> tuple[tuple[int, ...], float]:
+        """(per-bucket counts, sum), a copy."""
+        return tuple(self.counts), self.sum

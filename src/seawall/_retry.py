@@ -1,0 +1,340 @@
+"""Retry, built on tenacity's strategies; tenacity is only involved once a call has failed."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, ParamSpec, TypeVar
+
+import tenacity
+from tenacity import RetryCallState
+from tenacity.retry import retry_base
+from tenacity.stop import stop_base
+from tenacity.wait import wait_base
+
+from seawall import _deadline
+from seawall._base import PolicyBase
+from seawall._budget import RetryBudget
+from seawall._clock import Clock
+from seawall._errors import RejectedError
+from seawall._histogram import ATTEMPT_BUCKETS, Histogram
+from seawall._validate import (
+    ExceptionMatcher,
+    check_callable,
+    check_int,
+    classifier,
+    optional_number,
+)
+from seawall._window import AtomicCounter
+
+__all__ = ["Retry", "RetrySnapshot", "zero_waits"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+WaitStrategy = wait_base | Callable[[RetryCallState], float]
+StopStrategy = stop_base | Callable[[RetryCallState], bool]
+
+_MISSING: Any = object()
+
+
+class _ZeroWaits:
+    """How many ``seawall.testing.no_waits()`` blocks are open: while any is, waits are 0."""
+
+    depth = 0
+
+
+zero_waits = _ZeroWaits
+
+
+@dataclass(frozen=True, slots=True)
+class RetrySnapshot:
+    """Lifetime counts of a :class:`Retry`."""
+
+    name: str
+    #: Logical calls by (outcome, retried): outcome is "success" or "failure".
+    calls: dict[tuple[str, bool], int]
+    #: Attempts per logical call, per bucket of 1, 2, 3, 4, 5, 7, 10, +Inf; and their sum.
+    attempt_buckets: tuple[int, ...]
+    attempts_total: int
+    #: Retries refused because the retry budget was spent.
+    budget_exhausted: int
+
+    @property
+    def retries(self) -> int:
+        """Attempts beyond the first, over all calls."""
+        return self.attempts_total - sum(self.calls.values())
+
+
+class _Run:
+    """One logical call's retries: the I/O-free decisions, in tenacity's terms.
+
+    The shells make the attempts and the waits; this says whether and how long to wait.
+    """
+
+    __slots__ = ("_deadline_at", "exc", "policy", "reason", "result", "started", "state")
+
+    def __init__(self, policy: Retry, fn: Any, args: Any, kwargs: Any, started: float) -> None:
+        self.policy = policy
+        self.started = started
+        self.state = RetryCallState(policy._tenacity, fn, args, kwargs)
+        # tenacity stamps its own clock; seawall's clock is the one that counts.
+        self.state.start_time = started
+        self._deadline_at = None if policy.deadline is None else started + policy.deadline
+        self.exc: BaseException | None = None
+        self.result: Any = None
+        self.reason = ""
+
+    def failed(self, exc: BaseException) -> None:
+        self.exc, self.result = exc, None
+        self.state.set_exception((type(exc), exc, exc.__traceback__))
+        self.state.outcome_timestamp = self.policy._clock.monotonic()
+
+    def returned(self, result: Any) -> None:
+        self.exc, self.result = None, result
+        self.state.set_result(result)
+        self.state.outcome_timestamp = self.policy._clock.monotonic()
+
+    def next_wait(self) -> float | None:
+        """Seconds to wait before the next attempt, or ``None`` to give up (see ``reason``)."""
+        policy, state, exc = self.policy, self.state, self.exc
+        if not policy._should_retry(state, exc):
+            self.reason = "not retryable"
+            return None
+        remaining = self._remaining()
+        if isinstance(exc, RejectedError) and (remaining is None or exc.retry_after > remaining):
+            self.reason = (
+                f"rejected; its retry_after ({exc.retry_after:g}s) does not fit the deadline"
+            )
+            return None
+        wait = float(policy._wait(state))
+        if isinstance(exc, RejectedError):
+            wait = max(wait, exc.retry_after)
+        if zero_waits.depth:
+            wait = 0.0
+        state.upcoming_sleep = wait
+        if state.attempt_number >= policy.attempts or (
+            policy._stop is not None and policy._stop(state)
+        ):
+            self.reason = "attempts exhausted"
+            return None
+        if remaining is not None and wait >= remaining:
+            self.reason = "deadline reached"
+            return None
+        if policy.budget is not None and not policy.budget.try_withdraw():
+            self.reason = "retry budget exhausted"
+            policy._budget_refused()
+            return None
+        state.prepare_for_next_attempt()
+        state.idle_for += wait
+        return wait
+
+    def _remaining(self) -> float | None:
+        now = self.policy._clock.monotonic()
+        own = None if self._deadline_at is None else self._deadline_at - now
+        outer = _deadline.remaining()
+        if own is None:
+            return outer
+        return own if outer is None else min(own, outer)
+
+    def give_up(self) -> Any:
+        attempts = self.state.attempt_number
+        self.policy._finished(success=False, attempts=attempts)
+        exc = self.exc
+        if exc is None:
+            return self.result
+        elapsed = self.policy._clock.monotonic() - self.started
+        plural = "attempt" if attempts == 1 else "attempts"
+        exc.add_note(
+            f"seawall: retry {self.policy.name!r} gave up after {attempts} {plural} over "
+            f"{elapsed:.3g}s ({self.reason})"
+        )
+        raise exc
+
+    def succeeded(self, result: Any) -> Any:
+        self.policy._finished(success=True, attempts=self.state.attempt_number)
+        return result
+
+
+class Retry(PolicyBase):
+    """Retries a failed call, with backoff, within attempts, a deadline and a budget.
+
+    ``on`` (required) names what is worth retrying: exception types, a predicate on the
+    exception, or a tenacity retry strategy. ``attempts`` counts the first call. ``wait`` is a
+    tenacity wait strategy or fixed seconds (default: exponential backoff from 0.1 s, capped
+    at 5 s, with up to 0.1 s of jitter); ``stop`` adds a tenacity stop strategy; ``deadline``
+    bounds the whole call, first attempt included, and a wait that would pass it is not made.
+    ``retry_result`` retries on return values it judges bad. ``budget`` is a shared
+    :class:`RetryBudget`. When retrying ends, the last exception is raised as it was (with a
+    note of attempts and time), or the last result is returned.
+
+    A :class:`RejectedError` (open circuit, full bulkhead) is retried only when ``on`` covers
+    it and its ``retry_after`` fits in the remaining deadline, and then not before it.
+    A call that succeeds at once never touches tenacity.
+    """
+
+    def __init__(
+        self,
+        *,
+        on: ExceptionMatcher | retry_base = _MISSING,
+        attempts: int = 3,
+        wait: WaitStrategy | float | None = None,
+        stop: StopStrategy | None = None,
+        deadline: float | None = None,
+        retry_result: Callable[[Any], bool] | None = None,
+        budget: RetryBudget | None = None,
+        name: str | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        super().__init__(name=name, clock=clock)
+        if on is _MISSING:
+            raise TypeError(
+                "Retry needs on=: the exception types (or a predicate) worth retrying. "
+                "Retrying every exception hides bugs; say on=Exception if you mean it."
+            )
+        if isinstance(on, retry_base):
+            self._retry_strategy: retry_base | None = on
+            self._retry_on: Callable[[BaseException], bool] | None = None
+        else:
+            self._retry_strategy = None
+            self._retry_on = classifier("on", on)
+            if self._retry_on is None:
+                raise TypeError("on must be exception types, a predicate or a tenacity strategy")
+        self.attempts = check_int("attempts", attempts)
+        if wait is None:
+            wait = tenacity.wait_exponential_jitter(initial=0.1, max=5.0, jitter=0.1)
+        elif isinstance(wait, int | float) and not isinstance(wait, bool):
+            wait = tenacity.wait_fixed(optional_number("wait", wait, min_inclusive=True) or 0.0)
+        else:
+            check_callable("wait", wait)
+        self._wait: Callable[[RetryCallState], float] = wait  # type: ignore[assignment]
+        if stop is not None:
+            check_callable("stop", stop)
+        self._stop: Callable[[RetryCallState], bool] | None = stop
+        self.deadline = optional_number("deadline", deadline)
+        if retry_result is not None:
+            check_callable("retry_result", retry_result)
+        self._retry_result = retry_result
+        if budget is not None and not isinstance(budget, RetryBudget):
+            raise TypeError(f"budget must be a RetryBudget, got {type(budget).__name__}")
+        self.budget = budget
+        # tenacity's view of this policy: what its RetryCallState refers back to.
+        self._tenacity = tenacity.Retrying(sleep=self._clock.sleep, wait=self._wait, reraise=True)
+        self._first_try_successes = AtomicCounter()
+        self._count_first_try_success = self._first_try_successes.increment
+        self._lock = threading.Lock()
+        self._outcomes = {("success", True): 0, ("failure", False): 0, ("failure", True): 0}
+        self._attempts = Histogram(ATTEMPT_BUCKETS)
+        self._budget_exhausted = 0
+
+    # -- the shells ------------------------------------------------------------------------
+
+    def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        if self._name is None:
+            self._adopt_name(fn)
+        started = self._start()
+        try:
+            result = fn(*args, **kwargs)
+        except Exception as exc:
+            run = self._begin(fn, args, kwargs, started)
+            run.failed(exc)
+        else:
+            if self._retry_result is None or not self._retry_result(result):
+                self._count_first_try_success()
+                return result
+            run = self._begin(fn, args, kwargs, started)
+            run.returned(result)
+        while (wait := run.next_wait()) is not None:
+            if wait > 0:
+                self._clock.sleep(wait)
+            try:
+                result = fn(*args, **kwargs)
+            except Exception as exc:
+                run.failed(exc)
+            else:
+                if self._retry_result is None or not self._retry_result(result):
+                    return run.succeeded(result)  # type: ignore[no-any-return]
+                run.returned(result)
+        return run.give_up()  # type: ignore[no-any-return]
+
+    async def acall(self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        if self._name is None:
+            self._adopt_name(fn)
+        started = self._start()
+        try:
+            result = await fn(*args, **kwargs)
+        except Exception as exc:
+            run = self._begin(fn, args, kwargs, started)
+            run.failed(exc)
+        else:
+            if self._retry_result is None or not self._retry_result(result):
+                self._count_first_try_success()
+                return result
+            run = self._begin(fn, args, kwargs, started)
+            run.returned(result)
+        while (wait := run.next_wait()) is not None:
+            if wait > 0:
+                await self._clock.asleep(wait)
+            try:
+                result = await fn(*args, **kwargs)
+            except Exception as exc:
+                run.failed(exc)
+            else:
+                if self._retry_result is None or not self._retry_result(result):
+                    return run.succeeded(result)  # type: ignore[no-any-return]
+                run.returned(result)
+        return run.give_up()  # type: ignore[no-any-return]
+
+    # -- the core --------------------------------------------------------------------------
+
+    def _start(self) -> float | None:
+        """Count the call in the budget; read the clock only if a deadline needs the start."""
+        if self.budget is not None:
+            self.budget.deposit()
+        return self._clock.monotonic() if self.deadline is not None else None
+
+    def _begin(self, fn: Any, args: Any, kwargs: Any, started: float | None) -> _Run:
+        # Without a deadline the clock was not read up front: time runs from the failure.
+        return _Run(self, fn, args, kwargs, self._clock.monotonic() if started is None else started)
+
+    def _should_retry(self, state: RetryCallState, exc: BaseException | None) -> bool:
+        if exc is None:
+            return True  # retry_result already judged the result bad
+        if self._retry_strategy is not None:
+            return bool(self._retry_strategy(state))
+        assert self._retry_on is not None
+        return bool(self._retry_on(exc))
+
+    def _finished(self, *, success: bool, attempts: int) -> None:
+        with self._lock:
+            key = ("success" if success else "failure", attempts > 1)
+            self._outcomes[key] = self._outcomes.get(key, 0) + 1
+            self._attempts.observe(attempts)
+
+    def _budget_refused(self) -> None:
+        with self._lock:
+            self._budget_exhausted += 1
+
+    # -- what users read -------------------------------------------------------------------
+
+    def snapshot(self) -> RetrySnapshot:
+        first = self._first_try_successes.value
+        with self._lock:
+            calls = dict(self._outcomes)
+            buckets, attempts_sum = self._attempts.read()
+            exhausted = self._budget_exhausted
+        calls[("success", False)] = first
+        buckets = (buckets[0] + first, *buckets[1:])
+        return RetrySnapshot(
+            name=self.name,
+            calls=calls,
+            attempt_buckets=buckets,
+            attempts_total=int(attempts_sum) + first,
+            budget_exhausted=exhausted,
+        )
+
+    def __repr__(self) -> str:
+        extra = f", deadline={self.deadline:g}" if self.deadline is not None else ""
+        extra += f", budget={self.budget!r}" if self.budget is not None else ""
+        return f"Retry(attempts={self.attempts}{extra}, name={self.name!r})"

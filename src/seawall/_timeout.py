@@ -1,0 +1,112 @@
+"""Timeout: real cancellation for coroutines, a published deadline for threads."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import ParamSpec, TypeVar
+
+from seawall import _deadline
+from seawall._base import PolicyBase
+from seawall._clock import Clock
+from seawall._errors import TimeoutExceededError
+from seawall._validate import check_number
+from seawall._window import AtomicCounter
+
+__all__ = ["Timeout", "TimeoutCounts"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class TimeoutCounts:
+    """Lifetime outcomes of calls through a :class:`Timeout`, lock-free."""
+
+    __slots__ = ("cancelled", "failure", "success", "timeout")
+
+    def __init__(self) -> None:
+        self.success = AtomicCounter()
+        self.failure = AtomicCounter()
+        self.timeout = AtomicCounter()
+        self.cancelled = AtomicCounter()
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "success": self.success.value,
+            "failure": self.failure.value,
+            "timeout": self.timeout.value,
+            "cancelled": self.cancelled.value,
+        }
+
+
+class Timeout(PolicyBase):
+    """Bounds how long a call may take.
+
+    Async: the call is cancelled when ``seconds`` pass (the callee sees ``CancelledError``)
+    and the caller gets :class:`TimeoutExceededError`. Cancellation from outside stays a
+    ``CancelledError`` and is never reported as a timeout.
+
+    Sync: a thread cannot be interrupted, so the deadline is published (see
+    :func:`seawall.remaining`) for the code inside to honour; seawall's httpx transports
+    shorten each request's timeouts to it. Code that ignores it runs to the end; if it returns
+    after the deadline, its result is dropped and the caller gets :class:`TimeoutExceededError`
+    (an exception it raises late propagates unchanged).
+    """
+
+    def __init__(self, seconds: float, *, name: str | None = None, clock: Clock | None = None):
+        super().__init__(name=name, clock=clock)
+        self.seconds = check_number("seconds", seconds)
+        self.counts = TimeoutCounts()
+
+    def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        if self._name is None:
+            self._adopt_name(fn)
+        clock = self._clock
+        token = _deadline.enter(self.seconds, clock)
+        deadline = _deadline.current_deadline()
+        try:
+            result = fn(*args, **kwargs)
+        except Exception:
+            self.counts.failure.increment()
+            raise
+        except BaseException:
+            self.counts.cancelled.increment()
+            raise
+        finally:
+            _deadline.leave(token)
+        if deadline is not None and clock.monotonic() > deadline.at:
+            self.counts.timeout.increment()
+            raise TimeoutExceededError(self.name, self.seconds)
+        self.counts.success.increment()
+        return result
+
+    async def acall(self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        if self._name is None:
+            self._adopt_name(fn)
+        token = _deadline.enter(self.seconds, self._clock)
+        deadline = _deadline.current_deadline()
+        # An enclosing deadline that is sooner wins: cancel at whichever comes first.
+        seconds = self.seconds if deadline is None else min(self.seconds, deadline.remaining())
+        scope = asyncio.timeout(seconds)
+        try:
+            async with scope:
+                result = await fn(*args, **kwargs)
+        except TimeoutError as exc:
+            if scope.expired():
+                self.counts.timeout.increment()
+                raise TimeoutExceededError(self.name, self.seconds) from exc
+            self.counts.failure.increment()
+            raise
+        except Exception:
+            self.counts.failure.increment()
+            raise
+        except BaseException:
+            self.counts.cancelled.increment()
+            raise
+        finally:
+            _deadline.leave(token)
+        self.counts.success.increment()
+        return result
+
+    def __repr__(self) -> str:
+        return f"Timeout({self.seconds:g}, name={self.name!r})"
