@@ -1,0 +1,619 @@
+"""Shared machinery of the benchmark suites: interleaved timing, tables, bar checks, JSON, CLI.
+
+A suite is a module ``benchmarks/bench_<name>.py`` exposing ``SUITE = Suite(...)``; its
+``run(config)`` returns a :class:`SuiteResult`. ``benchmarks/run.py`` finds and runs them.
+
+Method (the same for every suite, so figures are comparable): every candidate of a table,
+including the bare baseline, is timed in the same process and the same run. Each candidate
+gets a calibrated number of calls N (about ``sample_time`` seconds per sample); a round times
+every candidate once, N calls each, and the order rotates from round to round so that no
+candidate always runs first or last. Many short rounds (default 40 x 15 ms) rather than a few
+long ones, so that a round is short next to the speed swings of a shared machine.
+
+- ``ns/call`` and ``overhead ns`` use the **minimum** over rounds: a candidate's best per-call
+  time minus the bare baseline's best (the median-based overhead is shown alongside).
+- The **ratio** to the reference (and so every bar) is **paired**: in each round, the
+  candidate's overhead over that round's bare sample divided by the reference's overhead in
+  the same round; the figure is the median over rounds. Measured on a loaded 2-CPU VM this
+  was stable to +-0.01 run to run, where the ratio of two minimums moved by +-0.15, because a
+  swing in machine speed hits both sides of a same-round ratio alike. ``x ref (min)`` shows
+  the ratio of minimums too.
+
+The garbage collector is off while a round runs (as :mod:`timeit` does). Async candidates are
+timed as ``for _ in range(n): await fn()`` inside one coroutine, all in one event loop.
+
+Benchmarks are not library code: ``time.perf_counter`` is used directly here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import inspect
+import itertools
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from typing import Any
+
+__all__ = [
+    "Bar",
+    "Candidate",
+    "Measurement",
+    "Row",
+    "RunConfig",
+    "SkipCandidate",
+    "Skipped",
+    "Suite",
+    "SuiteResult",
+    "Table",
+    "build_candidates",
+    "cli",
+    "dist_version",
+    "measure_async",
+    "measure_sync",
+    "overhead_table",
+]
+
+BASELINE = "bare"
+METHOD = (
+    "interleaved rounds in one process; overhead ns = candidate's min per-call time - bare min; "
+    "ratio = median over rounds of (candidate - bare) / (reference - bare) within each round"
+)
+
+# -- candidates --------------------------------------------------------------------------------
+
+
+class SkipCandidate(Exception):
+    """Raised by a candidate builder that cannot take part (missing feature, missing extra)."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One thing to time: a zero-argument callable (sync) or coroutine function (async)."""
+
+    name: str
+    fn: Callable[[], Any]
+    #: Distribution name whose version is printed (``None``: no version column entry).
+    package: str | None = None
+    #: Run after timing; returns a problem (e.g. "breaker left closed state") or ``None``.
+    #: May be a coroutine function for async candidates.
+    check: Callable[[], Any] | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Skipped:
+    name: str
+    reason: str
+
+
+def build_candidates(
+    builders: Iterable[tuple[str, Callable[[], Candidate]]],
+) -> tuple[list[Candidate], list[Skipped]]:
+    """Run each ``(name, builder)``; a missing peer or unsupported feature becomes a skip."""
+    candidates: list[Candidate] = []
+    skipped: list[Skipped] = []
+    for name, build in builders:
+        try:
+            candidates.append(build())
+        except ImportError as exc:
+            skipped.append(Skipped(name, f"not installed ({exc})"))
+        except SkipCandidate as exc:
+            skipped.append(Skipped(name, str(exc)))
+        except Exception as exc:
+            skipped.append(Skipped(name, f"setup failed: {type(exc).__name__}: {exc}"))
+    return candidates, skipped
+
+
+def dist_version(package: str | None) -> str:
+    if package is None:
+        return ""
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "?"
+
+
+# -- timing ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Measurement:
+    name: str
+    calls_per_sample: int
+    #: Per-call seconds of each round's sample, in round order.
+    samples: list[float] = field(default_factory=list)
+
+    @property
+    def best(self) -> float:
+        return min(self.samples)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples)
+
+
+def _time_sync(fn: Callable[[], Any], n: int) -> float:
+    loop = itertools.repeat(None, n)
+    clock = time.perf_counter
+    start = clock()
+    for _ in loop:
+        fn()
+    return clock() - start
+
+
+async def _time_async(fn: Callable[[], Awaitable[Any]], n: int) -> float:
+    loop = itertools.repeat(None, n)
+    clock = time.perf_counter
+    start = clock()
+    for _ in loop:
+        await fn()
+    return clock() - start
+
+
+def _next_n(n: int, elapsed: float, target: float) -> int | None:
+    """Calibration step: ``None`` once ``n`` calls take long enough to extrapolate."""
+    if elapsed >= target / 5:
+        return None
+    if elapsed <= 0:
+        return n * 10
+    return max(n * 2, min(n * 10, int(n * target / 5 / elapsed) + 1))
+
+
+def _final_n(n: int, elapsed: float, target: float) -> int:
+    return max(1, round(n * target / max(elapsed, 1e-9)))
+
+
+def _rotations(names: Sequence[str], rounds: int) -> Iterable[list[str]]:
+    for r in range(rounds):
+        k = r % len(names)
+        yield [*names[k:], *names[:k]]
+
+
+class _GcPaused:
+    def __enter__(self) -> None:
+        self._was_enabled = gc.isenabled()
+        gc.collect()
+        gc.disable()
+
+    def __exit__(self, *exc: object) -> None:
+        if self._was_enabled:
+            gc.enable()
+
+
+def measure_sync(
+    candidates: Mapping[str, Callable[[], Any]], *, rounds: int, sample_time: float
+) -> dict[str, Measurement]:
+    """Time each sync callable over ``rounds`` interleaved rounds; see the module docstring."""
+    sizes: dict[str, int] = {}
+    for name, fn in candidates.items():
+        fn()  # warm up (first-call work: name adoption, lazy set-up, caches)
+        n = 10
+        while True:
+            elapsed = _time_sync(fn, n)
+            bigger = _next_n(n, elapsed, sample_time)
+            if bigger is None:
+                break
+            n = bigger
+        sizes[name] = _final_n(n, elapsed, sample_time)
+    results = {name: Measurement(name, sizes[name]) for name in candidates}
+    for order in _rotations(list(candidates), rounds):
+        with _GcPaused():
+            for name in order:
+                n = sizes[name]
+                results[name].samples.append(_time_sync(candidates[name], n) / n)
+    return results
+
+
+async def measure_async(
+    candidates: Mapping[str, Callable[[], Awaitable[Any]]], *, rounds: int, sample_time: float
+) -> dict[str, Measurement]:
+    """Time each coroutine function, awaited in a loop in the running event loop."""
+    sizes: dict[str, int] = {}
+    for name, fn in candidates.items():
+        await fn()
+        n = 10
+        while True:
+            elapsed = await _time_async(fn, n)
+            bigger = _next_n(n, elapsed, sample_time)
+            if bigger is None:
+                break
+            n = bigger
+        sizes[name] = _final_n(n, elapsed, sample_time)
+    results = {name: Measurement(name, sizes[name]) for name in candidates}
+    for order in _rotations(list(candidates), rounds):
+        with _GcPaused():
+            for name in order:
+                n = sizes[name]
+                results[name].samples.append(await _time_async(candidates[name], n) / n)
+    return results
+
+
+async def _maybe_await(value: Any) -> Any:
+    return await value if inspect.isawaitable(value) else value
+
+
+# -- results -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    candidate: str
+    package: str | None
+    version: str
+    per_call_ns: float
+    per_call_ns_median: float
+    overhead_ns: float | None  # None for the baseline row
+    overhead_ns_median: float | None
+    ratio: float | None  # median over rounds of this round's overhead / the reference's
+    ratio_min: float | None  # overhead_ns / the reference's overhead_ns
+    calls_per_sample: int
+    samples_ns: list[float]
+    note: str = ""
+
+
+@dataclass
+class Table:
+    title: str
+    kind: str  # "sync" or "async"
+    reference: str | None  # the candidate ratios are relative to
+    rows: list[Row]
+    skipped: list[Skipped]
+
+    def row(self, candidate: str) -> Row | None:
+        return next((r for r in self.rows if r.candidate == candidate), None)
+
+    def overhead_ratio(self, candidate: str, reference: str) -> tuple[float, float] | None:
+        """(paired, min-based) overhead ratio of two rows, or ``None`` if one is absent."""
+        base, a, b = self.row(BASELINE), self.row(candidate), self.row(reference)
+        if base is None or a is None or b is None or a.overhead_ns is None:
+            return None
+        paired = paired_ratio(base.samples_ns, a.samples_ns, b.samples_ns)
+        assert b.overhead_ns is not None
+        by_min = a.overhead_ns / b.overhead_ns if b.overhead_ns > 0 else None
+        if paired is None or by_min is None:
+            return None
+        return paired, by_min
+
+
+def paired_ratio(
+    base: Sequence[float], candidate: Sequence[float], reference: Sequence[float]
+) -> float | None:
+    """Median over rounds of the candidate's overhead over the reference's, round by round."""
+    ratios = [
+        (c - b) / (r - b) for b, c, r in zip(base, candidate, reference, strict=True) if r - b > 0
+    ]
+    return statistics.median(ratios) if ratios else None
+
+
+@dataclass
+class Bar:
+    """A DESIGN §4 bar: ``measured <= limit`` passes; ``measured is None`` means skipped.
+
+    ``valid=False`` (a row it depends on failed its sanity check) makes it ``INVALID``, which
+    ``--check`` treats as a failure.
+    """
+
+    id: str
+    description: str
+    limit: float
+    measured: float | None
+    detail: str = ""
+    valid: bool = True
+
+    @property
+    def status(self) -> str:
+        if not self.valid:
+            return "INVALID"
+        if self.measured is None:
+            return "SKIP"
+        return "PASS" if self.measured <= self.limit else "FAIL"
+
+
+@dataclass
+class SuiteResult:
+    name: str
+    tables: list[Table] = field(default_factory=list)
+    bars: list[Bar] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    rounds: int = 40
+    sample_time: float = 0.015
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    title: str
+    run: Callable[[RunConfig], SuiteResult]
+
+
+async def _check(c: Candidate) -> str | None:
+    """The candidate's post-run check, if any; a check that raises is a problem too."""
+    if c.check is None:
+        return None
+    try:
+        problem = await _maybe_await(c.check())
+    except Exception as exc:
+        return f"check raised {type(exc).__name__}: {exc}"
+    return str(problem) if problem else None
+
+
+async def _preflight(c: Candidate, expected: object) -> str | None:
+    """One call, which must hand back exactly what the bare function returns."""
+    try:
+        got = await _maybe_await(c.fn())
+    except Exception as exc:
+        return f"a call raised {type(exc).__name__}: {exc}"
+    if got is not expected:
+        return f"a call returned {got!r}, not the bare function's result"
+    return None
+
+
+def overhead_table(
+    title: str,
+    kind: str,
+    candidates: Sequence[Candidate],
+    skipped: Sequence[Skipped],
+    *,
+    reference: str | None,
+    config: RunConfig,
+) -> Table:
+    """Time ``candidates`` (one of them named :data:`BASELINE`) and build the overhead table.
+
+    ``kind`` is ``"sync"`` or ``"async"``; an async table runs in one fresh event loop (sync
+    candidates never run inside an event loop). A candidate whose first call raises or does
+    not return the bare function's result is skipped; one whose check fails after timing is
+    marked ``INVALID``.
+    """
+    skipped = list(skipped)
+    problems: dict[str, str] = {}
+
+    async def timed(asynchronous: bool) -> dict[str, Measurement]:
+        nonlocal candidates
+        baseline = next(c for c in candidates if c.name == BASELINE)
+        expected = await _maybe_await(baseline.fn())
+        kept = [baseline]
+        for c in candidates:
+            if c is not baseline:
+                problem = await _preflight(c, expected)
+                if problem is None:
+                    kept.append(c)
+                else:
+                    skipped.append(Skipped(c.name, problem))
+        candidates = kept
+        fns = {c.name: c.fn for c in candidates}
+        if asynchronous:
+            measured = await measure_async(
+                fns, rounds=config.rounds, sample_time=config.sample_time
+            )
+        else:
+            measured = measure_sync(fns, rounds=config.rounds, sample_time=config.sample_time)
+        for c in candidates:
+            problem = await _check(c)
+            if problem is not None:
+                problems[c.name] = problem
+        return measured
+
+    if kind == "async":
+        measured = asyncio.run(timed(True))
+    else:
+        # Drive the (sync) coroutine by hand: no event loop is running while sync code runs.
+        coro = timed(False)
+        try:
+            coro.send(None)
+        except StopIteration as done:
+            measured = done.value
+        else:  # pragma: no cover - a sync candidate's check awaited something
+            coro.close()
+            raise RuntimeError("a sync candidate's check must not be a coroutine that suspends")
+
+    base = measured[BASELINE]
+    ref = measured.get(reference) if reference is not None else None
+    ref_overhead = ref.best - base.best if ref is not None else None
+    rows: list[Row] = []
+    for c in candidates:
+        m = measured[c.name]
+        is_base = c.name == BASELINE
+        overhead = None if is_base else (m.best - base.best) * 1e9
+        overhead_median = None if is_base else (m.median - base.median) * 1e9
+        ratio = ratio_min = None
+        if overhead is not None and ref is not None and ref_overhead is not None:
+            ratio = paired_ratio(base.samples, m.samples, ref.samples)
+            ratio_min = overhead / (ref_overhead * 1e9) if ref_overhead > 0 else None
+        note = c.note
+        if c.name in problems:
+            note = f"INVALID: {problems[c.name]}" + (f"; {note}" if note else "")
+        rows.append(
+            Row(
+                candidate=c.name,
+                package=c.package,
+                version=dist_version(c.package),
+                per_call_ns=m.best * 1e9,
+                per_call_ns_median=m.median * 1e9,
+                overhead_ns=overhead,
+                overhead_ns_median=overhead_median,
+                ratio=ratio,
+                ratio_min=ratio_min,
+                calls_per_sample=m.calls_per_sample,
+                samples_ns=[s * 1e9 for s in m.samples],
+                note=note,
+            )
+        )
+    return Table(title, kind, reference, rows, list(skipped))
+
+
+# -- printing ----------------------------------------------------------------------------------
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def format_table(table: Table) -> str:
+    ref = table.reference or "-"
+    headers = [
+        "candidate",
+        "version",
+        "ns/call",
+        "overhead ns",
+        "(median)",
+        f"x {ref}",
+        "(min)",
+        "calls/sample",
+    ]
+    body = [
+        [
+            r.candidate,
+            r.version,
+            _fmt(r.per_call_ns, ",.0f"),
+            _fmt(r.overhead_ns, ",.0f"),
+            _fmt(r.overhead_ns_median, ",.0f"),
+            _fmt(r.ratio, ".2f"),
+            _fmt(r.ratio_min, ".2f"),
+            f"{r.calls_per_sample:,}",
+        ]
+        for r in table.rows
+    ]
+    widths = [max(len(h), *(len(line[i]) for line in body)) for i, h in enumerate(headers)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(
+            cell.ljust(w) if i < 2 else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(cells, widths, strict=True))
+        ).rstrip()
+
+    out = [table.title, line(headers), line(["-" * w for w in widths])]
+    out += [line(cells) for cells in body]
+    for r in table.rows:
+        if r.note:
+            out.append(f"  note: {r.candidate}: {r.note}")
+    for s in table.skipped:
+        out.append(f"  skipped: {s.name}: {s.reason}")
+    return "\n".join(out)
+
+
+def format_bar(bar: Bar) -> str:
+    measured = "-" if bar.measured is None else f"{bar.measured:.3f}"
+    text = f"[{bar.status}] {bar.description}: measured {measured} (limit {bar.limit:g})"
+    return text + (f"; {bar.detail}" if bar.detail else "")
+
+
+def print_suite(result: SuiteResult) -> None:
+    print(f"== {result.name} ({result.seconds:.1f} s)")
+    for table in result.tables:
+        print()
+        print(format_table(table))
+    if result.bars:
+        print()
+        for bar in result.bars:
+            print(format_bar(bar))
+    for note in result.notes:
+        print(f"note: {note}")
+    print()
+
+
+# -- JSON and the command line -----------------------------------------------------------------
+
+
+def environment() -> dict[str, Any]:
+    return {
+        "python": sys.version.split()[0],
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "seawall": dist_version("seawall"),
+    }
+
+
+def to_json(results: Sequence[SuiteResult], config: RunConfig) -> dict[str, Any]:
+    def bar_json(bar: Bar) -> dict[str, Any]:
+        return {**asdict(bar), "status": bar.status}
+
+    return {
+        "schema": 1,
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "environment": environment(),
+        "method": {"summary": METHOD, **asdict(config), "unit": "ns/call"},
+        "suites": {
+            r.name: {
+                "seconds": r.seconds,
+                "tables": [asdict(t) for t in r.tables],
+                "bars": [bar_json(b) for b in r.bars],
+                "notes": r.notes,
+            }
+            for r in results
+        },
+    }
+
+
+def cli(argv: Sequence[str] | None, suites: Mapping[str, Suite]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="benchmarks/run.py", description="Run seawall's benchmark suites."
+    )
+    parser.add_argument(
+        "suite", nargs="*", help=f"suites to run (default: all of {', '.join(suites)})"
+    )
+    parser.add_argument("--rounds", type=int, default=RunConfig.rounds, help="default %(default)s")
+    parser.add_argument(
+        "--sample-time",
+        type=float,
+        default=RunConfig.sample_time,
+        help="seconds per candidate per round (default %(default)s)",
+    )
+    parser.add_argument("--json", metavar="PATH", help="also write results as JSON to PATH")
+    parser.add_argument(
+        "--check", action="store_true", help="exit 1 if a bar fails (default: report only)"
+    )
+    parser.add_argument("--list", action="store_true", help="list the suites and exit")
+    args = parser.parse_args(argv)
+
+    if args.list:
+        for suite in suites.values():
+            print(f"{suite.name:12} {suite.title}")
+        return 0
+    unknown = [s for s in args.suite if s not in suites]
+    if unknown:
+        parser.error(f"unknown suite(s) {', '.join(unknown)}; known: {', '.join(suites)}")
+    if args.rounds < 1 or args.sample_time <= 0:
+        parser.error("--rounds must be >= 1 and --sample-time > 0")
+    config = RunConfig(rounds=args.rounds, sample_time=args.sample_time)
+
+    env = environment()
+    print(
+        f"seawall {env['seawall']} benchmarks: {env['implementation']} {env['python']} on "
+        f"{env['platform']} ({env['cpus']} CPUs)"
+    )
+    print(f"method: {METHOD}")
+    print(f"{config.rounds} rounds x ~{config.sample_time * 1000:g} ms per candidate")
+    print()
+
+    results: list[SuiteResult] = []
+    for name in args.suite or list(suites):
+        start = time.perf_counter()
+        result = suites[name].run(config)
+        result.seconds = time.perf_counter() - start
+        print_suite(result)
+        results.append(result)
+
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(to_json(results, config), f, indent=2)
+            f.write("\n")
+        print(f"wrote {args.json}")
+    failed = [b for r in results for b in r.bars if b.status in ("FAIL", "INVALID")]
+    return 1 if args.check and failed else 0

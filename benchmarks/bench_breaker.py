@@ -1,0 +1,321 @@
+"""Circuit breaker overhead on the success path: seawall against the peer libraries.
+
+Overhead = per-call time of a decorated no-op minus that of the bare no-op (see _harness for the
+method). Every breaker is built with its library's defaults: no storage backend other than the
+default in-memory one, no listeners, no fallback. After timing, each breaker is checked to be
+still closed with no failure recorded, so only the success path was measured.
+
+DESIGN §4 bar: seawall breaker overhead <= 0.5 x pybreaker's (sync, decorated).
+
+Run: ``python benchmarks/run.py breaker`` (or ``python benchmarks/bench_breaker.py``).
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from _harness import (
+    BASELINE,
+    Bar,
+    Candidate,
+    RunConfig,
+    SkipCandidate,
+    Suite,
+    SuiteResult,
+    build_candidates,
+    cli,
+    overhead_table,
+)
+
+RESULT = object()  # what every no-op returns; each candidate must hand back this very object
+
+BAR_LIMIT = 0.5
+
+
+def _noop() -> Callable[[], object]:
+    """A fresh sync no-op per candidate, so no library sees another's decorated function."""
+
+    def noop() -> object:
+        return RESULT
+
+    return noop
+
+
+def _anoop() -> Callable[[], Coroutine[Any, Any, object]]:
+    async def noop() -> object:
+        return RESULT
+
+    return noop
+
+
+# -- sync candidates ---------------------------------------------------------------------------
+
+
+def _seawall_check(breaker: Any) -> Callable[[], str | None]:
+    def check() -> str | None:
+        snap = breaker.snapshot()
+        if snap.state != "closed" or snap.failures or snap.rejected or not snap.successes:
+            return f"breaker not on the success path: {snap}"
+        return None
+
+    return check
+
+
+def seawall_sync() -> Candidate:
+    import seawall
+
+    breaker = seawall.CircuitBreaker(name="bench")
+    return Candidate("seawall", breaker(_noop()), "seawall", _seawall_check(breaker))
+
+
+def seawall_sync_count() -> Candidate:
+    import seawall
+
+    breaker = seawall.CircuitBreaker(name="bench", window_calls=100)
+    return Candidate(
+        "seawall window_calls=100", breaker(_noop()), "seawall", _seawall_check(breaker)
+    )
+
+
+def seawall_sync_call() -> Candidate:
+    import seawall
+
+    breaker = seawall.CircuitBreaker(name="bench")
+    # functools.partial is a C callable: this times breaker.call() without a Python wrapper.
+    return Candidate(
+        "seawall .call() [info]",
+        functools.partial(breaker.call, _noop()),
+        "seawall",
+        _seawall_check(breaker),
+        note="breaker.call(fn) without the decorator's wrapper frame, for comparison",
+    )
+
+
+def pybreaker_sync() -> Candidate:
+    import pybreaker
+
+    breaker = pybreaker.CircuitBreaker()  # fail_max=5, memory storage, no listeners
+
+    def check() -> str | None:
+        if breaker.current_state != "closed" or breaker.fail_counter:
+            return f"state {breaker.current_state}, fail_counter {breaker.fail_counter}"
+        return None
+
+    return Candidate("pybreaker", breaker(_noop()), "pybreaker", check)
+
+
+def circuitbreaker_sync() -> Candidate:
+    import circuitbreaker
+
+    breaker = circuitbreaker.CircuitBreaker(name="bench")  # threshold 5, no fallback
+
+    def check() -> str | None:
+        if not breaker.closed or breaker.failure_count:
+            return f"state {breaker.state}, failure_count {breaker.failure_count}"
+        return None
+
+    return Candidate("circuitbreaker", breaker(_noop()), "circuitbreaker", check)
+
+
+def _interlock_check(breaker: Any) -> Callable[[], str | None]:
+    from interlock import State
+
+    def check() -> str | None:
+        snap = breaker.snapshot()
+        if breaker.state != State.CLOSED or snap.failed_calls or not snap.total_calls:
+            return f"state {breaker.state}, window {snap}"
+        return None
+
+    return check
+
+
+def interlock_sync() -> Candidate:
+    import interlock
+
+    # Default Config (count window of 100), no listener, no storage.
+    breaker = interlock.CircuitBreaker(name="bench")
+    return Candidate("interlock-cb", breaker(_noop()), "interlock-cb", _interlock_check(breaker))
+
+
+def purgatory_sync() -> Candidate:
+    import purgatory
+
+    factory = purgatory.SyncCircuitBreakerFactory()  # in-memory unit of work, no listeners
+
+    def check() -> str | None:
+        context = factory.get_breaker("bench").context
+        if context.state != "closed" or context.failure_count:
+            return f"state {context.state}, failure_count {context.failure_count}"
+        return None
+
+    return Candidate("purgatory", factory("bench")(_noop()), "purgatory", check)
+
+
+# -- async candidates --------------------------------------------------------------------------
+
+
+def seawall_async() -> Candidate:
+    import seawall
+
+    breaker = seawall.CircuitBreaker(name="bench")
+    return Candidate("seawall", breaker(_anoop()), "seawall", _seawall_check(breaker))
+
+
+def seawall_async_count() -> Candidate:
+    import seawall
+
+    breaker = seawall.CircuitBreaker(name="bench", window_calls=100)
+    return Candidate(
+        "seawall window_calls=100", breaker(_anoop()), "seawall", _seawall_check(breaker)
+    )
+
+
+def aiobreaker_async() -> Candidate:
+    import aiobreaker
+
+    breaker = aiobreaker.CircuitBreaker()  # fail_max=5, memory storage, no listeners
+
+    def check() -> str | None:
+        if breaker.current_state != aiobreaker.CircuitBreakerState.CLOSED or breaker.fail_counter:
+            return f"state {breaker.current_state}, fail_counter {breaker.fail_counter}"
+        return None
+
+    return Candidate("aiobreaker", breaker(_anoop()), "aiobreaker", check)
+
+
+def purgatory_async() -> Candidate:
+    import purgatory
+
+    factory = purgatory.AsyncCircuitBreakerFactory()  # in-memory unit of work, no listeners
+
+    async def check() -> str | None:
+        context = (await factory.get_breaker("bench")).context
+        if context.state != "closed" or context.failure_count:
+            return f"state {context.state}, failure_count {context.failure_count}"
+        return None
+
+    return Candidate("purgatory", factory("bench")(_anoop()), "purgatory", check)
+
+
+def circuitbreaker_async() -> Candidate:
+    import circuitbreaker
+
+    breaker = circuitbreaker.CircuitBreaker(name="bench-async")
+
+    def check() -> str | None:
+        if not breaker.closed or breaker.failure_count:
+            return f"state {breaker.state}, failure_count {breaker.failure_count}"
+        return None
+
+    return Candidate("circuitbreaker", breaker(_anoop()), "circuitbreaker", check)
+
+
+def pybreaker_async() -> Candidate:
+    import pybreaker
+
+    tornado = "installed" if pybreaker.HAS_TORNADO_SUPPORT else "not installed"
+    raise SkipCandidate(
+        "no asyncio call path: pybreaker's call_async is built on tornado.gen coroutines "
+        f"(tornado {tornado})"
+    )
+
+
+def interlock_async() -> Candidate:
+    import interlock
+
+    breaker = interlock.CircuitBreaker(name="bench-async")
+    return Candidate("interlock-cb", breaker(_anoop()), "interlock-cb", _interlock_check(breaker))
+
+
+# -- the suite ---------------------------------------------------------------------------------
+
+
+def _bare(fn: Callable[[], Any]) -> Callable[[], Candidate]:
+    return lambda: Candidate(BASELINE, fn)
+
+
+SYNC = [
+    (BASELINE, _bare(_noop())),
+    ("seawall", seawall_sync),
+    ("seawall window_calls=100", seawall_sync_count),
+    ("seawall .call() [info]", seawall_sync_call),
+    ("pybreaker", pybreaker_sync),
+    ("circuitbreaker", circuitbreaker_sync),
+    ("interlock-cb", interlock_sync),
+    ("purgatory", purgatory_sync),
+]
+
+ASYNC = [
+    (BASELINE, _bare(_anoop())),
+    ("seawall", seawall_async),
+    ("seawall window_calls=100", seawall_async_count),
+    ("aiobreaker", aiobreaker_async),
+    ("purgatory", purgatory_async),
+    ("circuitbreaker", circuitbreaker_async),
+    ("pybreaker", pybreaker_async),
+    ("interlock-cb", interlock_async),
+]
+
+
+def run(config: RunConfig) -> SuiteResult:
+    result = SuiteResult("breaker")
+    sync_candidates, sync_skipped = build_candidates(SYNC)
+    async_candidates, async_skipped = build_candidates(ASYNC)
+    if not any(c.name == "seawall" for c in sync_candidates):
+        result.notes.append("seawall itself is not importable: nothing to measure")
+        return result
+
+    sync = overhead_table(
+        "sync: decorated no-op, overhead per call vs the bare function",
+        "sync",
+        sync_candidates,
+        sync_skipped,
+        reference="pybreaker",
+        config=config,
+    )
+    asynchronous = overhead_table(
+        "async: awaited decorated no-op in one event loop, overhead per call vs bare",
+        "async",
+        async_candidates,
+        async_skipped,
+        reference="aiobreaker",
+        config=config,
+    )
+    result.tables += [sync, asynchronous]
+
+    ratio = sync.overhead_ratio("seawall", "pybreaker")
+    invalid = [
+        r.candidate
+        for r in sync.rows
+        if r.candidate in ("seawall", "pybreaker") and r.note.startswith("INVALID")
+    ]
+    if ratio is None:
+        detail = "pybreaker not installed"
+    else:
+        detail = f"paired per-round median; ratio of minimums {ratio[1]:.3f}"
+    if invalid:
+        detail += f"; failed the success-path check: {', '.join(invalid)}"
+    result.bars.append(
+        Bar(
+            id="breaker_overhead_vs_pybreaker",
+            description=f"seawall breaker overhead <= {BAR_LIMIT} x pybreaker's (sync)",
+            limit=BAR_LIMIT,
+            measured=None if ratio is None else ratio[0],
+            detail=detail,
+            valid=not invalid,
+        )
+    )
+    result.notes.append(
+        "DESIGN §4 asks for the breaker bar with metrics on; seawall has no metrics yet, "
+        "so seawall is measured as it stands (pybreaker without metrics, as the bar says)"
+    )
+    return result
+
+
+SUITE = Suite("breaker", "circuit breaker success-path overhead vs peers", run)
+
+if __name__ == "__main__":
+    sys.exit(cli(sys.argv[1:], {SUITE.name: SUITE}))
