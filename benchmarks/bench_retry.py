@@ -1,0 +1,313 @@
+"""Retry overhead on the success path: seawall against tenacity, stamina and backoff.
+
+Overhead = per-call time of a decorated no-op minus that of the bare no-op (see _harness for the
+method). The no-op succeeds at once, so no library ever waits or retries: what is timed is what
+every successful call pays for being retryable. Each library is configured the same way: retry
+on ``ConnectionError``, at most 3 attempts, exponential backoff with jitter (each library's own
+default parameters). After timing, each candidate is checked to have stayed on the success path
+(seawall: no retries, no budget refusal; tenacity: one attempt; stamina: active, not in testing
+mode, so that its real retrying path was timed).
+
+DESIGN §4 bar: seawall retry overhead <= 0.1 x tenacity's (sync, decorated). The async ratio is
+reported alongside, not as a bar.
+
+Run: ``python benchmarks/run.py retry`` (or ``python benchmarks/bench_retry.py``).
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from _harness import (
+    BASELINE,
+    Bar,
+    Candidate,
+    RunConfig,
+    Suite,
+    SuiteResult,
+    Table,
+    build_candidates,
+    cli,
+    overhead_table,
+)
+
+RESULT = object()  # what every no-op returns; each candidate must hand back this very object
+
+BAR_LIMIT = 0.1
+ATTEMPTS = 3
+
+
+def _noop() -> Callable[[], object]:
+    """A fresh sync no-op per candidate, so no library sees another's decorated function."""
+
+    def noop() -> object:
+        return RESULT
+
+    return noop
+
+
+def _anoop() -> Callable[[], Coroutine[Any, Any, object]]:
+    async def noop() -> object:
+        return RESULT
+
+    return noop
+
+
+# -- checks ------------------------------------------------------------------------------------
+
+
+def _seawall_check(retry: Any) -> Callable[[], str | None]:
+    def check() -> str | None:
+        snap = retry.snapshot()
+        first_try = snap.calls.get(("success", False), 0)
+        others = sum(n for key, n in snap.calls.items() if key != ("success", False))
+        if not first_try or others or snap.retries or snap.budget_exhausted:
+            return f"retry not on the success path: {snap}"
+        budget = retry.budget
+        if budget is not None:
+            spent = budget.snapshot()
+            if spent.retries or spent.refused or not spent.calls:
+                return f"budget not on the success path: {spent}"
+        return None
+
+    return check
+
+
+def _tenacity_check(decorated: Any) -> Callable[[], str | None]:
+    def check() -> str | None:
+        stats = decorated.statistics  # the last call's statistics
+        if stats.get("attempt_number") != 1:
+            return f"last call took more than one attempt: {stats}"
+        return None
+
+    return check
+
+
+def _stamina_check() -> str | None:
+    import stamina
+
+    if not stamina.is_active() or stamina.is_testing():
+        return f"stamina active={stamina.is_active()}, testing={stamina.is_testing()}"
+    return None
+
+
+def _stamina_activate() -> None:
+    import stamina
+
+    # A test suite (or STAMINA_*) may have switched retrying off, which would time a shortcut.
+    stamina.set_active(True)
+    if stamina.is_testing():
+        stamina.set_testing(False)
+
+
+# -- sync candidates ---------------------------------------------------------------------------
+
+
+def _seawall_retry(budget: bool = False) -> Any:
+    import seawall
+
+    return seawall.Retry(
+        on=ConnectionError,
+        attempts=ATTEMPTS,
+        budget=seawall.RetryBudget() if budget else None,
+        name="bench",
+    )
+
+
+def seawall_sync() -> Candidate:
+    retry = _seawall_retry()
+    return Candidate("seawall", retry(_noop()), "seawall", _seawall_check(retry))
+
+
+def seawall_sync_budget() -> Candidate:
+    retry = _seawall_retry(budget=True)
+    return Candidate(
+        "seawall + RetryBudget [info]",
+        retry(_noop()),
+        "seawall",
+        _seawall_check(retry),
+        note="RetryBudget() defaults (ratio 0.2, 10/s): each call is deposited in the budget",
+    )
+
+
+def seawall_sync_call() -> Candidate:
+    retry = _seawall_retry()
+    # functools.partial is a C callable: this times retry.call() without a Python wrapper.
+    return Candidate(
+        "seawall .call() [info]",
+        functools.partial(retry.call, _noop()),
+        "seawall",
+        _seawall_check(retry),
+        note="retry.call(fn) without the decorator's wrapper frame, for comparison",
+    )
+
+
+def _tenacity_decorator() -> Callable[[Any], Any]:
+    import tenacity
+
+    return tenacity.retry(
+        retry=tenacity.retry_if_exception_type(ConnectionError),
+        stop=tenacity.stop_after_attempt(ATTEMPTS),
+        wait=tenacity.wait_exponential_jitter(),
+    )
+
+
+def tenacity_sync() -> Candidate:
+    decorated = _tenacity_decorator()(_noop())
+    return Candidate("tenacity", decorated, "tenacity", _tenacity_check(decorated))
+
+
+def stamina_sync() -> Candidate:
+    import stamina
+
+    _stamina_activate()
+    decorated = stamina.retry(on=ConnectionError, attempts=ATTEMPTS)(_noop())
+    return Candidate("stamina", decorated, "stamina", _stamina_check)
+
+
+def backoff_sync() -> Candidate:
+    import backoff
+
+    decorated = backoff.on_exception(backoff.expo, ConnectionError, max_tries=ATTEMPTS)(_noop())
+    return Candidate("backoff", decorated, "backoff")
+
+
+# -- async candidates --------------------------------------------------------------------------
+
+
+def seawall_async() -> Candidate:
+    retry = _seawall_retry()
+    return Candidate("seawall", retry(_anoop()), "seawall", _seawall_check(retry))
+
+
+def seawall_async_budget() -> Candidate:
+    retry = _seawall_retry(budget=True)
+    return Candidate(
+        "seawall + RetryBudget [info]",
+        retry(_anoop()),
+        "seawall",
+        _seawall_check(retry),
+        note="RetryBudget() defaults (ratio 0.2, 10/s): each call is deposited in the budget",
+    )
+
+
+def tenacity_async() -> Candidate:
+    decorated = _tenacity_decorator()(_anoop())  # an async function gets AsyncRetrying
+    return Candidate("tenacity", decorated, "tenacity", _tenacity_check(decorated))
+
+
+def stamina_async() -> Candidate:
+    import stamina
+
+    _stamina_activate()
+    decorated = stamina.retry(on=ConnectionError, attempts=ATTEMPTS)(_anoop())
+    return Candidate("stamina", decorated, "stamina", _stamina_check)
+
+
+def backoff_async() -> Candidate:
+    import backoff
+
+    decorated = backoff.on_exception(backoff.expo, ConnectionError, max_tries=ATTEMPTS)(_anoop())
+    return Candidate("backoff", decorated, "backoff")
+
+
+# -- the suite ---------------------------------------------------------------------------------
+
+
+def _bare(fn: Callable[[], Any]) -> Callable[[], Candidate]:
+    return lambda: Candidate(BASELINE, fn)
+
+
+SYNC = [
+    (BASELINE, _bare(_noop())),
+    ("seawall", seawall_sync),
+    ("seawall + RetryBudget [info]", seawall_sync_budget),
+    ("seawall .call() [info]", seawall_sync_call),
+    ("tenacity", tenacity_sync),
+    ("stamina", stamina_sync),
+    ("backoff", backoff_sync),
+]
+
+ASYNC = [
+    (BASELINE, _bare(_anoop())),
+    ("seawall", seawall_async),
+    ("seawall + RetryBudget [info]", seawall_async_budget),
+    ("tenacity", tenacity_async),
+    ("stamina", stamina_async),
+    ("backoff", backoff_async),
+]
+
+
+def _invalid(table: Table, names: tuple[str, ...]) -> list[str]:
+    return [
+        r.candidate for r in table.rows if r.candidate in names and r.note.startswith("INVALID")
+    ]
+
+
+def run(config: RunConfig) -> SuiteResult:
+    result = SuiteResult("retry")
+    sync_candidates, sync_skipped = build_candidates(SYNC)
+    async_candidates, async_skipped = build_candidates(ASYNC)
+    if not any(c.name == "seawall" for c in sync_candidates):
+        result.notes.append("seawall itself is not importable: nothing to measure")
+        return result
+
+    sync = overhead_table(
+        "sync: decorated no-op that succeeds at once, overhead per call vs the bare function",
+        "sync",
+        sync_candidates,
+        sync_skipped,
+        reference="tenacity",
+        config=config,
+    )
+    asynchronous = overhead_table(
+        "async: awaited decorated no-op in one event loop, overhead per call vs bare",
+        "async",
+        async_candidates,
+        async_skipped,
+        reference="tenacity",
+        config=config,
+    )
+    result.tables += [sync, asynchronous]
+
+    ratio = sync.overhead_ratio("seawall", "tenacity")
+    invalid = _invalid(sync, ("seawall", "tenacity"))
+    if ratio is None:
+        detail = "tenacity not installed"
+    else:
+        detail = f"paired per-round median; ratio of minimums {ratio[1]:.3f}"
+    if invalid:
+        detail += f"; failed the success-path check: {', '.join(invalid)}"
+    result.bars.append(
+        Bar(
+            id="retry_overhead_vs_tenacity",
+            description=f"seawall retry overhead <= {BAR_LIMIT} x tenacity's (sync)",
+            limit=BAR_LIMIT,
+            measured=None if ratio is None else ratio[0],
+            detail=detail,
+            valid=not invalid,
+        )
+    )
+
+    async_ratio = asynchronous.overhead_ratio("seawall", "tenacity")
+    if async_ratio is not None:
+        invalid = _invalid(asynchronous, ("seawall", "tenacity"))
+        result.notes.append(
+            f"async (reported, not a bar): seawall retry overhead = {async_ratio[0]:.3f} x "
+            f"tenacity's (paired; ratio of minimums {async_ratio[1]:.3f})"
+            + (f"; failed the success-path check: {', '.join(invalid)}" if invalid else "")
+        )
+    result.notes.append(
+        "DESIGN §4 asks for the retry bar with metrics on; seawall has no metrics yet, "
+        "so seawall is measured as it stands (its lifetime counters are on)"
+    )
+    return result
+
+
+SUITE = Suite("retry", "retry success-path overhead vs tenacity, stamina, backoff", run)
+
+if __name__ == "__main__":
+    sys.exit(cli(sys.argv[1:], {SUITE.name: SUITE}))
