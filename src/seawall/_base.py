@@ -21,6 +21,14 @@ def qualified_name(fn: object) -> str:
     return name if isinstance(name, str) else type(fn).__name__
 
 
+def is_async_callable(fn: object) -> bool:
+    """A coroutine function, or an object whose ``__call__`` is one."""
+    if inspect.iscoroutinefunction(fn):
+        return True
+    call = None if inspect.isroutine(fn) else getattr(type(fn), "__call__", None)  # noqa: B004
+    return inspect.iscoroutinefunction(call)
+
+
 def check_decoratable(fn: object) -> None:
     if not callable(fn):
         raise TypeError(f"a seawall policy decorates callables, got {type(fn).__name__}")
@@ -93,7 +101,7 @@ class PolicyBase:
     def __call__(self, fn: Callable[P, Any]) -> Callable[P, Any]:
         check_decoratable(fn)
         self._adopt_name(fn)
-        if inspect.iscoroutinefunction(fn):
+        if is_async_callable(fn):
             return self._decorate_async(fn)
         return self._decorate_sync(fn)
 

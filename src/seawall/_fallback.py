@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar
 
-from seawall._base import PolicyBase
+from seawall._base import PolicyBase, is_async_callable
 from seawall._validate import ExceptionMatcher, classifier
 from seawall._window import AtomicCounter
 
@@ -41,7 +40,7 @@ class Fallback(PolicyBase):
         self._matches = matcher
         self._value = value
         self._is_function = callable(value)
-        self._is_async = inspect.iscoroutinefunction(value)
+        self._is_async = is_async_callable(value)
         self.used = AtomicCounter()
 
     def _applies(self, exc: Exception) -> bool:
@@ -56,12 +55,12 @@ class Fallback(PolicyBase):
         try:
             return fn(*args, **kwargs)
         except Exception as exc:
-            if not self._applies(exc):
-                raise
-            if self._is_async:
+            if self._is_async and self._matches(exc):
                 raise TypeError(
                     f"fallback {self.name!r} is a coroutine function; it can only serve async calls"
                 ) from exc
+            if not self._applies(exc):
+                raise
             return self._value(exc) if self._is_function else self._value  # type: ignore[no-any-return]
 
     async def acall(self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs) -> R:

@@ -103,21 +103,28 @@ class _Run:
             self.reason = "not retryable"
             return None
         remaining = self._remaining()
-        if isinstance(exc, RejectedError) and (remaining is None or exc.retry_after > remaining):
-            self.reason = (
-                f"rejected; its retry_after ({exc.retry_after:g}s) does not fit the deadline"
-            )
-            return None
+        if isinstance(exc, RejectedError):
+            if remaining is None:
+                self.reason = (
+                    f"rejected; no deadline to wait out its retry_after ({exc.retry_after:g}s)"
+                )
+                return None
+            if exc.retry_after > remaining:
+                self.reason = (
+                    f"rejected; its retry_after ({exc.retry_after:g}s) passes the deadline"
+                )
+                return None
         wait = float(policy._wait(state))
         if isinstance(exc, RejectedError):
             wait = max(wait, exc.retry_after)
         if zero_waits.depth:
             wait = 0.0
         state.upcoming_sleep = wait
-        if state.attempt_number >= policy.attempts or (
-            policy._stop is not None and policy._stop(state)
-        ):
+        if state.attempt_number >= policy.attempts:
             self.reason = "attempts exhausted"
+            return None
+        if policy._stop is not None and policy._stop(state):
+            self.reason = "stop strategy"
             return None
         if remaining is not None and wait >= remaining:
             self.reason = "deadline reached"
@@ -144,6 +151,8 @@ class _Run:
         exc = self.exc
         if exc is None:
             return self.result
+        if attempts == 1 and self.reason == "not retryable":
+            raise exc  # retrying was never in question: nothing to add
         elapsed = self.policy._clock.monotonic() - self.started
         plural = "attempt" if attempts == 1 else "attempts"
         exc.add_note(
@@ -203,7 +212,10 @@ class Retry(PolicyBase):
                 raise TypeError("on must be exception types, a predicate or a tenacity strategy")
         self.attempts = check_int("attempts", attempts)
         if wait is None:
-            wait = tenacity.wait_exponential_jitter(initial=0.1, max=5.0, jitter=0.1)
+            try:
+                wait = tenacity.wait_exponential_jitter(multiplier=0.1, max=5.0, jitter=0.1)
+            except TypeError:  # tenacity < 9.2 names it initial (deprecated since)
+                wait = tenacity.wait_exponential_jitter(initial=0.1, max=5.0, jitter=0.1)
         elif isinstance(wait, int | float) and not isinstance(wait, bool):
             wait = tenacity.wait_fixed(optional_number("wait", wait, min_inclusive=True) or 0.0)
         else:
@@ -289,13 +301,15 @@ class Retry(PolicyBase):
     # -- the core --------------------------------------------------------------------------
 
     def _start(self) -> float | None:
-        """Count the call in the budget; read the clock only if a deadline needs the start."""
+        """Count the call in the budget; read the clock only if a deadline or stop needs the
+        start (tenacity's stop strategies measure from the first attempt)."""
         if self.budget is not None:
             self.budget.deposit()
-        return self._clock.monotonic() if self.deadline is not None else None
+        timed = self.deadline is not None or self._stop is not None
+        return self._clock.monotonic() if timed else None
 
     def _begin(self, fn: Any, args: Any, kwargs: Any, started: float | None) -> _Run:
-        # Without a deadline the clock was not read up front: time runs from the failure.
+        # Without a deadline or stop the clock was not read up front: time runs from the failure.
         return _Run(self, fn, args, kwargs, self._clock.monotonic() if started is None else started)
 
     def _should_retry(self, state: RetryCallState, exc: BaseException | None) -> bool:

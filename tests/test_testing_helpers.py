@@ -1,0 +1,237 @@
+"""seawall.testing: no_waits(), force_open(), force_closed() (FakeClock has test_clock.py)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+
+import seawall.testing
+from seawall import CircuitBreaker, CircuitOpenError, CircuitState, Retry, RetryBudget
+from seawall.testing import FakeClock, force_closed, force_open, no_waits
+
+
+class Boom(Exception):
+    pass
+
+
+class Counter:
+    """Fails the first ``failures`` calls, then returns "ok"; counts calls."""
+
+    def __init__(self, failures: int = 10**9) -> None:
+        self.failures = failures
+        self.calls = 0
+
+    def __call__(self) -> str:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise Boom(f"failure {self.calls}")
+        return "ok"
+
+
+def fail_once(run: Any, retry: Retry) -> None:
+    """One call that fails every attempt."""
+    with pytest.raises(Boom):
+        run(retry, Counter())
+
+
+# -- no_waits -------------------------------------------------------------------------------
+
+
+def test_no_waits_makes_retry_waits_zero(run: Any, clock: FakeClock):
+    retry = Retry(on=Boom, attempts=4, wait=0.5, clock=clock)
+    fn = Counter(failures=3)
+    with no_waits():
+        assert run(retry, fn) == "ok"
+    assert fn.calls == 4
+    assert clock.sleeps == []
+    assert clock.monotonic() == 0.0
+
+
+def test_no_waits_zeroes_the_default_jittered_wait(run: Any, clock: FakeClock):
+    retry = Retry(on=Boom, attempts=6, clock=clock)
+    with no_waits():
+        fail_once(run, retry)
+    assert clock.sleeps == []
+    assert retry.snapshot().attempts_total == 6
+
+
+def test_no_waits_with_the_system_clock_returns_at_once(run: Any):
+    retry = Retry(on=Boom, attempts=3, wait=30)  # the real clock: 60 s of waits without it
+    fn = Counter(failures=2)
+    started = time.monotonic()
+    with no_waits():
+        assert run(retry, fn) == "ok"
+    assert time.monotonic() - started < 5.0
+    assert fn.calls == 3
+
+
+def test_no_waits_nests(run: Any, clock: FakeClock):
+    retry = Retry(on=Boom, attempts=3, wait=0.5, clock=clock)
+    with no_waits():
+        with no_waits():
+            fail_once(run, retry)
+        fail_once(run, retry)  # the outer block still zeroes waits
+        assert clock.sleeps == []
+    fail_once(run, retry)
+    assert clock.sleeps == [0.5, 0.5]
+
+
+def test_no_waits_restores_after_an_exception(run: Any, clock: FakeClock):
+    retry = Retry(on=Boom, attempts=3, wait=0.5, clock=clock)
+    with pytest.raises(RuntimeError, match="in the block"), no_waits():
+        raise RuntimeError("in the block")
+    fail_once(run, retry)
+    assert clock.sleeps == [0.5, 0.5]
+
+
+def test_no_waits_restores_after_a_retry_raises_inside(run: Any, clock: FakeClock):
+    retry = Retry(on=Boom, attempts=3, wait=0.5, clock=clock)
+    with pytest.raises(Boom), no_waits():
+        run(retry, Counter())
+    assert clock.sleeps == []
+    fail_once(run, retry)
+    assert clock.sleeps == [0.5, 0.5]
+
+
+def test_no_waits_keeps_attempts_and_budget(run: Any, clock: FakeClock):
+    budget = RetryBudget(ratio=0.0, min_per_second=0.3, window=10.0, clock=clock)
+    retry = Retry(on=Boom, attempts=5, wait=0.5, budget=budget, clock=clock)
+    first, second = Counter(), Counter()
+    with no_waits():
+        with pytest.raises(Boom):
+            run(retry, first)
+        with pytest.raises(Boom):
+            run(retry, second)
+    assert (first.calls, second.calls) == (4, 1)  # the 3 retries of the budget, then refused
+    assert retry.snapshot().budget_exhausted == 2
+
+
+def test_no_waits_keeps_the_deadline(run: Any, clock: FakeClock):
+    retry = Retry(on=Boom, attempts=10, wait=0.5, deadline=1.0, clock=clock)
+    times: list[float] = []
+
+    def slow() -> None:
+        times.append(clock.monotonic())
+        clock.advance(0.4)
+        raise Boom("slow")
+
+    with no_waits(), pytest.raises(Boom) as info:
+        run(retry, slow)
+    assert times == pytest.approx([0.0, 0.4, 0.8])  # the third attempt ends past 1.0
+    assert clock.sleeps == []
+    assert info.value.__notes__[0].endswith("(deadline reached)")
+
+
+def test_no_waits_applies_in_other_threads(clock: FakeClock):
+    retry = Retry(on=Boom, attempts=3, wait=0.5, clock=clock)
+    calls: list[int] = []
+
+    def worker() -> None:
+        fn = Counter(failures=2)
+        assert retry.call(fn) == "ok"
+        calls.append(fn.calls)
+
+    with no_waits():
+        thread = threading.Thread(target=worker)
+        thread.start()
+        thread.join(10)
+    assert calls == [3]
+    assert clock.sleeps == []
+
+
+# -- force_open / force_closed --------------------------------------------------------------
+
+
+def make_breaker(clock: FakeClock) -> CircuitBreaker:
+    return CircuitBreaker(name="dep", minimum_calls=2, failure_ratio=0.5, clock=clock)
+
+
+def test_force_open_rejects_calls(run: Any, clock: FakeClock):
+    breaker = make_breaker(clock)
+    restore = force_open(breaker)
+    assert breaker.state is CircuitState.FORCED_OPEN
+    fn = Counter(failures=0)
+    with pytest.raises(CircuitOpenError) as info:
+        run(breaker, fn)
+    assert fn.calls == 0
+    assert info.value.name == "dep"
+    assert info.value.retry_after == float("inf")
+    clock.advance(3600)
+    with pytest.raises(CircuitOpenError):
+        run(breaker, fn)  # time does not close it
+    assert fn.calls == 0
+    assert breaker.snapshot().rejected == 2
+    restore.__exit__(None, None, None)
+    assert run(breaker, fn) == "ok"
+
+
+def test_force_open_as_a_context_manager_gives_the_breaker_back_closed(run: Any, clock: FakeClock):
+    breaker = make_breaker(clock)
+    fn = Counter(failures=0)
+    with force_open(breaker) as forced:
+        assert forced is breaker
+        with pytest.raises(CircuitOpenError):
+            run(breaker, fn)
+    assert breaker.state is CircuitState.CLOSED
+    assert run(breaker, fn) == "ok"
+    assert fn.calls == 1
+
+
+def test_force_open_context_restores_after_an_exception(clock: FakeClock):
+    breaker = make_breaker(clock)
+    with pytest.raises(RuntimeError, match="inside"), force_open(breaker):
+        raise RuntimeError("inside")
+    assert breaker.state is CircuitState.CLOSED
+
+
+def test_force_closed_closes_an_open_breaker(run: Any, clock: FakeClock):
+    breaker = make_breaker(clock)
+    for _ in range(2):
+        with pytest.raises(Boom):
+            run(breaker, Counter())
+    assert breaker.state is CircuitState.OPEN
+    fn = Counter(failures=0)
+    with pytest.raises(CircuitOpenError):
+        run(breaker, fn)
+    force_closed(breaker)
+    assert breaker.state is CircuitState.CLOSED
+    assert breaker.snapshot().window_calls == 0
+    assert run(breaker, fn) == "ok"
+    assert fn.calls == 1
+
+
+def test_force_closed_as_a_context_manager(run: Any, clock: FakeClock):
+    breaker = make_breaker(clock)
+    breaker.isolate()
+    fn = Counter(failures=0)
+    with force_closed(breaker) as closed:
+        assert closed is breaker
+        assert breaker.state is CircuitState.CLOSED
+        assert run(breaker, fn) == "ok"
+    assert breaker.state is CircuitState.CLOSED
+    assert fn.calls == 1
+
+
+def test_force_closed_clears_a_forced_open_or_disabled_breaker(clock: FakeClock):
+    breaker = make_breaker(clock)
+    breaker.disable()
+    force_closed(breaker)
+    assert breaker.state is CircuitState.CLOSED
+    force_open(breaker)
+    force_closed(breaker)
+    assert breaker.state is CircuitState.CLOSED
+
+
+@pytest.mark.parametrize("helper", [force_open, force_closed])
+@pytest.mark.parametrize("thing", [object(), None, "dep", Retry(on=Boom)])
+def test_helpers_refuse_non_breakers(helper: Any, thing: Any):
+    with pytest.raises(TypeError, match=r"^breaker must be a CircuitBreaker"):
+        helper(thing)
+
+
+def test_public_names():
+    assert set(seawall.testing.__all__) == {"FakeClock", "force_closed", "force_open", "no_waits"}
+    assert seawall.testing.FakeClock is FakeClock
