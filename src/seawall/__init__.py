@@ -3,7 +3,8 @@ with SLI metrics for Prometheus and OpenTelemetry."""
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
+from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
+from importlib.metadata import version as _version
 
 from seawall._breaker import (
     BreakerEvent,
@@ -31,8 +32,8 @@ from seawall._retry import Retry, RetrySnapshot
 from seawall._timeout import Timeout
 
 try:
-    __version__ = version("seawall")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
+    __version__ = _version("seawall")
+except _PackageNotFoundError:  # pragma: no cover - running from a source tree without install
     __version__ = "0.0.0"
 
 __all__ = [

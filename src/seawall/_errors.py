@@ -46,7 +46,13 @@ class CircuitOpenError(RejectedError):
         self.state = state
 
     def __reduce__(self) -> tuple[object, ...]:
-        return (type(self), (self.name, self.retry_after), {"state": self.state})
+        return (_rebuild_open, (type(self), self.name, self.retry_after, self.state))
+
+
+def _rebuild_open(
+    cls: type[CircuitOpenError], name: str, retry_after: float, state: str
+) -> CircuitOpenError:
+    return cls(name, retry_after, state=state)
 
 
 class BulkheadFullError(RejectedError):
@@ -54,9 +60,16 @@ class BulkheadFullError(RejectedError):
 
     def __init__(self, name: str, retry_after: float = 0.0, *, detail: str = "full") -> None:
         super().__init__(f"bulkhead {name!r} is {detail}", name=name, retry_after=retry_after)
+        self.detail = detail
 
     def __reduce__(self) -> tuple[object, ...]:
-        return (type(self), (self.name, self.retry_after))
+        return (_rebuild_full, (type(self), self.name, self.retry_after, self.detail))
+
+
+def _rebuild_full(
+    cls: type[BulkheadFullError], name: str, retry_after: float, detail: str
+) -> BulkheadFullError:
+    return cls(name, retry_after, detail=detail)
 
 
 class TimeoutExceededError(SeawallError, TimeoutError):
