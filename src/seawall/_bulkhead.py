@@ -18,6 +18,7 @@ from typing import ParamSpec, TypeVar
 from seawall import _deadline
 from seawall._base import PolicyBase
 from seawall._clock import Clock
+from seawall._deadline import Deadline
 from seawall._errors import BulkheadFullError
 from seawall._histogram import Histogram
 from seawall._validate import check_int, check_number
@@ -145,8 +146,9 @@ class Bulkhead(PolicyBase):
             raise BulkheadFullError(self.name, detail="full")
         return waiter
 
-    def _settle(self, waiter: _Waiter, started: float) -> None:
-        """After a wait: keep the slot if it was handed over, else leave the queue and raise."""
+    def _settle(self, waiter: _Waiter, started: float, deadline: Deadline | None = None) -> None:
+        """After a wait: keep the slot if it was handed over, else leave the queue and raise
+        (a timeout, when it was the enclosing deadline that ended the wait)."""
         waited = self._clock.monotonic() - started
         with self._lock:
             if waiter.granted:
@@ -155,29 +157,33 @@ class Bulkhead(PolicyBase):
                 return
             self._waiters.remove(waiter)
             self._rejected += 1
+        if deadline is not None and deadline.remaining() <= 0.0:
+            raise deadline.exceeded()
         raise BulkheadFullError(self.name, detail=f"full: no slot within {waited:.3g}s")
 
     def _abandon(self, waiter: _Waiter) -> None:
-        """A waiting task was cancelled: leave the queue, or pass on a slot just handed over."""
+        """A waiter was cancelled: leave the queue, or pass on a slot just handed over."""
         with self._lock:
             if not waiter.granted:
-                self._waiters.remove(waiter)
+                self._waiters.remove(waiter)  # cancelled, not refused: counted neither way
                 return
+            self._admitted += 1  # it had its slot, if only for a moment
         self._release()
 
     def _release(self) -> None:
-        with self._lock:
-            if self._waiters:
+        while True:
+            with self._lock:
+                if not self._waiters:
+                    self._active -= 1
+                    return
                 waiter = self._waiters.popleft()
                 waiter.granted = True  # the slot passes straight on; active stays the same
-            else:
-                self._active -= 1
+            try:
+                waiter.wake()
                 return
-        waiter.wake()
-
-    def _wait_budget(self) -> float:
-        outer = _deadline.remaining()
-        return self.max_wait if outer is None else min(self.max_wait, outer)
+            except RuntimeError:
+                # Its event loop is closed: nobody will take the slot, so pass it on.
+                continue
 
     # -- the shells ------------------------------------------------------------------------
 
@@ -187,12 +193,15 @@ class Bulkhead(PolicyBase):
         waiter = self._enter_or_queue(_ThreadWaiter)
         if waiter is not None:
             started = self._clock.monotonic()
+            # A thread cannot be cancelled, so the enclosing deadline bounds its wait too.
+            deadline = _deadline.current_deadline()
+            wait = self.max_wait if deadline is None else min(self.max_wait, deadline.remaining())
             try:
-                waiter.wait(self._wait_budget())
+                waiter.wait(wait)
             except BaseException:
                 self._abandon(waiter)
                 raise
-            self._settle(waiter, started)
+            self._settle(waiter, started, deadline)
         try:
             return fn(*args, **kwargs)
         finally:
@@ -205,7 +214,8 @@ class Bulkhead(PolicyBase):
         if waiter is not None:
             started = self._clock.monotonic()
             try:
-                await waiter.wait(self._wait_budget())
+                # An enclosing async Timeout cancels this wait itself.
+                await waiter.wait(self.max_wait)
             except BaseException:
                 self._abandon(waiter)
                 raise

@@ -5,21 +5,33 @@ from __future__ import annotations
 import contextvars
 
 from seawall._clock import Clock
+from seawall._errors import TimeoutExceededError
 
-__all__ = ["Deadline", "current_deadline", "remaining"]
+__all__ = ["Deadline", "current_deadline", "enter", "leave", "remaining"]
 
 
 class Deadline:
-    """An absolute time on a clock by which the current call must be done."""
+    """An absolute time on a clock by which the current call must be done, and whose it is:
+    the ``name`` and ``seconds`` of the :class:`seawall.Timeout` that set it."""
 
-    __slots__ = ("at", "clock")
+    __slots__ = ("at", "clock", "name", "seconds")
 
-    def __init__(self, at: float, clock: Clock) -> None:
+    def __init__(self, at: float, clock: Clock, name: str, seconds: float) -> None:
         self.at = at
         self.clock = clock
+        self.name = name
+        self.seconds = seconds
 
     def remaining(self) -> float:
         return max(0.0, self.at - self.clock.monotonic())
+
+    def passed(self) -> bool:
+        """Strictly past it: a call that ends exactly at its deadline is in time."""
+        return self.clock.monotonic() > self.at
+
+    def exceeded(self) -> TimeoutExceededError:
+        """The error to raise on behalf of the timeout that owns this deadline."""
+        return TimeoutExceededError(self.name, self.seconds)
 
 
 _current: contextvars.ContextVar[Deadline | None] = contextvars.ContextVar(
@@ -38,13 +50,12 @@ def remaining() -> float | None:
     return None if deadline is None else deadline.remaining()
 
 
-def enter(seconds: float, clock: Clock) -> contextvars.Token[Deadline | None]:
-    """Publish a deadline ``seconds`` from now, or keep an enclosing one that is sooner."""
+def enter(own: Deadline) -> contextvars.Token[Deadline | None]:
+    """Publish ``own``, unless an enclosing deadline is sooner: that one stays in force."""
     outer = _current.get()
-    at = clock.monotonic() + seconds
-    if outer is not None and outer.remaining() <= seconds:
+    if outer is not None and outer.remaining() <= own.remaining():
         return _current.set(outer)
-    return _current.set(Deadline(at, clock))
+    return _current.set(own)
 
 
 def leave(token: contextvars.Token[Deadline | None]) -> None:

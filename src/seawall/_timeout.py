@@ -9,6 +9,7 @@ from typing import ParamSpec, TypeVar
 from seawall import _deadline
 from seawall._base import PolicyBase
 from seawall._clock import Clock
+from seawall._deadline import Deadline
 from seawall._errors import TimeoutExceededError
 from seawall._validate import check_number
 from seawall._window import AtomicCounter
@@ -58,14 +59,21 @@ class Timeout(PolicyBase):
         self.seconds = check_number("seconds", seconds)
         self.counts = TimeoutCounts()
 
+    def _deadline(self) -> Deadline:
+        clock = self._clock
+        return Deadline(clock.monotonic() + self.seconds, clock, self.name, self.seconds)
+
     def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         if self._name is None:
             self._adopt_name(fn)
-        clock = self._clock
-        token = _deadline.enter(self.seconds, clock)
-        deadline = _deadline.current_deadline()
+        own = self._deadline()
+        token = _deadline.enter(own)
         try:
             result = fn(*args, **kwargs)
+        except TimeoutExceededError:
+            # Raised inside on this deadline's behalf (e.g. by a bulkhead that stopped waiting).
+            (self.counts.timeout if own.remaining() <= 0.0 else self.counts.failure).increment()
+            raise
         except Exception:
             self.counts.failure.increment()
             raise
@@ -74,20 +82,19 @@ class Timeout(PolicyBase):
             raise
         finally:
             _deadline.leave(token)
-        if deadline is not None and clock.monotonic() > deadline.at:
+        # Each timeout judges its own deadline: an enclosing one that passed reports itself.
+        if own.passed():
             self.counts.timeout.increment()
-            raise TimeoutExceededError(self.name, self.seconds)
+            raise own.exceeded()
         self.counts.success.increment()
         return result
 
     async def acall(self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs) -> R:
         if self._name is None:
             self._adopt_name(fn)
-        token = _deadline.enter(self.seconds, self._clock)
-        deadline = _deadline.current_deadline()
-        # An enclosing deadline that is sooner wins: cancel at whichever comes first.
-        seconds = self.seconds if deadline is None else min(self.seconds, deadline.remaining())
-        scope = asyncio.timeout(seconds)
+        token = _deadline.enter(self._deadline())
+        # Each timeout has its own scope: an enclosing sooner one cancels on its own account.
+        scope = asyncio.timeout(self.seconds)
         try:
             async with scope:
                 result = await fn(*args, **kwargs)
