@@ -97,7 +97,7 @@ def test_half_open_admits_exactly_half_open_calls_among_100_callers(
         for err in rejected:
             assert isinstance(err, CircuitOpenError)
             assert err.state == "half_open"
-            assert err.retry_after == 30.0
+            assert err.retry_after == 5.0  # open_duration: probes settle sooner, or it reopens
         assert breaker.state is HALF_OPEN
         assert breaker.snapshot().rejected == CALLERS - 3
         outcomes = held.release(lambda: "probed" if verdict == "succeed" else fail())

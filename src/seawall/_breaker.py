@@ -60,8 +60,10 @@ _DISABLED = CircuitState.DISABLED
 # States in which calls are (at least partly) refused: time in them is "time not closed".
 _REFUSING = frozenset({_OPEN, _HALF_OPEN, _FORCED_OPEN})
 
-# The ticket of a call admitted outside half-open; probes carry the half-open generation instead.
-_ADMITTED = -1
+# A call's ticket says how it was admitted: None outside half-open; a probe carries the
+# generation of its half-open stretch and the time it was admitted, so its outcome only
+# counts while that stretch lasts and a hung probe can be timed on its own.
+Ticket = tuple[int, float] | None
 
 # Growing open durations are shortened by up to this share, at random, so that many
 # processes that tripped together do not all probe together.
@@ -225,9 +227,8 @@ class CircuitBreaker(PolicyBase):
         self._open_current = self._open_base
         self._open_until = 0.0
         # Half-open probing.
-        self._probes_in_flight = 0
+        self._probe_starts: list[float] = []  # admission times of the probes in flight
         self._probe_successes = 0
-        self._probe_started_at = 0.0
         # Lifetime counts, read by snapshot() and the metrics exporters. Outcomes of calls
         # admitted outside half-open feed the window; probes' outcomes are kept apart.
         self._successes = AtomicCounter()  # the one count the success path bumps, lock-free
@@ -257,14 +258,14 @@ class CircuitBreaker(PolicyBase):
         """
         if self._name is None:
             self._adopt_name(fn)
-        ticket = _ADMITTED if self._state is _CLOSED else self._admit()
+        ticket = None if self._state is _CLOSED else self._admit()
         start = self._now() if self._slow_after is not None else 0.0
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:
             self._on_exception(ticket, exc, start)
             raise
-        if self._lockfree and ticket == _ADMITTED:
+        if self._lockfree and ticket is None:
             if self._now() >= self._window.bucket_end:
                 self._roll()
             self._count_success()
@@ -276,14 +277,14 @@ class CircuitBreaker(PolicyBase):
         """Await ``fn(*args, **kwargs)`` through the breaker (see :meth:`call`)."""
         if self._name is None:
             self._adopt_name(fn)
-        ticket = _ADMITTED if self._state is _CLOSED else self._admit()
+        ticket = None if self._state is _CLOSED else self._admit()
         start = self._now() if self._slow_after is not None else 0.0
         try:
             result = await fn(*args, **kwargs)
         except BaseException as exc:
             self._on_exception(ticket, exc, start)
             raise
-        if self._lockfree and ticket == _ADMITTED:
+        if self._lockfree and ticket is None:
             if self._now() >= self._window.bucket_end:
                 self._roll()
             self._count_success()
@@ -293,36 +294,36 @@ class CircuitBreaker(PolicyBase):
 
     # -- the core: admission, outcomes, transitions -------------------------------------------
 
-    def _admit(self) -> int:
+    def _admit(self) -> Ticket:
         """Admit a call outside the closed fast path, or raise :class:`CircuitOpenError`."""
         now = self._now()
+        ticket: Ticket = None
+        rejected = False
         with self._lock:
             change = self._advance(now)
             state = self._state
             if state is _CLOSED or state is _DISABLED:
-                ticket = _ADMITTED
+                pass
             elif (
                 state is _HALF_OPEN
-                and self._probes_in_flight + self._probe_successes < self._half_open_calls
+                and len(self._probe_starts) + self._probe_successes < self._half_open_calls
             ):
-                if self._probes_in_flight == 0:
-                    self._probe_started_at = now
-                self._probes_in_flight += 1
-                ticket = self._generation
+                self._probe_starts.append(now)
+                ticket = (self._generation, now)
             else:
                 self._rejected += 1
                 retry_after = self._retry_after(now)
-                ticket = None
+                rejected = True
         if change is not None:
             self._emit(change)
-        if ticket is None:
+        if rejected:
             error = CircuitOpenError(self.name, retry_after, state=state.value)
             if self._listeners:
                 self._emit(CallRejected(self.name, state, retry_after))
             raise error
         return ticket
 
-    def _on_return(self, ticket: int, result: object, start: float) -> None:
+    def _on_return(self, ticket: Ticket, result: object, start: float) -> None:
         predicate = self._failure_result
         if predicate is None:
             self._record(ticket, False, start, None, None)
@@ -336,7 +337,7 @@ class CircuitBreaker(PolicyBase):
             failed = True
         self._record(ticket, failed, start, None, result)
 
-    def _on_exception(self, ticket: int, exc: BaseException, start: float) -> None:
+    def _on_exception(self, ticket: Ticket, exc: BaseException, start: float) -> None:
         outcome = self._classify(exc)
         if outcome == _IGNORED:
             self._release(ticket)
@@ -361,7 +362,7 @@ class CircuitBreaker(PolicyBase):
 
     def _record(
         self,
-        ticket: int,
+        ticket: Ticket,
         failed: bool,
         start: float,
         exc: BaseException | None,
@@ -372,7 +373,7 @@ class CircuitBreaker(PolicyBase):
         change = None
         with self._lock:
             state = self._state
-            if ticket == _ADMITTED:
+            if ticket is None:
                 window = self._window
                 if now >= window.bucket_end:
                     window.roll(now, self._totals())
@@ -400,8 +401,8 @@ class CircuitBreaker(PolicyBase):
                 outcomes[1 if failed else 0] += 1
                 if slow:
                     outcomes[2] += 1
-                if ticket == self._generation and state is _HALF_OPEN:
-                    self._probes_in_flight -= 1
+                if self._is_current_probe(ticket):
+                    self._probe_starts.remove(ticket[1])
                     if failed or slow:
                         change = self._move(_OPEN, now)
                     else:
@@ -424,12 +425,16 @@ class CircuitBreaker(PolicyBase):
         """Lifetime outcomes of calls admitted outside half-open: what time windows mark."""
         return self._successes.value, self._failures, self._slow_calls
 
-    def _release(self, ticket: int) -> None:
+    def _release(self, ticket: Ticket) -> None:
         """An ignored or cancelled call: no verdict, and a probe gives its slot back."""
         with self._lock:
             self._ignored += 1
-            if ticket == self._generation and self._state is _HALF_OPEN:
-                self._probes_in_flight -= 1
+            if ticket is not None and self._is_current_probe(ticket):
+                self._probe_starts.remove(ticket[1])
+
+    def _is_current_probe(self, ticket: tuple[int, float]) -> bool:
+        """A probe of the half-open stretch in progress (not of one that has ended)."""
+        return ticket[0] == self._generation and self._state is _HALF_OPEN
 
     def _advance(self, now: float) -> StateChange | None:
         """Apply the transitions that the passing of time makes. Holds the lock."""
@@ -438,8 +443,8 @@ class CircuitBreaker(PolicyBase):
             return self._move(_HALF_OPEN, now)
         if (
             state is _HALF_OPEN
-            and self._probes_in_flight > 0
-            and now - self._probe_started_at >= self._half_open_timeout
+            and self._probe_starts
+            and now - min(self._probe_starts) >= self._half_open_timeout
         ):
             # A probe that runs this long is as bad a sign as one that failed.
             return self._move(_OPEN, now)
@@ -470,9 +475,8 @@ class CircuitBreaker(PolicyBase):
             self._open_until = now + self._open_current
             self._window.clear(self._totals())
         elif to is _HALF_OPEN:
-            self._probes_in_flight = 0
+            self._probe_starts = []
             self._probe_successes = 0
-            self._probe_started_at = now
         elif to is _CLOSED:
             self._open_nominal = self._open_current = self._open_base
             self._window.clear(self._totals())
@@ -483,7 +487,10 @@ class CircuitBreaker(PolicyBase):
         if state is _OPEN:
             return max(0.0, self._open_until - now)
         if state is _HALF_OPEN:
-            return max(0.0, self._probe_started_at + self._half_open_timeout - now)
+            # Probes usually settle within their latency; when they fail the breaker opens
+            # for at least open_duration. Never later than the oldest probe's timeout.
+            oldest = min(self._probe_starts, default=now)
+            return max(0.0, min(self._open_base, oldest + self._half_open_timeout - now))
         if state is _FORCED_OPEN:
             return math.inf
         return 0.0
