@@ -319,7 +319,9 @@ def run_threads(targets: list[Callable[[], object]]) -> None:
     assert errors == []
 
 
-def assert_counts_match(breaker: CircuitBreaker, seen: list[Counter[str]], total: int) -> None:
+def assert_counts_match(
+    breaker: CircuitBreaker, seen: list[Counter[str]], total: int, *, full_cycle: bool = True
+) -> None:
     observed: Counter[str] = Counter()
     for counter in seen:
         observed.update(counter)
@@ -333,8 +335,9 @@ def assert_counts_match(breaker: CircuitBreaker, seen: list[Counter[str]], total
     # The run exercised the whole state machine, not just the closed path.
     assert observed["rejected"] > 0
     assert snapshot.transitions[CLOSED, OPEN] > 0
-    assert snapshot.transitions[OPEN, HALF_OPEN] > 0
-    assert snapshot.transitions.get((HALF_OPEN, CLOSED), 0) > 0
+    if full_cycle:  # an operator flipping the state may cut every cycle short
+        assert snapshot.transitions[OPEN, HALF_OPEN] > 0
+        assert snapshot.transitions.get((HALF_OPEN, CLOSED), 0) > 0
 
 
 def assert_no_probe_slot_leaked(breaker: CircuitBreaker, clock: FakeClock) -> None:
@@ -394,7 +397,7 @@ def test_exact_counts_with_an_operator_flipping_the_breaker() -> None:
             done.set()
 
     run_threads([operator, workers])
-    assert_counts_match(breaker, seen, 40_000)
+    assert_counts_match(breaker, seen, 40_000, full_cycle=False)
     snapshot = breaker.snapshot()
     assert snapshot.transitions[CLOSED, CircuitState.FORCED_OPEN] > 0
     assert snapshot.transitions[CircuitState.DISABLED, CLOSED] > 0

@@ -47,7 +47,7 @@ class Recorder(PolicyBase):
         self.log = log
         self.shells: list[str] = []
 
-    def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+    def _call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         self.shells.append("sync")
         self.log.append(f"{self.label}>")
         try:
@@ -55,7 +55,9 @@ class Recorder(PolicyBase):
         finally:
             self.log.append(f"<{self.label}")
 
-    async def acall(self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs) -> R:
+    async def _acall(
+        self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> R:
         self.shells.append("async")
         self.log.append(f"{self.label}>")
         try:

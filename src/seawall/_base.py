@@ -8,6 +8,8 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar, overload
 
 from seawall._clock import Clock, system_clock
+from seawall._registry import register
+from seawall._sli import CallStats
 from seawall._validate import check_name
 
 __all__ = ["PolicyBase", "check_decoratable", "qualified_name"]
@@ -48,9 +50,12 @@ def check_clock(clock: object) -> Clock:
 
 
 class PolicyBase:
-    """What every policy shares: a name, a clock, and being a decorator.
+    """What every policy shares: a name, a clock, the call-level SLI, and being a decorator.
 
-    Subclasses implement :meth:`call` and :meth:`acall`; everything else is here.
+    Subclasses implement the raw shells :meth:`_call` and :meth:`_acall`. The public
+    :meth:`call` / :meth:`acall` and the decorators wrap them once more to record the call's
+    duration and outcome (the SLI); a Pipeline composes its members' raw shells, so a logical
+    call is recorded once, by its outermost layer.
     """
 
     _name: str | None
@@ -60,6 +65,8 @@ class PolicyBase:
         self._name = check_name(name)
         self._name_given = self._name is not None
         self._clock = check_clock(clock)
+        self.stats = CallStats()
+        register(self)
 
     @property
     def name(self) -> str:
@@ -82,13 +89,45 @@ class PolicyBase:
         if not self._name_given:
             self._name = name
 
+    # -- the raw shells, one pair per policy -------------------------------------------------
+
+    def _call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        raise NotImplementedError
+
+    async def _acall(
+        self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> R:
+        raise NotImplementedError
+
+    # -- the public entries: the raw shells plus the call-level SLI ---------------------------
+
     def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run ``fn(*args, **kwargs)`` under this policy."""
-        raise NotImplementedError
+        if self._name is None:
+            self._adopt_name(fn)
+        now = self._clock.monotonic
+        start = now()
+        try:
+            result = self._call(fn, *args, **kwargs)
+        except BaseException as exc:
+            self.stats.failed(exc, now() - start)
+            raise
+        self.stats.succeeded(now() - start)
+        return result
 
     async def acall(self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Await ``fn(*args, **kwargs)`` under this policy."""
-        raise NotImplementedError
+        if self._name is None:
+            self._adopt_name(fn)
+        now = self._clock.monotonic
+        start = now()
+        try:
+            result = await self._acall(fn, *args, **kwargs)
+        except BaseException as exc:
+            self.stats.failed(exc, now() - start)
+            raise
+        self.stats.succeeded(now() - start)
+        return result
 
     @overload
     def __call__(
@@ -106,21 +145,37 @@ class PolicyBase:
         return self._decorate_sync(fn)
 
     def _decorate_sync(self, fn: Callable[P, R]) -> Callable[P, R]:
-        call = self.call
+        raw, now, stats = self._call, self._clock.monotonic, self.stats
+        succeeded, failed = stats.succeeded, stats.failed
 
         @functools.wraps(fn)
         def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
-            return call(fn, *args, **kwargs)
+            start = now()
+            try:
+                result = raw(fn, *args, **kwargs)
+            except BaseException as exc:
+                failed(exc, now() - start)
+                raise
+            succeeded(now() - start)
+            return result
 
         return guarded
 
     def _decorate_async(
         self, fn: Callable[P, Coroutine[Any, Any, R]]
     ) -> Callable[P, Coroutine[Any, Any, R]]:
-        acall = self.acall
+        raw, now, stats = self._acall, self._clock.monotonic, self.stats
+        succeeded, failed = stats.succeeded, stats.failed
 
         @functools.wraps(fn)
         async def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
-            return await acall(fn, *args, **kwargs)
+            start = now()
+            try:
+                result = await raw(fn, *args, **kwargs)
+            except BaseException as exc:
+                failed(exc, now() - start)
+                raise
+            succeeded(now() - start)
+            return result
 
         return guarded

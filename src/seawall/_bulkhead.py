@@ -187,9 +187,7 @@ class Bulkhead(PolicyBase):
 
     # -- the shells ------------------------------------------------------------------------
 
-    def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
-        if self._name is None:
-            self._adopt_name(fn)
+    def _call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         waiter = self._enter_or_queue(_ThreadWaiter)
         if waiter is not None:
             started = self._clock.monotonic()
@@ -207,9 +205,9 @@ class Bulkhead(PolicyBase):
         finally:
             self._release()
 
-    async def acall(self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs) -> R:
-        if self._name is None:
-            self._adopt_name(fn)
+    async def _acall(
+        self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> R:
         waiter = self._enter_or_queue(_TaskWaiter)
         if waiter is not None:
             started = self._clock.monotonic()

@@ -34,10 +34,11 @@ class Pipeline(PolicyBase):
             if not isinstance(policy, PolicyBase):
                 raise TypeError(f"policies must be seawall policies, got {policy!r}")
         self.policies: tuple[PolicyBase, ...] = policies
-        self._outer_call = policies[0].call
-        self._outer_acall = policies[0].acall
-        self._inner_calls = tuple(policy.call for policy in policies[1:])
-        self._inner_acalls = tuple(policy.acall for policy in policies[1:])
+        # Members are composed through their raw shells: the pipeline records the SLI once.
+        self._outer_call = policies[0]._call
+        self._outer_acall = policies[0]._acall
+        self._inner_calls = tuple(policy._call for policy in policies[1:])
+        self._inner_acalls = tuple(policy._acall for policy in policies[1:])
         if self._name is not None:
             self._name_members(self._name)
 
@@ -53,14 +54,12 @@ class Pipeline(PolicyBase):
         super()._inherit_name(name)
         self._name_members(self.name)
 
-    def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
-        if self._name is None:
-            self._adopt_name(fn)
+    def _call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         return self._outer_call(*self._inner_calls, fn, *args, **kwargs)  # type: ignore[arg-type]
 
-    async def acall(self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs) -> R:
-        if self._name is None:
-            self._adopt_name(fn)
+    async def _acall(
+        self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> R:
         return await self._outer_acall(*self._inner_acalls, fn, *args, **kwargs)  # type: ignore[arg-type]
 
     def __repr__(self) -> str:

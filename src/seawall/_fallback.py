@@ -49,9 +49,7 @@ class Fallback(PolicyBase):
         self.used.increment()
         return True
 
-    def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
-        if self._name is None:
-            self._adopt_name(fn)
+    def _call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return fn(*args, **kwargs)
         except Exception as exc:
@@ -63,9 +61,9 @@ class Fallback(PolicyBase):
                 raise
             return self._value(exc) if self._is_function else self._value  # type: ignore[no-any-return]
 
-    async def acall(self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs) -> R:
-        if self._name is None:
-            self._adopt_name(fn)
+    async def _acall(
+        self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> R:
         try:
             return await fn(*args, **kwargs)
         except Exception as exc:

@@ -242,9 +242,7 @@ class Retry(PolicyBase):
 
     # -- the shells ------------------------------------------------------------------------
 
-    def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
-        if self._name is None:
-            self._adopt_name(fn)
+    def _call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         started = self._start()
         try:
             result = fn(*args, **kwargs)
@@ -270,9 +268,9 @@ class Retry(PolicyBase):
                 run.returned(result)
         return run.give_up()  # type: ignore[no-any-return]
 
-    async def acall(self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs) -> R:
-        if self._name is None:
-            self._adopt_name(fn)
+    async def _acall(
+        self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> R:
         started = self._start()
         try:
             result = await fn(*args, **kwargs)

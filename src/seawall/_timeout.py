@@ -63,9 +63,7 @@ class Timeout(PolicyBase):
         clock = self._clock
         return Deadline(clock.monotonic() + self.seconds, clock, self.name, self.seconds)
 
-    def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
-        if self._name is None:
-            self._adopt_name(fn)
+    def _call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         own = self._deadline()
         token = _deadline.enter(own)
         try:
@@ -89,9 +87,9 @@ class Timeout(PolicyBase):
         self.counts.success.increment()
         return result
 
-    async def acall(self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs) -> R:
-        if self._name is None:
-            self._adopt_name(fn)
+    async def _acall(
+        self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> R:
         token = _deadline.enter(self._deadline())
         # Each timeout has its own scope: an enclosing sooner one cancels on its own account.
         scope = asyncio.timeout(self.seconds)

@@ -1,0 +1,141 @@
+"""Call-level SLI: the duration and outcome of every logical call, kept as plain numbers.
+
+Recorded once per call by the outermost seawall layer (a decorator, or a public ``call`` /
+``acall``); the policies composed inside a Pipeline or Policy are called through their raw
+shells and record nothing here. Exporters read :meth:`CallStats.read` when scraped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import weakref
+from bisect import bisect_left
+from dataclasses import dataclass
+
+from seawall._errors import RejectedError, TimeoutExceededError
+from seawall._histogram import DURATION_BUCKETS
+
+__all__ = ["ERROR_TYPE_CAP", "OTHER", "OUTCOMES", "CallStats", "CallStatsReading"]
+
+OUTCOMES = ("success", "failure", "timeout", "rejected", "cancelled")
+#: Distinct ``error_type`` values kept per operation; the rest are counted as ``OTHER``.
+ERROR_TYPE_CAP = 20
+OTHER = "_OTHER"
+
+_BOUNDS = DURATION_BUCKETS
+_SLOTS = len(_BOUNDS) + 1  # the last bucket is +Inf
+_SUM = _SLOTS  # a shard is [bucket counts..., sum]
+_FIRST = _BOUNDS[0]
+
+
+def outcome_of(exc: BaseException) -> str:
+    """The SLI outcome of a call that raised ``exc``."""
+    if isinstance(exc, RejectedError):
+        return "rejected"
+    if isinstance(exc, TimeoutExceededError):
+        return "timeout"
+    if isinstance(exc, Exception):
+        return "failure"
+    return "cancelled"  # asyncio.CancelledError, KeyboardInterrupt, ...
+
+
+def error_type_of(exc: BaseException) -> str:
+    if isinstance(exc, asyncio.CancelledError):
+        return "CancelledError"
+    code = getattr(exc, "error_type", None)  # an HTTP status from seawall's transports
+    return code if isinstance(code, str) else type(exc).__qualname__
+
+
+@dataclass(frozen=True, slots=True)
+class CallStatsReading:
+    """Per-outcome duration histograms (per-bucket counts, sum) and error counts."""
+
+    durations: dict[str, tuple[tuple[int, ...], float]]
+    errors: dict[tuple[str, str], int]
+
+
+class CallStats:
+    """Durations and outcomes of one operation's logical calls.
+
+    Successes, the hot path, go to a per-thread shard: no lock, and only its own thread ever
+    writes to it. Other outcomes are rare and take a lock. A dead thread's shard is folded
+    into the retired totals, so threads that come and go do not grow memory.
+    """
+
+    __slots__ = ("__weakref__", "_errors", "_local", "_lock", "_other", "_retired", "_shards")
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._shards: list[list[float]] = []
+        self._retired: list[float] = [0] * (_SLOTS + 1)
+        # Durations of the other outcomes, and error counts by (outcome, error_type).
+        self._other: dict[str, list[float]] = {}
+        self._errors: dict[tuple[str, str], int] = {}
+
+    def succeeded(self, seconds: float) -> None:
+        try:
+            shard: list[float] = self._local.shard
+        except AttributeError:
+            shard = self._new_shard()
+        # Most in-process calls land in the first bucket: skip the search for them.
+        shard[0 if seconds <= _FIRST else bisect_left(_BOUNDS, seconds)] += 1
+        shard[_SUM] += seconds
+
+    def _new_shard(self) -> list[float]:
+        shard: list[float] = [0] * (_SLOTS + 1)
+        with self._lock:
+            self._shards.append(shard)
+        self._local.shard = shard
+        weakref.finalize(threading.current_thread(), _retire, weakref.ref(self), shard)
+        return shard
+
+    def _retire(self, shard: list[float]) -> None:
+        with self._lock:
+            try:
+                self._shards.remove(shard)
+            except ValueError:
+                return
+            retired = self._retired
+            for i, value in enumerate(shard):
+                retired[i] += value
+
+    def failed(self, exc: BaseException, seconds: float) -> None:
+        outcome = outcome_of(exc)
+        error_type = error_type_of(exc)
+        with self._lock:
+            histogram = self._other.get(outcome)
+            if histogram is None:
+                histogram = self._other[outcome] = [0] * (_SLOTS + 1)
+            histogram[bisect_left(_BOUNDS, seconds)] += 1
+            histogram[_SUM] += seconds
+            key = (outcome, error_type)
+            if key not in self._errors and self._distinct_types() >= ERROR_TYPE_CAP:
+                key = (outcome, OTHER)
+            self._errors[key] = self._errors.get(key, 0) + 1
+
+    def _distinct_types(self) -> int:
+        return len({error_type for _, error_type in self._errors if error_type != OTHER})
+
+    def read(self) -> CallStatsReading:
+        with self._lock:
+            success = list(self._retired)
+            for shard in self._shards:
+                for i, value in enumerate(shard):
+                    success[i] += value
+            durations = {"success": _as_reading(success)}
+            for outcome, histogram in self._other.items():
+                durations[outcome] = _as_reading(histogram)
+            durations.setdefault("failure", _as_reading([0] * (_SLOTS + 1)))
+            return CallStatsReading(durations, dict(self._errors))
+
+
+def _as_reading(slots: list[float]) -> tuple[tuple[int, ...], float]:
+    return tuple(int(count) for count in slots[:_SUM]), float(slots[_SUM])
+
+
+def _retire(stats_ref: weakref.ref[CallStats], shard: list[float]) -> None:
+    stats = stats_ref()
+    if stats is not None:
+        stats._retire(shard)
