@@ -64,3 +64,9 @@ __all__ = [
     "__version__",
     "remaining",
 ]
+
+# Out of the box: seawall's series appear wherever prometheus-client's default registry is
+# exposed, and in OpenTelemetry once the application installs an SDK.
+from seawall.metrics._config import setup_defaults as _setup_metrics
+
+_setup_metrics()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import weakref
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar, overload
 
@@ -16,6 +17,11 @@ __all__ = ["PolicyBase", "check_decoratable", "qualified_name"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+def _name_of(ref: weakref.ref[PolicyBase]) -> str:
+    policy = ref()
+    return "" if policy is None else policy.name
 
 
 def qualified_name(fn: object) -> str:
@@ -65,7 +71,10 @@ class PolicyBase:
         self._name = check_name(name)
         self._name_given = self._name is not None
         self._clock = check_clock(clock)
-        self.stats = CallStats()
+        owner = weakref.ref(self)
+        self.stats = CallStats(lambda: _name_of(owner))
+        # Set by a Pipeline that composes this policy: then the pipeline reports its calls.
+        self._member_of_pipeline = False
         register(self)
 
     @property

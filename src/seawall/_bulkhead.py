@@ -21,6 +21,7 @@ from seawall._clock import Clock
 from seawall._deadline import Deadline
 from seawall._errors import BulkheadFullError
 from seawall._histogram import Histogram
+from seawall._observers import observers
 from seawall._validate import check_int, check_number
 
 __all__ = ["Bulkhead", "BulkheadSnapshot"]
@@ -134,8 +135,9 @@ class Bulkhead(PolicyBase):
             if self._active < self.max_concurrent and not self._waiters:
                 self._active += 1
                 self._admitted += 1
-                return None
-            if len(self._waiters) >= self.max_queue:
+                waiter = None
+                full = False
+            elif len(self._waiters) >= self.max_queue:
                 self._rejected += 1
                 full = True
             else:
@@ -144,6 +146,8 @@ class Bulkhead(PolicyBase):
                 self._waiters.append(waiter)
         if full:
             raise BulkheadFullError(self.name, detail="full")
+        if waiter is None and observers.bulkhead_wait is not None:
+            observers.bulkhead_wait(self.name, 0.0)
         return waiter
 
     def _settle(self, waiter: _Waiter, started: float, deadline: Deadline | None = None) -> None:
@@ -154,9 +158,15 @@ class Bulkhead(PolicyBase):
             if waiter.granted:
                 self._admitted += 1
                 self._waits.observe(waited)
-                return
-            self._waiters.remove(waiter)
-            self._rejected += 1
+                granted = True
+            else:
+                self._waiters.remove(waiter)
+                self._rejected += 1
+                granted = False
+        if granted:
+            if observers.bulkhead_wait is not None:
+                observers.bulkhead_wait(self.name, waited)
+            return
         if deadline is not None and deadline.remaining() <= 0.0:
             raise deadline.exceeded()
         raise BulkheadFullError(self.name, detail=f"full: no slot within {waited:.3g}s")

@@ -34,6 +34,8 @@ class Pipeline(PolicyBase):
             if not isinstance(policy, PolicyBase):
                 raise TypeError(f"policies must be seawall policies, got {policy!r}")
         self.policies: tuple[PolicyBase, ...] = policies
+        for policy in policies:
+            policy._member_of_pipeline = True
         # Members are composed through their raw shells: the pipeline records the SLI once.
         self._outer_call = policies[0]._call
         self._outer_acall = policies[0]._acall

@@ -19,6 +19,7 @@ from seawall._budget import RetryBudget
 from seawall._clock import Clock
 from seawall._errors import RejectedError
 from seawall._histogram import ATTEMPT_BUCKETS, Histogram
+from seawall._observers import observers
 from seawall._validate import (
     ExceptionMatcher,
     check_callable,
@@ -252,6 +253,8 @@ class Retry(PolicyBase):
         else:
             if self._retry_result is None or not self._retry_result(result):
                 self._count_first_try_success()
+                if observers.retry_attempts is not None:
+                    observers.retry_attempts(self.name, 1)
                 return result
             run = self._begin(fn, args, kwargs, started)
             run.returned(result)
@@ -280,6 +283,8 @@ class Retry(PolicyBase):
         else:
             if self._retry_result is None or not self._retry_result(result):
                 self._count_first_try_success()
+                if observers.retry_attempts is not None:
+                    observers.retry_attempts(self.name, 1)
                 return result
             run = self._begin(fn, args, kwargs, started)
             run.returned(result)
@@ -323,6 +328,8 @@ class Retry(PolicyBase):
             key = ("success" if success else "failure", attempts > 1)
             self._outcomes[key] = self._outcomes.get(key, 0) + 1
             self._attempts.observe(attempts)
+        if observers.retry_attempts is not None:
+            observers.retry_attempts(self.name, attempts)
 
     def _budget_refused(self) -> None:
         with self._lock:

@@ -11,10 +11,12 @@ import asyncio
 import threading
 import weakref
 from bisect import bisect_left
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from seawall._errors import RejectedError, TimeoutExceededError
 from seawall._histogram import DURATION_BUCKETS
+from seawall._observers import observers
 
 __all__ = ["ERROR_TYPE_CAP", "OTHER", "OUTCOMES", "CallStats", "CallStatsReading"]
 
@@ -63,9 +65,19 @@ class CallStats:
     into the retired totals, so threads that come and go do not grow memory.
     """
 
-    __slots__ = ("__weakref__", "_errors", "_local", "_lock", "_other", "_retired", "_shards")
+    __slots__ = (
+        "__weakref__",
+        "_errors",
+        "_local",
+        "_lock",
+        "_other",
+        "_owner",
+        "_retired",
+        "_shards",
+    )
 
-    def __init__(self) -> None:
+    def __init__(self, owner: Callable[[], str]) -> None:
+        self._owner = owner  # the operation's name, read only by per-event observers
         self._local = threading.local()
         self._lock = threading.Lock()
         self._shards: list[list[float]] = []
@@ -82,6 +94,8 @@ class CallStats:
         # Most in-process calls land in the first bucket: skip the search for them.
         shard[0 if seconds <= _FIRST else bisect_left(_BOUNDS, seconds)] += 1
         shard[_SUM] += seconds
+        if observers.call_duration is not None:
+            observers.call_duration(self._owner(), "success", seconds)
 
     def _new_shard(self) -> list[float]:
         shard: list[float] = [0] * (_SLOTS + 1)
@@ -114,6 +128,8 @@ class CallStats:
             if key not in self._errors and self._distinct_types() >= ERROR_TYPE_CAP:
                 key = (outcome, OTHER)
             self._errors[key] = self._errors.get(key, 0) + 1
+        if observers.call_duration is not None:
+            observers.call_duration(self._owner(), outcome, seconds)
 
     def _distinct_types(self) -> int:
         return len({error_type for _, error_type in self._errors if error_type != OTHER})

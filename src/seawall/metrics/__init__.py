@@ -1,0 +1,15 @@
+"""seawall's metrics: one catalogue, exported to Prometheus and OpenTelemetry.
+
+Out of the box, ``import seawall`` puts seawall's collector in prometheus-client's default
+registry (so an application's existing ``/metrics`` shows its series) and creates its
+OpenTelemetry instruments on the global meter provider (no-op until the application installs
+an SDK). :func:`configure` chooses other registries or providers, or turns either off.
+"""
+
+from __future__ import annotations
+
+from seawall.metrics._catalogue import CATALOGUE, Metric
+from seawall.metrics._config import configure
+from seawall.metrics._prometheus import SeawallCollector
+
+__all__ = ["CATALOGUE", "Metric", "SeawallCollector", "configure"]
