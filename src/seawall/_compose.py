@@ -8,6 +8,7 @@ from typing import Any, ParamSpec, TypeVar
 from seawall._base import PolicyBase
 from seawall._breaker import CircuitBreaker
 from seawall._bulkhead import Bulkhead
+from seawall._clock import Clock
 from seawall._fallback import Fallback
 from seawall._retry import Retry
 from seawall._timeout import Timeout
@@ -26,8 +27,10 @@ class Pipeline(PolicyBase):
     Policies without a name of their own take the pipeline's.
     """
 
-    def __init__(self, *policies: PolicyBase, name: str | None = None) -> None:
-        super().__init__(name=name, clock=None)
+    def __init__(
+        self, *policies: PolicyBase, name: str | None = None, clock: Clock | None = None
+    ) -> None:
+        super().__init__(name=name, clock=clock)
         if not policies:
             raise ValueError("policies: a Pipeline needs at least one policy")
         for policy in policies:
@@ -92,7 +95,8 @@ class Policy(Pipeline):
     blindly (only if its ``retry_after`` fits the deadline), and a call queued in the bulkhead
     cannot wait longer than its attempt's timeout. Every part is optional. Timeouts may be
     given as seconds, the bulkhead as its ``max_concurrent``, the breaker as ``True`` for the
-    defaults. Parts without a name of their own take the policy's ``name``.
+    defaults. Parts without a name of their own take the policy's ``name``. ``clock`` times
+    the policy's own call-level SLI; each part keeps the clock it was built with.
     """
 
     def __init__(
@@ -105,6 +109,7 @@ class Policy(Pipeline):
         breaker: CircuitBreaker | bool | None = None,
         attempt_timeout: Timeout | float | None = None,
         bulkhead: Bulkhead | int | None = None,
+        clock: Clock | None = None,
     ) -> None:
         if breaker is True:
             breaker = CircuitBreaker()
@@ -138,7 +143,7 @@ class Policy(Pipeline):
             # Two timeouts under one name would share their metric series.
             self.attempt_timeout._inherit_name(f"{name}.attempt")
             self.attempt_timeout._name_given = True
-        super().__init__(*parts, name=name)
+        super().__init__(*parts, name=name, clock=clock)
 
     def __repr__(self) -> str:
         labels = []

@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar
 
 from seawall._base import PolicyBase, is_async_callable
+from seawall._clock import Clock
 from seawall._validate import ExceptionMatcher, classifier
 from seawall._window import AtomicCounter
 
@@ -26,9 +27,14 @@ class Fallback(PolicyBase):
     """
 
     def __init__(
-        self, value: Any, *, on: ExceptionMatcher = _MISSING, name: str | None = None
+        self,
+        value: Any,
+        *,
+        on: ExceptionMatcher = _MISSING,
+        name: str | None = None,
+        clock: Clock | None = None,
     ) -> None:
-        super().__init__(name=name, clock=None)
+        super().__init__(name=name, clock=clock)
         if on is _MISSING:
             raise TypeError(
                 "Fallback needs on=: the exception types (or a predicate) to answer with the "

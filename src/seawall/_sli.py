@@ -14,7 +14,7 @@ from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from seawall._errors import RejectedError, TimeoutExceededError
+from seawall._errors import RejectedError, SeawallError, TimeoutExceededError
 from seawall._histogram import DURATION_BUCKETS
 from seawall._observers import observers
 
@@ -45,7 +45,9 @@ def outcome_of(exc: BaseException) -> str:
 def error_type_of(exc: BaseException) -> str:
     if isinstance(exc, asyncio.CancelledError):
         return "CancelledError"
-    code = getattr(exc, "error_type", None)  # an HTTP status from seawall's transports
+    # An HTTP status from seawall's transports. Only seawall's own exceptions say: any other
+    # exception's attributes may carry ids or messages, which must never become labels.
+    code = getattr(exc, "error_type", None) if isinstance(exc, SeawallError) else None
     return code if isinstance(code, str) else type(exc).__qualname__
 
 
@@ -67,6 +69,7 @@ class CallStats:
 
     __slots__ = (
         "__weakref__",
+        "_capped",
         "_errors",
         "_local",
         "_lock",
@@ -85,6 +88,7 @@ class CallStats:
         # Durations of the other outcomes, and error counts by (outcome, error_type).
         self._other: dict[str, list[float]] = {}
         self._errors: dict[tuple[str, str], int] = {}
+        self._capped: set[str] = set()  # the error types of other libraries kept so far
 
     def succeeded(self, seconds: float) -> None:
         try:
@@ -125,14 +129,15 @@ class CallStats:
             histogram[bisect_left(_BOUNDS, seconds)] += 1
             histogram[_SUM] += seconds
             key = (outcome, error_type)
-            if key not in self._errors and self._distinct_types() >= ERROR_TYPE_CAP:
-                key = (outcome, OTHER)
+            # seawall's own errors are few and always worth seeing: only others are capped.
+            if key not in self._errors and not isinstance(exc, SeawallError):
+                if error_type not in self._capped and len(self._capped) >= ERROR_TYPE_CAP:
+                    key = (outcome, OTHER)
+                else:
+                    self._capped.add(error_type)
             self._errors[key] = self._errors.get(key, 0) + 1
         if observers.call_duration is not None:
             observers.call_duration(self._owner(), outcome, seconds)
-
-    def _distinct_types(self) -> int:
-        return len({error_type for _, error_type in self._errors if error_type != OTHER})
 
     def read(self) -> CallStatsReading:
         with self._lock:

@@ -5,14 +5,15 @@ Nothing here runs on a call's path: exporters call :func:`read_all` when scraped
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from seawall._base import PolicyBase
-from seawall._breaker import CircuitBreaker, CircuitState
-from seawall._bulkhead import Bulkhead
+from seawall._breaker import BreakerSnapshot, CircuitBreaker, CircuitState
+from seawall._bulkhead import Bulkhead, BulkheadSnapshot
 from seawall._registry import live_policies
-from seawall._retry import Retry
+from seawall._retry import Retry, RetrySnapshot
 from seawall._timeout import Timeout
 from seawall.metrics._catalogue import CATALOGUE, Metric
 
@@ -58,16 +59,29 @@ def read_all(policies: Iterable[PolicyBase] | None = None) -> dict[str, Reading]
     """
     out = {metric.name: Reading(metric) for metric in CATALOGUE}
     for policy in live_policies() if policies is None else policies:
+        try:
+            write_own = _own_series(policy)
+        except AttributeError:
+            # PolicyBase.__init__ registers a policy before its subclass has set up its
+            # counts: one still being built in another thread, or one whose constructor
+            # raised and that a traceback keeps alive. It has no series (yet).
+            continue
         _read_calls(policy, out)
-        if isinstance(policy, CircuitBreaker):
-            _read_breaker(policy, out)
-        elif isinstance(policy, Retry):
-            _read_retry(policy, out)
-        elif isinstance(policy, Timeout):
-            _read_timeout(policy, out)
-        elif isinstance(policy, Bulkhead):
-            _read_bulkhead(policy, out)
+        write_own(out)
     return out
+
+
+def _own_series(policy: PolicyBase) -> Callable[[dict[str, Reading]], None]:
+    """Read a policy's own counts now, before anything is written; return what adds them."""
+    if isinstance(policy, CircuitBreaker):
+        return functools.partial(_read_breaker, policy.snapshot())
+    if isinstance(policy, Retry):
+        return functools.partial(_read_retry, policy.snapshot())
+    if isinstance(policy, Timeout):
+        return functools.partial(_read_timeout, policy.name, policy.counts.as_dict())
+    if isinstance(policy, Bulkhead):
+        return functools.partial(_read_bulkhead, policy.snapshot())
+    return lambda out: None
 
 
 def _read_calls(policy: PolicyBase, out: dict[str, Reading]) -> None:
@@ -84,8 +98,7 @@ def _read_calls(policy: PolicyBase, out: dict[str, Reading]) -> None:
         errors.add((operation, outcome, error_type), count)
 
 
-def _read_breaker(breaker: CircuitBreaker, out: dict[str, Reading]) -> None:
-    snap = breaker.snapshot()
+def _read_breaker(snap: BreakerSnapshot, out: dict[str, Reading]) -> None:
     name = snap.name
     calls = out["seawall_circuit_breaker_calls_total"]
     for outcome, count in zip(
@@ -102,8 +115,7 @@ def _read_breaker(breaker: CircuitBreaker, out: dict[str, Reading]) -> None:
     out["seawall_circuit_breaker_open_seconds_total"].add((name,), snap.not_closed_seconds)
 
 
-def _read_retry(retry: Retry, out: dict[str, Reading]) -> None:
-    snap = retry.snapshot()
+def _read_retry(snap: RetrySnapshot, out: dict[str, Reading]) -> None:
     name = snap.name
     calls = out["seawall_retry_calls_total"]
     for outcome in ("success", "failure"):
@@ -116,15 +128,13 @@ def _read_retry(retry: Retry, out: dict[str, Reading]) -> None:
     out["seawall_retry_budget_exhausted_total"].add((name,), snap.budget_exhausted)
 
 
-def _read_timeout(timeout: Timeout, out: dict[str, Reading]) -> None:
-    counts = timeout.counts.as_dict()
+def _read_timeout(name: str, counts: dict[str, int], out: dict[str, Reading]) -> None:
     calls = out["seawall_timeout_calls_total"]
     for outcome in _TIMEOUT_OUTCOMES:
-        calls.add((timeout.name, outcome), counts[outcome])
+        calls.add((name, outcome), counts[outcome])
 
 
-def _read_bulkhead(bulkhead: Bulkhead, out: dict[str, Reading]) -> None:
-    snap = bulkhead.snapshot()
+def _read_bulkhead(snap: BulkheadSnapshot, out: dict[str, Reading]) -> None:
     name = snap.name
     calls = out["seawall_bulkhead_calls_total"]
     calls.add((name, "admitted"), snap.admitted)
