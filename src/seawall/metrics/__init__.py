@@ -4,6 +4,11 @@ Out of the box, ``import seawall`` puts seawall's collector in prometheus-client
 registry (so an application's existing ``/metrics`` shows its series) and creates its
 OpenTelemetry instruments on the global meter provider (no-op until the application installs
 an SDK). :func:`configure` chooses other registries or providers, or turns either off.
+
+In OpenTelemetry the instruments belong to the meter ``seawall`` (at the package's version);
+counters and gauges are observable, read from the policies at each collection, and the three
+histograms (call duration, retry attempts, bulkhead wait) are recorded per event once an SDK
+is behind the provider, so they hold what happened from then on.
 """
 
 from __future__ import annotations

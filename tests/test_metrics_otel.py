@@ -1,0 +1,469 @@
+"""OpenTelemetry: the meter, the instruments, and what it costs with and without an SDK.
+
+The API's global meter provider can be set once per process, so every test that sets it runs
+a small script in a subprocess; the others pass a provider to ``configure(otel=...)`` and put
+the previous configuration back afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from opentelemetry.metrics import (
+    Histogram,
+    NoOpMeterProvider,
+    ObservableCounter,
+    ObservableGauge,
+    get_meter_provider,
+)
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricsData
+
+import seawall
+from seawall import CircuitBreaker, Retry
+from seawall._observers import observers
+from seawall.metrics import CATALOGUE, _otel, configure
+from seawall.metrics import _config as metrics_config
+from seawall.metrics._catalogue import by_name
+from seawall.metrics._otel import attribute_keys
+from seawall.testing import FakeClock
+
+
+@pytest.fixture(autouse=True)
+def restore_metrics_config() -> Iterator[None]:
+    saved_registry, saved_otel = metrics_config._registry, _otel._target
+    yield
+    configure(
+        prometheus=saved_registry if saved_registry is not None else False,
+        otel=True if saved_otel is None else saved_otel,
+    )
+
+
+@pytest.fixture
+def sdk() -> Iterator[tuple[MeterProvider, InMemoryMetricReader]]:
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader], shutdown_on_exit=False)
+    yield provider, reader
+    provider.shutdown()
+
+
+def hooks() -> tuple[object, object, object]:
+    return observers.call_duration, observers.retry_attempts, observers.bulkhead_wait
+
+
+def points(data: MetricsData | None, otel_name: str, **attributes: str) -> list[Any]:
+    """The data points of one instrument whose attributes include ``attributes``."""
+    assert data is not None
+    out = []
+    for resource in data.resource_metrics:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                if metric.name == otel_name:
+                    out += [
+                        point
+                        for point in metric.data.data_points
+                        if attributes.items() <= dict(point.attributes or {}).items()
+                    ]
+    return out
+
+
+def instrument_names(data: MetricsData | None) -> list[str]:
+    assert data is not None
+    return [
+        metric.name
+        for resource in data.resource_metrics
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+    ]
+
+
+# -- the meter and its instruments -----------------------------------------------------------------
+
+
+def test_the_meter_is_seawall_at_the_package_version(sdk: Any) -> None:
+    provider, reader = sdk
+    configure(otel=provider)
+    breaker = CircuitBreaker(name="otel-meter")
+    breaker(lambda: None)()
+    data = reader.get_metrics_data()
+    assert data is not None
+    scopes = [scope.scope for rm in data.resource_metrics for scope in rm.scope_metrics]
+    assert [(scope.name, scope.version) for scope in scopes] == [("seawall", seawall.__version__)]
+    exporter = _otel.active_exporter()
+    assert exporter is not None
+    assert exporter.meter.name == "seawall"
+    assert exporter.meter.version == seawall.__version__
+
+
+def test_every_catalogue_family_is_an_instrument_with_its_name_unit_and_description(
+    sdk: Any,
+) -> None:
+    provider, _ = sdk
+    configure(otel=provider)
+    exporter = _otel.active_exporter()
+    assert exporter is not None
+    assert set(exporter.instruments) == {metric.name for metric in CATALOGUE}
+    kinds = {"counter": ObservableCounter, "gauge": ObservableGauge, "histogram": Histogram}
+    for metric in CATALOGUE:
+        instrument = exporter.instruments[metric.name]
+        assert isinstance(instrument, kinds[metric.kind]), metric.name
+        assert (instrument.name, instrument.unit, instrument.description) == (
+            metric.otel_name,
+            metric.unit,
+            metric.help,
+        )
+
+
+def test_histograms_use_the_catalogue_buckets(sdk: Any) -> None:
+    provider, reader = sdk
+    configure(otel=provider)
+    retry = Retry(on=ValueError, name="otel-buckets", clock=FakeClock())
+    retry(lambda: None)()
+    data = reader.get_metrics_data()
+    for name, policy_label in [
+        ("seawall_call_duration_seconds", "operation"),
+        ("seawall_retry_attempts", "policy"),
+    ]:
+        metric = by_name(name)
+        [point] = points(data, metric.otel_name, **{policy_label: "otel-buckets"})
+        assert tuple(point.explicit_bounds) == tuple(float(b) for b in metric.buckets)
+
+
+def test_attribute_keys_are_the_label_names_and_semantic_conventions_for_http() -> None:
+    for metric in CATALOGUE:
+        if metric.otel_name != "http.client.request.duration":
+            assert attribute_keys(metric) == metric.labels
+    http = by_name("seawall_http_client_request_duration_seconds")
+    assert attribute_keys(http) == (
+        "http.request.method",
+        "server.address",
+        "server.port",
+        "http.response.status_code",
+        "error.type",
+    )
+
+
+# -- reading ---------------------------------------------------------------------------------------
+
+
+def test_one_collection_reads_the_policies_once_and_the_next_reads_them_afresh(
+    sdk: Any,
+) -> None:
+    provider, reader = sdk
+    configure(otel=provider)
+    exporter = _otel.active_exporter()
+    assert exporter is not None
+    breaker = CircuitBreaker(name="otel-reads", clock=FakeClock())
+    call = breaker(lambda: None)
+    call()
+    before = exporter.reads
+    data = reader.get_metrics_data()
+    assert exporter.reads == before + 1
+    [point] = points(data, "seawall.circuit_breaker.calls", policy="otel-reads", outcome="success")
+    assert point.value == 1
+    call()
+    call()
+    data = reader.get_metrics_data()  # at once: a new collection, not the cached reading
+    assert exporter.reads == before + 2
+    [point] = points(data, "seawall.circuit_breaker.calls", policy="otel-reads", outcome="success")
+    assert point.value == 3
+
+
+def test_counts_made_before_opentelemetry_was_enabled_are_reported_not_their_durations(
+    sdk: Any,
+) -> None:
+    provider, reader = sdk
+    configure(otel=False)
+    call = CircuitBreaker(name="otel-before", clock=FakeClock())(lambda: None)
+    call()
+    configure(otel=provider)
+    call()
+    data = reader.get_metrics_data()
+    [calls] = points(data, "seawall.circuit_breaker.calls", policy="otel-before", outcome="success")
+    assert calls.value == 2  # read from the breaker's own counts
+    [duration] = points(data, "seawall.call.duration", operation="otel-before")
+    assert duration.count == 1  # recorded per event, from when the exporter was enabled
+
+
+# -- configure -------------------------------------------------------------------------------------
+
+
+def test_without_an_sdk_the_hooks_stay_off_and_calls_record_nothing() -> None:
+    if not _otel._is_proxy(get_meter_provider().get_meter("probe")):
+        pytest.skip("a global SDK meter provider was set in this process")
+    configure(otel=True)
+    exporter = _otel.active_exporter()
+    assert exporter is not None
+    assert exporter.proxy
+    assert not exporter.live
+    assert hooks() == (None, None, None)
+    call = Retry(on=ValueError, name="otel-nosdk", clock=FakeClock())(lambda: "ok")
+    assert call() == "ok"
+    assert hooks() == (None, None, None)
+    assert exporter._histograms == {}  # not even created: nothing to record into
+
+
+def test_a_provider_without_an_sdk_is_treated_as_off() -> None:
+    configure(otel=NoOpMeterProvider())
+    assert hooks() == (None, None, None)
+
+
+def test_configure_otel_false_stops_reporting_and_recording(sdk: Any) -> None:
+    provider, reader = sdk
+    configure(otel=provider)
+    assert None not in hooks()
+    call = CircuitBreaker(name="otel-stop", clock=FakeClock())(lambda: None)
+    call()
+    data = reader.get_metrics_data()
+    assert points(data, "seawall.circuit_breaker.calls", policy="otel-stop")
+    configure(otel=False)
+    assert hooks() == (None, None, None)
+    assert _otel.active_exporter() is None
+    call()
+    data = reader.get_metrics_data()
+    assert not points(data, "seawall.circuit_breaker.calls", policy="otel-stop")
+    [duration] = points(data, "seawall.call.duration", operation="otel-stop")
+    assert duration.count == 1  # what was recorded stays; nothing more was
+
+
+def test_configure_true_goes_back_to_the_global_provider(sdk: Any) -> None:
+    provider, _ = sdk
+    configure(otel=provider)
+    configure(otel=True)
+    exporter = _otel.active_exporter()
+    assert exporter is not None
+    assert exporter.provider is get_meter_provider() or exporter.bound_to is get_meter_provider()
+
+
+def test_configure_none_leaves_it(sdk: Any) -> None:
+    provider, _ = sdk
+    configure(otel=provider)
+    exporter = _otel.active_exporter()
+    configure()
+    configure(otel=None, prometheus=None)
+    assert _otel.active_exporter() is exporter
+
+
+def test_configuring_a_provider_again_makes_no_second_set_of_instruments(
+    sdk: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    provider, reader = sdk
+    other = MeterProvider(metric_readers=[InMemoryMetricReader()], shutdown_on_exit=False)
+    caplog.set_level(logging.WARNING)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        configure(otel=provider)
+        exporter = _otel.active_exporter()
+        configure(otel=provider)
+        configure(otel=other)
+        configure(otel=True)
+        configure(otel=provider)
+        assert _otel.active_exporter() is exporter
+        breaker = CircuitBreaker(name="otel-twice", clock=FakeClock())
+        breaker(lambda: None)()
+        data = reader.get_metrics_data()
+    other.shutdown()
+    assert caught == []
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+    names = instrument_names(data)
+    assert len(names) == len(set(names))
+    [point] = points(data, "seawall.circuit_breaker.calls", policy="otel-twice", outcome="success")
+    assert point.value == 1  # not reported by two callbacks
+
+
+@pytest.mark.parametrize("bad", ["x", 1, object()])
+def test_configure_rejects_a_wrong_otel_type_and_changes_nothing(bad: object) -> None:
+    before = (_otel._target, metrics_config._registry)
+    with pytest.raises(TypeError, match="otel"):
+        configure(otel=bad, prometheus=False)  # type: ignore[arg-type]
+    assert (_otel._target, metrics_config._registry) == before
+
+
+# -- the per-event recorders -----------------------------------------------------------------------
+
+
+class FakeHistogram:
+    def __init__(self) -> None:
+        self.records: list[tuple[float, Any]] = []
+
+    def record(self, amount: float, attributes: Any = None, context: Any = None) -> None:
+        self.records.append((amount, attributes))
+
+
+def test_recorders_reuse_one_attributes_dict_per_label_set() -> None:
+    histogram = FakeHistogram()
+    record = _otel._call_duration_recorder(histogram)  # type: ignore[arg-type]
+    record("op", "success", 0.25)
+    record("op", "success", 0.5)
+    record("op", "failure", 1.0)
+    (_, first), (_, second), (_, third) = histogram.records
+    assert first is second
+    assert first == {"operation": "op", "outcome": "success"}
+    assert third == {"operation": "op", "outcome": "failure"}
+    by_policy = FakeHistogram()
+    record_policy = _otel._policy_recorder(by_policy)  # type: ignore[arg-type]
+    record_policy("p", 2)
+    record_policy("p", 3)
+    assert by_policy.records[0][1] is by_policy.records[1][1] == {"policy": "p"}
+
+
+def test_turning_off_leaves_hooks_it_did_not_install_alone() -> None:
+    configure(otel=False)
+
+    def foreign(operation: str, outcome: str, seconds: float) -> None:
+        pass
+
+    observers.call_duration = foreign
+    try:
+        configure(otel=False)
+        assert observers.call_duration is foreign
+    finally:
+        observers.call_duration = None
+
+
+# -- the global provider, set once per process: in subprocesses ------------------------------------
+
+
+def run_script(body: str) -> dict[str, Any]:
+    """Run ``body`` in a fresh interpreter; it prints one JSON object last. OpenTelemetry's and
+    seawall's warnings go to stderr, which must stay empty."""
+    prelude = textwrap.dedent(
+        """
+        import json, logging, sys, warnings
+        logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+        warnings.simplefilter("always")
+        from opentelemetry import metrics
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+        def hooks_on():
+            from seawall._observers import observers as o
+            return [h is not None for h in (o.call_duration, o.retry_attempts, o.bulkhead_wait)]
+
+        def values(reader, name, **attrs):
+            data = reader.get_metrics_data()
+            out = []
+            for rm in data.resource_metrics if data is not None else ():
+                for sm in rm.scope_metrics:
+                    for m in sm.metrics:
+                        if m.name == name:
+                            for p in m.data.data_points:
+                                if attrs.items() <= dict(p.attributes).items():
+                                    out.append(getattr(p, "count", getattr(p, "value", None)))
+            return out
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    done = subprocess.run(
+        [sys.executable, "-c", prelude + textwrap.dedent(body)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def test_an_sdk_set_globally_after_import_starts_the_recording() -> None:
+    result = run_script(
+        """
+        import seawall
+        from seawall.testing import FakeClock
+        call = seawall.CircuitBreaker(name="late-sdk", clock=FakeClock())(lambda: None)
+        call()  # no SDK yet: counted by the breaker, recorded nowhere else
+        before = hooks_on()
+        reader = InMemoryMetricReader()
+        metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+        after = hooks_on()
+        call(); call()
+        calls = values(reader, "seawall.circuit_breaker.calls", policy="late-sdk")
+        durations = values(reader, "seawall.call.duration", operation="late-sdk")
+        result = {"before": before, "after": after, "calls": calls, "durations": durations}
+        print(json.dumps(result))
+        """
+    )
+    assert result == {
+        "before": [False, False, False],
+        "after": [True, True, True],
+        "calls": [3, 0, 0, 0],  # success, failure, ignored, rejected
+        "durations": [2],
+    }
+
+
+def test_an_sdk_set_globally_before_import_records_from_the_start() -> None:
+    result = run_script(
+        """
+        reader = InMemoryMetricReader()
+        metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+        import seawall
+        from seawall.testing import FakeClock
+        on = hooks_on()
+        seawall.CircuitBreaker(name="early-sdk", clock=FakeClock())(lambda: None)()
+        durations = values(reader, "seawall.call.duration", operation="early-sdk")
+        print(json.dumps({"on": on, "durations": durations}))
+        """
+    )
+    assert result == {"on": [True, True, True], "durations": [1]}
+
+
+def test_a_provider_configured_then_set_globally_gets_one_set_of_instruments() -> None:
+    result = run_script(
+        """
+        import seawall, seawall.metrics
+        from seawall.testing import FakeClock
+        reader = InMemoryMetricReader()
+        provider = MeterProvider(metric_readers=[reader])
+        seawall.metrics.configure(otel=provider)
+        metrics.set_meter_provider(provider)  # seawall's proxy meter must not add its own
+        seawall.metrics.configure(otel=True)  # the global provider: that same one
+        breaker = seawall.CircuitBreaker(name="both", clock=FakeClock())
+        breaker(lambda: None)()
+        data = reader.get_metrics_data()
+        names = [m.name for rm in data.resource_metrics for sm in rm.scope_metrics
+                 for m in sm.metrics]
+        calls = values(reader, "seawall.circuit_breaker.calls", policy="both", outcome="success")
+        durations = values(reader, "seawall.call.duration", operation="both")
+        print(json.dumps({"unique": len(names) == len(set(names)), "calls": calls,
+                          "durations": durations, "on": hooks_on()}))
+        """
+    )
+    assert result == {"unique": True, "calls": [1], "durations": [1], "on": [True, True, True]}
+
+
+def test_off_stays_off_when_an_sdk_is_set_and_true_turns_it_on() -> None:
+    result = run_script(
+        """
+        import seawall, seawall.metrics
+        from seawall.testing import FakeClock
+        seawall.metrics.configure(otel=False)
+        reader = InMemoryMetricReader()
+        metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+        off = hooks_on()
+        call = seawall.CircuitBreaker(name="off-on", clock=FakeClock())(lambda: None)
+        call()
+        silent = values(reader, "seawall.circuit_breaker.calls", policy="off-on")
+        seawall.metrics.configure(otel=True)
+        on = hooks_on()
+        call()
+        durations = values(reader, "seawall.call.duration", operation="off-on")
+        print(json.dumps({"off": off, "silent": silent, "on": on, "durations": durations}))
+        """
+    )
+    assert result == {
+        "off": [False, False, False],
+        "silent": [],
+        "on": [True, True, True],
+        "durations": [1],
+    }
