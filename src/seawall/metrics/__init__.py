@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from seawall.metrics._catalogue import CATALOGUE, Metric
 from seawall.metrics._config import configure
+from seawall.metrics._multiprocess import flush
 from seawall.metrics._prometheus import SeawallCollector
 
-__all__ = ["CATALOGUE", "Metric", "SeawallCollector", "configure"]
+__all__ = ["CATALOGUE", "Metric", "SeawallCollector", "configure", "flush"]
