@@ -580,7 +580,20 @@ def cli(argv: Sequence[str] | None, suites: Mapping[str, Suite]) -> int:
         "--check", action="store_true", help="exit 1 if a bar fails (default: report only)"
     )
     parser.add_argument("--list", action="store_true", help="list the suites and exit")
+    parser.add_argument(
+        "--otel-sdk",
+        action="store_true",
+        help="install an OpenTelemetry SDK meter provider first (for the record: seawall then "
+        "records its histograms per call through the SDK)",
+    )
     args = parser.parse_args(argv)
+    if args.otel_sdk:
+        from opentelemetry import metrics as otel_metrics
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+        otel_metrics.set_meter_provider(MeterProvider(metric_readers=[InMemoryMetricReader()]))
+        print("OpenTelemetry SDK installed: MeterProvider with an InMemoryMetricReader")
 
     if args.list:
         for suite in suites.values():
