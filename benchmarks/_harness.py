@@ -586,7 +586,17 @@ def cli(argv: Sequence[str] | None, suites: Mapping[str, Suite]) -> int:
         help="install an OpenTelemetry SDK meter provider first (for the record: seawall then "
         "records its histograms per call through the SDK)",
     )
+    parser.add_argument(
+        "--metrics-off",
+        action="store_true",
+        help="turn seawall's exporters off first: configure(prometheus=False, otel=False)",
+    )
     args = parser.parse_args(argv)
+    if args.metrics_off:
+        import seawall.metrics
+
+        seawall.metrics.configure(prometheus=False, otel=False)
+        print("seawall's exporters off: configure(prometheus=False, otel=False)")
     if args.otel_sdk:
         from opentelemetry import metrics as otel_metrics
         from opentelemetry.sdk.metrics import MeterProvider
