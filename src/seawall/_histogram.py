@@ -29,14 +29,6 @@ class Histogram:
         self.counts[bisect.bisect_left(self.bounds, value)] += 1
         self.sum += value
 
-    def observe_many(self, value: float, times: int) -> None:
-        self.counts[bisect.bisect_left(self.bounds, value)] += times
-        self.sum += value * times
-
-    @property
-    def count(self) -> int:
-        return sum(self.counts)
-
     def read(self) -> tuple[tuple[int, ...], float]:
         """(per-bucket counts, sum), a copy."""
         return tuple(self.counts), self.sum
