@@ -38,7 +38,7 @@ import platform
 import statistics
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
@@ -640,3 +640,38 @@ def cli(argv: Sequence[str] | None, suites: Mapping[str, Suite]) -> int:
         print(f"wrote {args.json}")
     failed = [b for r in results for b in r.bars if b.status in ("FAIL", "INVALID")]
     return 1 if args.check and failed else 0
+
+
+# -- what the suites share -------------------------------------------------------------------
+
+RESULT = object()  # what every no-op returns; each candidate must hand back this very object
+
+
+def noop() -> Callable[[], object]:
+    """A fresh sync no-op per candidate, so no library sees another's decorated function."""
+
+    def noop() -> object:
+        return RESULT
+
+    return noop
+
+
+def anoop() -> Callable[[], Coroutine[Any, Any, object]]:
+    """A fresh async no-op per candidate."""
+
+    async def noop() -> object:
+        return RESULT
+
+    return noop
+
+
+def bare(fn: Callable[[], Any]) -> Callable[[], Candidate]:
+    """The baseline candidate: ``fn`` itself, undecorated."""
+    return lambda: Candidate(BASELINE, fn)
+
+
+def invalid_rows(table: Table, names: tuple[str, ...]) -> list[str]:
+    """The candidates among ``names`` whose post-timing check failed."""
+    return [
+        r.candidate for r in table.rows if r.candidate in names and r.note.startswith("INVALID")
+    ]

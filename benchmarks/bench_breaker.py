@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import Any
 
 from _harness import (
@@ -25,30 +25,15 @@ from _harness import (
     SkipCandidate,
     Suite,
     SuiteResult,
+    anoop,
+    bare,
     build_candidates,
     cli,
+    noop,
     overhead_table,
 )
 
-RESULT = object()  # what every no-op returns; each candidate must hand back this very object
-
 BAR_LIMIT = 0.5
-
-
-def _noop() -> Callable[[], object]:
-    """A fresh sync no-op per candidate, so no library sees another's decorated function."""
-
-    def noop() -> object:
-        return RESULT
-
-    return noop
-
-
-def _anoop() -> Callable[[], Coroutine[Any, Any, object]]:
-    async def noop() -> object:
-        return RESULT
-
-    return noop
 
 
 # -- sync candidates ---------------------------------------------------------------------------
@@ -68,7 +53,7 @@ def seawall_sync() -> Candidate:
     import seawall
 
     breaker = seawall.CircuitBreaker(name="bench")
-    return Candidate("seawall", breaker(_noop()), "seawall", _seawall_check(breaker))
+    return Candidate("seawall", breaker(noop()), "seawall", _seawall_check(breaker))
 
 
 def seawall_sync_count() -> Candidate:
@@ -76,7 +61,7 @@ def seawall_sync_count() -> Candidate:
 
     breaker = seawall.CircuitBreaker(name="bench", window_calls=100)
     return Candidate(
-        "seawall window_calls=100", breaker(_noop()), "seawall", _seawall_check(breaker)
+        "seawall window_calls=100", breaker(noop()), "seawall", _seawall_check(breaker)
     )
 
 
@@ -87,7 +72,7 @@ def seawall_sync_call() -> Candidate:
     # functools.partial is a C callable: this times breaker.call() without a Python wrapper.
     return Candidate(
         "seawall .call() [info]",
-        functools.partial(breaker.call, _noop()),
+        functools.partial(breaker.call, noop()),
         "seawall",
         _seawall_check(breaker),
         note="breaker.call(fn) without the decorator's wrapper frame, for comparison",
@@ -104,7 +89,7 @@ def pybreaker_sync() -> Candidate:
             return f"state {breaker.current_state}, fail_counter {breaker.fail_counter}"
         return None
 
-    return Candidate("pybreaker", breaker(_noop()), "pybreaker", check)
+    return Candidate("pybreaker", breaker(noop()), "pybreaker", check)
 
 
 def circuitbreaker_sync() -> Candidate:
@@ -117,7 +102,7 @@ def circuitbreaker_sync() -> Candidate:
             return f"state {breaker.state}, failure_count {breaker.failure_count}"
         return None
 
-    return Candidate("circuitbreaker", breaker(_noop()), "circuitbreaker", check)
+    return Candidate("circuitbreaker", breaker(noop()), "circuitbreaker", check)
 
 
 def _interlock_check(breaker: Any) -> Callable[[], str | None]:
@@ -137,7 +122,7 @@ def interlock_sync() -> Candidate:
 
     # Default Config (count window of 100), no listener, no storage.
     breaker = interlock.CircuitBreaker(name="bench")
-    return Candidate("interlock-cb", breaker(_noop()), "interlock-cb", _interlock_check(breaker))
+    return Candidate("interlock-cb", breaker(noop()), "interlock-cb", _interlock_check(breaker))
 
 
 def purgatory_sync() -> Candidate:
@@ -151,7 +136,7 @@ def purgatory_sync() -> Candidate:
             return f"state {context.state}, failure_count {context.failure_count}"
         return None
 
-    return Candidate("purgatory", factory("bench")(_noop()), "purgatory", check)
+    return Candidate("purgatory", factory("bench")(noop()), "purgatory", check)
 
 
 # -- async candidates --------------------------------------------------------------------------
@@ -161,7 +146,7 @@ def seawall_async() -> Candidate:
     import seawall
 
     breaker = seawall.CircuitBreaker(name="bench")
-    return Candidate("seawall", breaker(_anoop()), "seawall", _seawall_check(breaker))
+    return Candidate("seawall", breaker(anoop()), "seawall", _seawall_check(breaker))
 
 
 def seawall_async_count() -> Candidate:
@@ -169,7 +154,7 @@ def seawall_async_count() -> Candidate:
 
     breaker = seawall.CircuitBreaker(name="bench", window_calls=100)
     return Candidate(
-        "seawall window_calls=100", breaker(_anoop()), "seawall", _seawall_check(breaker)
+        "seawall window_calls=100", breaker(anoop()), "seawall", _seawall_check(breaker)
     )
 
 
@@ -183,7 +168,7 @@ def aiobreaker_async() -> Candidate:
             return f"state {breaker.current_state}, fail_counter {breaker.fail_counter}"
         return None
 
-    return Candidate("aiobreaker", breaker(_anoop()), "aiobreaker", check)
+    return Candidate("aiobreaker", breaker(anoop()), "aiobreaker", check)
 
 
 def purgatory_async() -> Candidate:
@@ -197,7 +182,7 @@ def purgatory_async() -> Candidate:
             return f"state {context.state}, failure_count {context.failure_count}"
         return None
 
-    return Candidate("purgatory", factory("bench")(_anoop()), "purgatory", check)
+    return Candidate("purgatory", factory("bench")(anoop()), "purgatory", check)
 
 
 def circuitbreaker_async() -> Candidate:
@@ -210,7 +195,7 @@ def circuitbreaker_async() -> Candidate:
             return f"state {breaker.state}, failure_count {breaker.failure_count}"
         return None
 
-    return Candidate("circuitbreaker", breaker(_anoop()), "circuitbreaker", check)
+    return Candidate("circuitbreaker", breaker(anoop()), "circuitbreaker", check)
 
 
 def pybreaker_async() -> Candidate:
@@ -227,18 +212,14 @@ def interlock_async() -> Candidate:
     import interlock
 
     breaker = interlock.CircuitBreaker(name="bench-async")
-    return Candidate("interlock-cb", breaker(_anoop()), "interlock-cb", _interlock_check(breaker))
+    return Candidate("interlock-cb", breaker(anoop()), "interlock-cb", _interlock_check(breaker))
 
 
 # -- the suite ---------------------------------------------------------------------------------
 
 
-def _bare(fn: Callable[[], Any]) -> Callable[[], Candidate]:
-    return lambda: Candidate(BASELINE, fn)
-
-
 SYNC = [
-    (BASELINE, _bare(_noop())),
+    (BASELINE, bare(noop())),
     ("seawall", seawall_sync),
     ("seawall window_calls=100", seawall_sync_count),
     ("seawall .call() [info]", seawall_sync_call),
@@ -249,7 +230,7 @@ SYNC = [
 ]
 
 ASYNC = [
-    (BASELINE, _bare(_anoop())),
+    (BASELINE, bare(anoop())),
     ("seawall", seawall_async),
     ("seawall window_calls=100", seawall_async_count),
     ("aiobreaker", aiobreaker_async),

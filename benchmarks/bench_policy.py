@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import Any
 
 from _harness import (
@@ -29,13 +29,14 @@ from _harness import (
     RunConfig,
     Suite,
     SuiteResult,
-    Table,
+    anoop,
+    bare,
     build_candidates,
     cli,
+    invalid_rows,
+    noop,
     overhead_table,
 )
-
-RESULT = object()  # what every no-op returns; each candidate must hand back this very object
 
 BAR_LIMIT = 0.2
 ATTEMPTS = 3
@@ -44,22 +45,6 @@ REFERENCE_ASYNC = "tenacity + aiobreaker"
 # Timeouts of the [info] rows: long enough never to expire while a no-op runs.
 TOTAL_TIMEOUT = 30.0
 ATTEMPT_TIMEOUT = 10.0
-
-
-def _noop() -> Callable[[], object]:
-    """A fresh sync no-op per candidate, so no library sees another's decorated function."""
-
-    def noop() -> object:
-        return RESULT
-
-    return noop
-
-
-def _anoop() -> Callable[[], Coroutine[Any, Any, object]]:
-    async def noop() -> object:
-        return RESULT
-
-    return noop
 
 
 # -- seawall -----------------------------------------------------------------------------------
@@ -105,7 +90,7 @@ def _policy_check(policy: Any) -> Callable[[], str | None]:
 
 def seawall_sync() -> Candidate:
     policy = _policy()
-    return Candidate("seawall Policy", policy(_noop()), "seawall", _policy_check(policy))
+    return Candidate("seawall Policy", policy(noop()), "seawall", _policy_check(policy))
 
 
 def seawall_sync_call() -> Candidate:
@@ -113,7 +98,7 @@ def seawall_sync_call() -> Candidate:
     # functools.partial is a C callable: this times policy.call() without a Python wrapper.
     return Candidate(
         "seawall Policy .call() [info]",
-        functools.partial(policy.call, _noop()),
+        functools.partial(policy.call, noop()),
         "seawall",
         _policy_check(policy),
         note="policy.call(fn) without the decorator's wrapper frame, for comparison",
@@ -124,7 +109,7 @@ def seawall_sync_timeouts() -> Candidate:
     policy = _policy(timeouts=True)
     return Candidate(
         "seawall Policy + timeouts [info]",
-        policy(_noop()),
+        policy(noop()),
         "seawall",
         _policy_check(policy),
         note=f"total_timeout={TOTAL_TIMEOUT:g}, attempt_timeout={ATTEMPT_TIMEOUT:g} added",
@@ -133,14 +118,14 @@ def seawall_sync_timeouts() -> Candidate:
 
 def seawall_async() -> Candidate:
     policy = _policy()
-    return Candidate("seawall Policy", policy(_anoop()), "seawall", _policy_check(policy))
+    return Candidate("seawall Policy", policy(anoop()), "seawall", _policy_check(policy))
 
 
 def seawall_async_timeouts() -> Candidate:
     policy = _policy(timeouts=True)
     return Candidate(
         "seawall Policy + timeouts [info]",
-        policy(_anoop()),
+        policy(anoop()),
         "seawall",
         _policy_check(policy),
         note=f"total_timeout={TOTAL_TIMEOUT:g}, attempt_timeout={ATTEMPT_TIMEOUT:g} added "
@@ -207,7 +192,7 @@ def _joined(*problems: str | None) -> str | None:
 
 def tenacity_pybreaker_sync() -> Candidate:
     breaker, breaker_problem = _pybreaker()
-    decorated = _tenacity_decorator()(breaker(_noop()))
+    decorated = _tenacity_decorator()(breaker(noop()))
     return Candidate(
         REFERENCE_SYNC,
         decorated,
@@ -219,7 +204,7 @@ def tenacity_pybreaker_sync() -> Candidate:
 
 def backoff_pybreaker_sync() -> Candidate:
     breaker, breaker_problem = _pybreaker()
-    decorated = _backoff_decorator()(breaker(_noop()))
+    decorated = _backoff_decorator()(breaker(noop()))
     return Candidate(
         "backoff + pybreaker [info]",
         decorated,
@@ -231,7 +216,7 @@ def backoff_pybreaker_sync() -> Candidate:
 
 def tenacity_aiobreaker_async() -> Candidate:
     breaker, breaker_problem = _aiobreaker()
-    decorated = _tenacity_decorator()(breaker(_anoop()))  # AsyncRetrying
+    decorated = _tenacity_decorator()(breaker(anoop()))  # AsyncRetrying
     return Candidate(
         REFERENCE_ASYNC,
         decorated,
@@ -245,7 +230,7 @@ def tenacity_purgatory_async() -> Candidate:
     import purgatory
 
     factory = purgatory.AsyncCircuitBreakerFactory()  # in-memory unit of work, no listeners
-    decorated = _tenacity_decorator()(factory("bench")(_anoop()))
+    decorated = _tenacity_decorator()(factory("bench")(anoop()))
 
     async def check() -> str | None:
         context = (await factory.get_breaker("bench")).context
@@ -265,7 +250,7 @@ def tenacity_purgatory_async() -> Candidate:
 
 def backoff_aiobreaker_async() -> Candidate:
     breaker, breaker_problem = _aiobreaker()
-    decorated = _backoff_decorator()(breaker(_anoop()))
+    decorated = _backoff_decorator()(breaker(anoop()))
     return Candidate(
         "backoff + aiobreaker [info]",
         decorated,
@@ -278,12 +263,8 @@ def backoff_aiobreaker_async() -> Candidate:
 # -- the suite ---------------------------------------------------------------------------------
 
 
-def _bare(fn: Callable[[], Any]) -> Callable[[], Candidate]:
-    return lambda: Candidate(BASELINE, fn)
-
-
 SYNC = [
-    (BASELINE, _bare(_noop())),
+    (BASELINE, bare(noop())),
     ("seawall Policy", seawall_sync),
     ("seawall Policy .call() [info]", seawall_sync_call),
     ("seawall Policy + timeouts [info]", seawall_sync_timeouts),
@@ -292,19 +273,13 @@ SYNC = [
 ]
 
 ASYNC = [
-    (BASELINE, _bare(_anoop())),
+    (BASELINE, bare(anoop())),
     ("seawall Policy", seawall_async),
     ("seawall Policy + timeouts [info]", seawall_async_timeouts),
     (REFERENCE_ASYNC, tenacity_aiobreaker_async),
     ("tenacity + purgatory [info]", tenacity_purgatory_async),
     ("backoff + aiobreaker [info]", backoff_aiobreaker_async),
 ]
-
-
-def _invalid(table: Table, names: tuple[str, ...]) -> list[str]:
-    return [
-        r.candidate for r in table.rows if r.candidate in names and r.note.startswith("INVALID")
-    ]
 
 
 def run(config: RunConfig) -> SuiteResult:
@@ -334,7 +309,7 @@ def run(config: RunConfig) -> SuiteResult:
     result.tables += [sync, asynchronous]
 
     ratio = sync.overhead_ratio("seawall Policy", REFERENCE_SYNC)
-    invalid = _invalid(sync, ("seawall Policy", REFERENCE_SYNC))
+    invalid = invalid_rows(sync, ("seawall Policy", REFERENCE_SYNC))
     if ratio is None:
         detail = "tenacity or pybreaker not installed"
     else:
@@ -354,7 +329,7 @@ def run(config: RunConfig) -> SuiteResult:
 
     async_ratio = asynchronous.overhead_ratio("seawall Policy", REFERENCE_ASYNC)
     if async_ratio is not None:
-        invalid = _invalid(asynchronous, ("seawall Policy", REFERENCE_ASYNC))
+        invalid = invalid_rows(asynchronous, ("seawall Policy", REFERENCE_ASYNC))
         result.notes.append(
             f"async (reported, not a bar): seawall Policy overhead = {async_ratio[0]:.3f} x "
             f"(tenacity + aiobreaker)'s (paired; ratio of minimums {async_ratio[1]:.3f})"

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import Any
 
 from _harness import (
@@ -28,32 +28,17 @@ from _harness import (
     RunConfig,
     Suite,
     SuiteResult,
-    Table,
+    anoop,
+    bare,
     build_candidates,
     cli,
+    invalid_rows,
+    noop,
     overhead_table,
 )
 
-RESULT = object()  # what every no-op returns; each candidate must hand back this very object
-
 BAR_LIMIT = 0.1
 ATTEMPTS = 3
-
-
-def _noop() -> Callable[[], object]:
-    """A fresh sync no-op per candidate, so no library sees another's decorated function."""
-
-    def noop() -> object:
-        return RESULT
-
-    return noop
-
-
-def _anoop() -> Callable[[], Coroutine[Any, Any, object]]:
-    async def noop() -> object:
-        return RESULT
-
-    return noop
 
 
 # -- checks ------------------------------------------------------------------------------------
@@ -119,14 +104,14 @@ def _seawall_retry(budget: bool = False) -> Any:
 
 def seawall_sync() -> Candidate:
     retry = _seawall_retry()
-    return Candidate("seawall", retry(_noop()), "seawall", _seawall_check(retry))
+    return Candidate("seawall", retry(noop()), "seawall", _seawall_check(retry))
 
 
 def seawall_sync_budget() -> Candidate:
     retry = _seawall_retry(budget=True)
     return Candidate(
         "seawall + RetryBudget [info]",
-        retry(_noop()),
+        retry(noop()),
         "seawall",
         _seawall_check(retry),
         note="RetryBudget() defaults (ratio 0.2, 10/s): each call is deposited in the budget",
@@ -138,7 +123,7 @@ def seawall_sync_call() -> Candidate:
     # functools.partial is a C callable: this times retry.call() without a Python wrapper.
     return Candidate(
         "seawall .call() [info]",
-        functools.partial(retry.call, _noop()),
+        functools.partial(retry.call, noop()),
         "seawall",
         _seawall_check(retry),
         note="retry.call(fn) without the decorator's wrapper frame, for comparison",
@@ -156,7 +141,7 @@ def _tenacity_decorator() -> Callable[[Any], Any]:
 
 
 def tenacity_sync() -> Candidate:
-    decorated = _tenacity_decorator()(_noop())
+    decorated = _tenacity_decorator()(noop())
     return Candidate("tenacity", decorated, "tenacity", _tenacity_check(decorated))
 
 
@@ -164,14 +149,14 @@ def stamina_sync() -> Candidate:
     import stamina
 
     _stamina_activate()
-    decorated = stamina.retry(on=ConnectionError, attempts=ATTEMPTS)(_noop())
+    decorated = stamina.retry(on=ConnectionError, attempts=ATTEMPTS)(noop())
     return Candidate("stamina", decorated, "stamina", _stamina_check)
 
 
 def backoff_sync() -> Candidate:
     import backoff
 
-    decorated = backoff.on_exception(backoff.expo, ConnectionError, max_tries=ATTEMPTS)(_noop())
+    decorated = backoff.on_exception(backoff.expo, ConnectionError, max_tries=ATTEMPTS)(noop())
     return Candidate("backoff", decorated, "backoff")
 
 
@@ -180,14 +165,14 @@ def backoff_sync() -> Candidate:
 
 def seawall_async() -> Candidate:
     retry = _seawall_retry()
-    return Candidate("seawall", retry(_anoop()), "seawall", _seawall_check(retry))
+    return Candidate("seawall", retry(anoop()), "seawall", _seawall_check(retry))
 
 
 def seawall_async_budget() -> Candidate:
     retry = _seawall_retry(budget=True)
     return Candidate(
         "seawall + RetryBudget [info]",
-        retry(_anoop()),
+        retry(anoop()),
         "seawall",
         _seawall_check(retry),
         note="RetryBudget() defaults (ratio 0.2, 10/s): each call is deposited in the budget",
@@ -195,7 +180,7 @@ def seawall_async_budget() -> Candidate:
 
 
 def tenacity_async() -> Candidate:
-    decorated = _tenacity_decorator()(_anoop())  # an async function gets AsyncRetrying
+    decorated = _tenacity_decorator()(anoop())  # an async function gets AsyncRetrying
     return Candidate("tenacity", decorated, "tenacity", _tenacity_check(decorated))
 
 
@@ -203,26 +188,22 @@ def stamina_async() -> Candidate:
     import stamina
 
     _stamina_activate()
-    decorated = stamina.retry(on=ConnectionError, attempts=ATTEMPTS)(_anoop())
+    decorated = stamina.retry(on=ConnectionError, attempts=ATTEMPTS)(anoop())
     return Candidate("stamina", decorated, "stamina", _stamina_check)
 
 
 def backoff_async() -> Candidate:
     import backoff
 
-    decorated = backoff.on_exception(backoff.expo, ConnectionError, max_tries=ATTEMPTS)(_anoop())
+    decorated = backoff.on_exception(backoff.expo, ConnectionError, max_tries=ATTEMPTS)(anoop())
     return Candidate("backoff", decorated, "backoff")
 
 
 # -- the suite ---------------------------------------------------------------------------------
 
 
-def _bare(fn: Callable[[], Any]) -> Callable[[], Candidate]:
-    return lambda: Candidate(BASELINE, fn)
-
-
 SYNC = [
-    (BASELINE, _bare(_noop())),
+    (BASELINE, bare(noop())),
     ("seawall", seawall_sync),
     ("seawall + RetryBudget [info]", seawall_sync_budget),
     ("seawall .call() [info]", seawall_sync_call),
@@ -232,19 +213,13 @@ SYNC = [
 ]
 
 ASYNC = [
-    (BASELINE, _bare(_anoop())),
+    (BASELINE, bare(anoop())),
     ("seawall", seawall_async),
     ("seawall + RetryBudget [info]", seawall_async_budget),
     ("tenacity", tenacity_async),
     ("stamina", stamina_async),
     ("backoff", backoff_async),
 ]
-
-
-def _invalid(table: Table, names: tuple[str, ...]) -> list[str]:
-    return [
-        r.candidate for r in table.rows if r.candidate in names and r.note.startswith("INVALID")
-    ]
 
 
 def run(config: RunConfig) -> SuiteResult:
@@ -274,7 +249,7 @@ def run(config: RunConfig) -> SuiteResult:
     result.tables += [sync, asynchronous]
 
     ratio = sync.overhead_ratio("seawall", "tenacity")
-    invalid = _invalid(sync, ("seawall", "tenacity"))
+    invalid = invalid_rows(sync, ("seawall", "tenacity"))
     if ratio is None:
         detail = "tenacity not installed"
     else:
@@ -294,7 +269,7 @@ def run(config: RunConfig) -> SuiteResult:
 
     async_ratio = asynchronous.overhead_ratio("seawall", "tenacity")
     if async_ratio is not None:
-        invalid = _invalid(asynchronous, ("seawall", "tenacity"))
+        invalid = invalid_rows(asynchronous, ("seawall", "tenacity"))
         result.notes.append(
             f"async (reported, not a bar): seawall retry overhead = {async_ratio[0]:.3f} x "
             f"tenacity's (paired; ratio of minimums {async_ratio[1]:.3f})"
