@@ -6,17 +6,38 @@ import functools
 import inspect
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, ParamSpec, TypeVar, overload
+from typing import Any, Concatenate, ParamSpec, TypeVar, overload
 
 from seawall._clock import Clock, system_clock
 from seawall._registry import register
 from seawall._sli import CallStats
 from seawall._validate import check_name
 
-__all__ = ["PolicyBase", "check_decoratable", "qualified_name"]
+__all__ = ["PolicyBase", "check_decoratable", "qualified_name", "remember_init", "respawn"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
+S = TypeVar("S")
+
+
+def remember_init(init: Callable[Concatenate[S, P], None]) -> Callable[Concatenate[S, P], None]:
+    """Keep the arguments of the outermost ``__init__`` call, so that :func:`respawn` can build
+    a fresh object with the same configuration (the httpx transports' per-host policies)."""
+
+    @functools.wraps(init)
+    def __init__(self: S, /, *args: P.args, **kwargs: P.kwargs) -> None:
+        if "_init_arguments" not in vars(self):
+            vars(self)["_init_arguments"] = (args, dict(kwargs))
+        init(self, *args, **kwargs)
+
+    return __init__
+
+
+def respawn(obj: S, **overrides: Any) -> S:
+    """A new ``type(obj)`` built from the arguments ``obj`` was built with, and ``overrides``:
+    the same configuration, none of the state (windows, counts, slots)."""
+    args, kwargs = vars(obj)["_init_arguments"]
+    return type(obj)(*args, **{**kwargs, **overrides})
 
 
 def _name_of(ref: weakref.ref[PolicyBase]) -> str:
@@ -97,6 +118,10 @@ class PolicyBase:
         """Take a containing policy's name unless one was given explicitly."""
         if not self._name_given:
             self._name = name
+
+    def _spawn(self: S, name: str | None, **overrides: Any) -> S:
+        """A fresh policy with this one's configuration, no state, and ``name``."""
+        return respawn(self, name=name, **overrides)
 
     # -- the raw shells, one pair per policy -------------------------------------------------
 

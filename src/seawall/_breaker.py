@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, ParamSpec, TypeVar
 
-from seawall._base import PolicyBase
+from seawall._base import PolicyBase, remember_init
 from seawall._clock import Clock
 from seawall._errors import CircuitOpenError
 from seawall._validate import (
@@ -159,6 +159,7 @@ class CircuitBreaker(PolicyBase):
     the protected call never runs under it. One instance serves threads and asyncio tasks.
     """
 
+    @remember_init
     def __init__(
         self,
         *,

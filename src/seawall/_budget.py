@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-from seawall._base import check_clock
+from seawall._base import check_clock, remember_init, respawn
 from seawall._clock import Clock
 from seawall._validate import check_number
 from seawall._window import AtomicCounter, TimeWindow
@@ -35,6 +35,7 @@ class RetryBudget:
     no lock.
     """
 
+    @remember_init
     def __init__(
         self,
         ratio: float = 0.2,
@@ -55,6 +56,10 @@ class RetryBudget:
         self._retries = 0
         self._refused = 0
         self._window = TimeWindow(self.window)
+
+    def _spawn(self) -> RetryBudget:
+        """A fresh budget with this one's configuration and none of its counts."""
+        return respawn(self)
 
     def deposit(self) -> None:
         """Count one call (its first attempt). Lock-free except once per bucket."""

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import ParamSpec, TypeVar
 
 from seawall import _deadline
-from seawall._base import PolicyBase
+from seawall._base import PolicyBase, remember_init
 from seawall._clock import Clock
 from seawall._deadline import Deadline
 from seawall._errors import BulkheadFullError
@@ -103,6 +103,7 @@ class Bulkhead(PolicyBase):
     back when the call ends, however it ends.
     """
 
+    @remember_init
     def __init__(
         self,
         max_concurrent: int,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar
 
-from seawall._base import PolicyBase, is_async_callable
+from seawall._base import PolicyBase, is_async_callable, remember_init
 from seawall._clock import Clock
 from seawall._validate import ExceptionMatcher, classifier
 from seawall._window import AtomicCounter
@@ -26,6 +26,7 @@ class Fallback(PolicyBase):
     object itself, wrap it: ``Fallback(lambda exc: handler)``.
     """
 
+    @remember_init
     def __init__(
         self,
         value: Any,

@@ -13,7 +13,7 @@ __all__ = ["observers"]
 
 
 class _Observers:
-    __slots__ = ("bulkhead_wait", "call_duration", "retry_attempts")
+    __slots__ = ("bulkhead_wait", "call_duration", "http_request_duration", "retry_attempts")
 
     def __init__(self) -> None:
         #: (operation, outcome, seconds) of a logical call
@@ -22,6 +22,11 @@ class _Observers:
         self.retry_attempts: Callable[[str, int], None] | None = None
         #: (policy, seconds) an admitted call waited for a bulkhead slot
         self.bulkhead_wait: Callable[[str, float], None] | None = None
+        #: (method, server address, server port, status code, error type), seconds of one
+        #: HTTP attempt through a seawall transport
+        self.http_request_duration: (
+            Callable[[tuple[str, str, str, str, str], float], None] | None
+        ) = None
 
 
 observers = _Observers()

@@ -14,7 +14,7 @@ from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
 from seawall import _deadline
-from seawall._base import PolicyBase
+from seawall._base import PolicyBase, remember_init
 from seawall._budget import RetryBudget
 from seawall._clock import Clock
 from seawall._errors import RejectedError
@@ -184,6 +184,7 @@ class Retry(PolicyBase):
     A call that succeeds at once never touches tenacity.
     """
 
+    @remember_init
     def __init__(
         self,
         *,

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import ParamSpec, TypeVar
 
 from seawall import _deadline
-from seawall._base import PolicyBase
+from seawall._base import PolicyBase, remember_init
 from seawall._clock import Clock
 from seawall._deadline import Deadline
 from seawall._errors import TimeoutExceededError
@@ -54,6 +54,7 @@ class Timeout(PolicyBase):
     (an exception it raises late propagates unchanged).
     """
 
+    @remember_init
     def __init__(self, seconds: float, *, name: str | None = None, clock: Clock | None = None):
         super().__init__(name=name, clock=clock)
         self.seconds = check_number("seconds", seconds)

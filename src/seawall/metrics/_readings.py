@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from seawall._base import PolicyBase
 from seawall._breaker import BreakerSnapshot, CircuitBreaker, CircuitState
 from seawall._bulkhead import Bulkhead, BulkheadSnapshot
+from seawall._http_stats import live_http_stats
 from seawall._registry import live_policies
 from seawall._retry import Retry, RetrySnapshot
 from seawall._timeout import Timeout
@@ -52,7 +53,8 @@ class Reading:
 
 
 def read_all(policies: Iterable[PolicyBase] | None = None) -> dict[str, Reading]:
-    """Every catalogue family, filled from ``policies`` (default: every live policy).
+    """Every catalogue family, filled from ``policies`` (default: every live policy, and the
+    per-attempt HTTP counts of every live httpx transport).
 
     Policies that share a name share series: counts add up, and the breaker state gauge
     shows a state when any of them is in it.
@@ -68,6 +70,11 @@ def read_all(policies: Iterable[PolicyBase] | None = None) -> dict[str, Reading]
             continue
         _read_calls(policy, out)
         write_own(out)
+    if policies is None:
+        http = out["seawall_http_client_request_duration_seconds"]
+        for stats in live_http_stats():
+            for labels, value in stats.read().items():
+                http.add_histogram(labels, value)
     return out
 
 

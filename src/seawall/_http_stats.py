@@ -1,0 +1,81 @@
+"""Per-attempt HTTP client durations kept by seawall's httpx transports, as plain numbers.
+
+Each transport owns one :class:`HttpStats`; the metrics exporters read every live one when
+scraped (``seawall_http_client_request_duration_seconds``). Labels are bounded: methods
+outside the standard set, and server addresses beyond ``max_addresses``, become ``_OTHER``.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+
+from seawall._histogram import Histogram
+from seawall._observers import observers
+
+__all__ = ["HttpLabels", "HttpStats", "live_http_stats"]
+
+OTHER = "_OTHER"
+#: The methods kept as labels (the OpenTelemetry semantic convention's list); others: _OTHER.
+KNOWN_METHODS = frozenset(
+    {"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE"}
+)
+
+#: method, server address, server port, response status code ("" without a response),
+#: error type ("" when none)
+HttpLabels = tuple[str, str, str, str, str]
+
+
+class HttpStats:
+    """Duration histograms of HTTP attempts, one per label set, under one lock."""
+
+    __slots__ = ("__weakref__", "_addresses", "_histograms", "_lock", "max_addresses")
+
+    def __init__(self, max_addresses: int) -> None:
+        self.max_addresses = max_addresses
+        self._lock = threading.Lock()
+        self._histograms: dict[HttpLabels, Histogram] = {}
+        self._addresses: set[str] = set()
+        _register(self)
+
+    def observe(
+        self, method: str, address: str, port: int, status: str, error_type: str, seconds: float
+    ) -> None:
+        if method not in KNOWN_METHODS:
+            method = OTHER
+        with self._lock:
+            if address not in self._addresses:
+                if len(self._addresses) >= self.max_addresses:
+                    address = OTHER
+                else:
+                    self._addresses.add(address)
+            labels = (method, address, str(port), status, error_type)
+            histogram = self._histograms.get(labels)
+            if histogram is None:
+                histogram = self._histograms[labels] = Histogram()
+            histogram.observe(seconds)
+        if observers.http_request_duration is not None:
+            observers.http_request_duration(labels, seconds)
+
+    def read(self) -> dict[HttpLabels, tuple[tuple[int, ...], float]]:
+        with self._lock:
+            return {labels: histogram.read() for labels, histogram in self._histograms.items()}
+
+    def addresses(self) -> int:
+        """How many distinct server addresses have their own label value."""
+        with self._lock:
+            return len(self._addresses)
+
+
+_lock = threading.Lock()
+_live: weakref.WeakSet[HttpStats] = weakref.WeakSet()
+
+
+def _register(stats: HttpStats) -> None:
+    with _lock:
+        _live.add(stats)
+
+
+def live_http_stats() -> list[HttpStats]:
+    with _lock:
+        return list(_live)

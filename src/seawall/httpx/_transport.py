@@ -1,0 +1,468 @@
+"""httpx transports that run every request through a per-host seawall Policy."""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+from tenacity import RetryCallState
+
+from seawall import _deadline
+from seawall._breaker import CircuitBreaker
+from seawall._budget import RetryBudget
+from seawall._clock import Clock
+from seawall._compose import Policy
+from seawall._http_stats import HttpStats
+from seawall._retry import Retry
+from seawall._validate import check_callable, check_int, check_number
+from seawall.httpx._errors import BackpressureResponse, FailureResponse, to_httpx_error
+
+__all__ = [
+    "DEFAULT_RETRY_METHODS",
+    "AsyncResilientTransport",
+    "ResilientTransport",
+    "default_classify",
+    "default_policy",
+    "parse_retry_after",
+]
+
+DEFAULT_RETRY_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+_VERDICTS = ("success", "failure", "backpressure")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_TIMEOUT_KEYS = ("connect", "read", "write", "pool")
+
+Classify = Callable[[httpx.Response], str]
+
+
+def default_classify(response: httpx.Response) -> str:
+    """5xx is a failure; 429, and 503 with ``Retry-After``, are back-pressure; the rest
+    (other 4xx included: the dependency worked) is a success."""
+    status = response.status_code
+    if status == 429 or (status == 503 and "retry-after" in response.headers):
+        return "backpressure"
+    if status >= 500:
+        return "failure"
+    return "success"
+
+
+def default_policy(name: str = "httpx") -> Policy:
+    """The template used when none is given: up to 3 attempts on transport errors (connect
+    errors, timeouts...), failure and back-pressure responses, with a per-host retry budget;
+    a circuit breaker with its defaults; no bulkhead."""
+    return Policy(
+        name,
+        retry=Retry(on=(httpx.TransportError, FailureResponse), attempts=3, budget=RetryBudget()),
+        breaker=CircuitBreaker(),
+    )
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds asked for by a ``Retry-After`` value (delay-seconds or an HTTP date), or
+    ``None`` when absent or malformed. A date in the past gives 0."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isascii() and value.isdigit():
+        if len(value) > 12:  # beyond any sensible wait; also keeps float() finite
+            return math.inf
+        return float(int(value))
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
+def _default_key(request: httpx.Request) -> str:
+    url = request.url
+    return f"{url.host}:{_port_of(url)}"
+
+
+def _port_of(url: httpx.URL) -> int:
+    return url.port if url.port is not None else _DEFAULT_PORTS.get(url.scheme, 0)
+
+
+def _honour_retry_after(
+    base: Callable[[RetryCallState], float],
+) -> Callable[[RetryCallState], float]:
+    """The template's wait, but never shorter than the server's ``Retry-After``."""
+
+    def wait(state: RetryCallState) -> float:
+        seconds = float(base(state))
+        outcome = state.outcome
+        if outcome is not None and outcome.failed:
+            exc = outcome.exception()
+            if isinstance(exc, FailureResponse) and exc.retry_after is not None:
+                seconds = max(seconds, exc.retry_after)
+        return seconds
+
+    return wait
+
+
+def _ignoring_backpressure(
+    ignored: Callable[[BaseException], bool] | None,
+) -> Callable[[BaseException], bool]:
+    """The template breaker's ``ignore_on``, plus back-pressure responses."""
+    if ignored is None:
+        return lambda exc: isinstance(exc, BackpressureResponse)
+    return lambda exc: isinstance(exc, BackpressureResponse) or ignored(exc)
+
+
+class _Host:
+    """One key's policies: ``policy`` for requests that may be retried, ``single`` (the same
+    breaker, timeouts and bulkhead, no retry) for the others; ``None`` when the template has
+    nothing but a retry."""
+
+    __slots__ = ("policy", "single")
+
+    def __init__(self, policy: Policy, single: Policy | None) -> None:
+        self.policy = policy
+        self.single = single
+
+
+class _Call:
+    """One request's state across its attempts: the response an attempt got and the next one
+    may discard, and the request's own timeouts."""
+
+    __slots__ = ("pending", "timeout")
+
+    def __init__(self, request: httpx.Request) -> None:
+        self.pending: httpx.Response | None = None
+        timeout = request.extensions.get("timeout")
+        self.timeout: dict[str, float | None] = dict(timeout) if isinstance(timeout, dict) else {}
+
+    def take(self) -> httpx.Response | None:
+        response, self.pending = self.pending, None
+        return response
+
+
+class _Core:
+    """Configuration, per-host policies, classification and metrics, shared by both
+    transports."""
+
+    def __init__(
+        self,
+        *,
+        policy: Policy | None,
+        per_host: bool,
+        key: Callable[[httpx.Request], str] | None,
+        max_hosts: int,
+        max_retry_after: float,
+        retry_methods: Iterable[str],
+        classify: Classify | None,
+    ) -> None:
+        if policy is None:
+            policy = default_policy()
+        if not isinstance(policy, Policy):
+            raise TypeError(f"policy must be a seawall.Policy, got {type(policy).__name__}")
+        if not isinstance(per_host, bool):
+            raise TypeError(f"per_host must be a bool, got {type(per_host).__name__}")
+        if key is not None:
+            check_callable("key", key)
+        self._key: Callable[[httpx.Request], str] = _default_key if key is None else key
+        self.max_hosts = check_int("max_hosts", max_hosts)
+        self.max_retry_after = check_number("max_retry_after", max_retry_after, min_inclusive=True)
+        if isinstance(retry_methods, str) or not isinstance(retry_methods, Iterable):
+            raise TypeError(
+                f"retry_methods must be a collection of method names, got {retry_methods!r}"
+            )
+        methods = tuple(retry_methods)
+        if not all(isinstance(method, str) and method for method in methods):
+            raise TypeError(f"retry_methods must hold method names, got {methods!r}")
+        self.retry_methods = frozenset(method.upper() for method in methods)
+        if classify is not None:
+            check_callable("classify", classify)
+        self._classify: Classify = default_classify if classify is None else classify
+        self.per_host = per_host
+        self.template = policy
+        self.name = policy.name
+        self._clock: Clock = policy.clock
+        self._lock = threading.Lock()
+        self._hosts: OrderedDict[str, _Host] = OrderedDict()
+        self.stats = HttpStats(self.max_hosts)
+
+    # -- per-host policies -------------------------------------------------------------------
+
+    def policies(self) -> dict[str, Policy]:
+        """The policies kept now, by key, least recently used first."""
+        with self._lock:
+            return {key: host.policy for key, host in self._hosts.items()}
+
+    def _host_for(self, request: httpx.Request) -> _Host:
+        if self.per_host:
+            key = self._key(request)
+            if not isinstance(key, str):
+                raise TypeError(f"key must return a str, got {type(key).__name__}")
+        else:
+            key = ""
+        hosts = self._hosts
+        with self._lock:
+            host = hosts.get(key)
+            if host is not None:
+                hosts.move_to_end(key)
+                return host
+            host = hosts[key] = self._build(f"{self.name}:{key}" if self.per_host else self.name)
+            while len(hosts) > self.max_hosts:
+                hosts.popitem(last=False)
+            return host
+
+    def _build(self, name: str) -> _Host:
+        """Fresh policies made from the template: same configuration, own state."""
+        template = self.template
+        retry: Retry | None = None
+        if template.retry is not None:
+            budget = template.retry.budget
+            retry = template.retry._spawn(
+                None,
+                wait=_honour_retry_after(template.retry._wait),
+                budget=None if budget is None else budget._spawn(),
+            )
+        breaker: CircuitBreaker | None = None
+        if template.breaker is not None:
+            breaker = template.breaker._spawn(
+                None, ignore_on=_ignoring_backpressure(template.breaker._is_ignored)
+            )
+        parts: dict[str, Any] = {
+            "fallback": None if template.fallback is None else template.fallback._spawn(None),
+            "total_timeout": None
+            if template.total_timeout is None
+            else template.total_timeout._spawn(None),
+            "breaker": breaker,
+            "attempt_timeout": None
+            if template.attempt_timeout is None
+            else template.attempt_timeout._spawn(None),
+            "bulkhead": None if template.bulkhead is None else template.bulkhead._spawn(None),
+        }
+        clock = template.clock
+        if retry is None:
+            policy = Policy(name, clock=clock, **parts)
+            return _Host(policy, policy)
+        policy = Policy(name, retry=retry, clock=clock, **parts)
+        if not any(part is not None for part in parts.values()):
+            return _Host(policy, None)
+        return _Host(policy, Policy(name, clock=clock, **parts))
+
+    def _retryable(self, request: httpx.Request) -> bool:
+        # A body that is not a ByteStream (a generator, a file...) cannot be sent twice.
+        return request.method in self.retry_methods and isinstance(request.stream, httpx.ByteStream)
+
+    # -- each attempt --------------------------------------------------------------------------
+
+    def _shorten(self, request: httpx.Request, call: _Call) -> None:
+        """Cap the request's timeouts at what is left of the innermost seawall deadline."""
+        deadline = _deadline.current_deadline()
+        if deadline is None:
+            if call.timeout:
+                request.extensions["timeout"] = dict(call.timeout)
+            return
+        left = deadline.remaining()
+        if left <= 0.0:
+            raise deadline.exceeded()
+        timeout: dict[str, float | None] = {}
+        for name in _TIMEOUT_KEYS:
+            own = call.timeout.get(name)
+            timeout[name] = left if own is None else min(own, left)
+        request.extensions["timeout"] = timeout
+
+    def _judge(
+        self, request: httpx.Request, response: httpx.Response, seconds: float
+    ) -> FailureResponse | None:
+        """Record the attempt; the exception to raise for a failure or back-pressure."""
+        status = response.status_code
+        try:
+            verdict = self._classify(response)
+        except Exception:
+            self._observe(request, str(status), str(status), seconds)
+            raise
+        failed = verdict != "success"
+        self._observe(request, str(status), str(status) if failed or status >= 400 else "", seconds)
+        if not failed:
+            return None
+        if verdict not in _VERDICTS:
+            raise TypeError(f"classify must return one of {_VERDICTS}, got {verdict!r}")
+        retry_after = parse_retry_after(response.headers.get("retry-after"))
+        if retry_after is not None:
+            retry_after = min(retry_after, self.max_retry_after)
+        kind = BackpressureResponse if verdict == "backpressure" else FailureResponse
+        return kind(response, retry_after)
+
+    def _observe(
+        self, request: httpx.Request, status: str, error_type: str, seconds: float
+    ) -> None:
+        url = request.url
+        self.stats.observe(request.method, url.host, _port_of(url), status, error_type, seconds)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.template!r}, per_host={self.per_host})"
+
+
+class ResilientTransport(_Core, httpx.BaseTransport):
+    """An :class:`httpx.BaseTransport` that sends each request through a per-host copy of
+    ``policy`` (see the package docs); use it as ``httpx.Client(transport=...)``."""
+
+    def __init__(
+        self,
+        transport: httpx.BaseTransport | None = None,
+        *,
+        policy: Policy | None = None,
+        per_host: bool = True,
+        key: Callable[[httpx.Request], str] | None = None,
+        max_hosts: int = 1000,
+        max_retry_after: float = 30.0,
+        retry_methods: Iterable[str] = DEFAULT_RETRY_METHODS,
+        classify: Classify | None = None,
+    ) -> None:
+        if transport is None:
+            transport = httpx.HTTPTransport()
+        elif not isinstance(transport, httpx.BaseTransport):
+            raise TypeError(
+                f"transport must be an httpx.BaseTransport, got {type(transport).__name__}"
+            )
+        super().__init__(
+            policy=policy,
+            per_host=per_host,
+            key=key,
+            max_hosts=max_hosts,
+            max_retry_after=max_retry_after,
+            retry_methods=retry_methods,
+            classify=classify,
+        )
+        self.transport = transport
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        host = self._host_for(request)
+        policy = host.policy if self._retryable(request) else host.single
+        call = _Call(request)
+        try:
+            if policy is None:
+                return self._attempt(request, call)
+            return policy.call(self._attempt, request, call)
+        except FailureResponse as exc:
+            # Retrying is over: the caller gets the last response, as it came.
+            if exc.response is call.pending:
+                call.pending = None
+            return exc.response
+        except Exception as exc:
+            converted = to_httpx_error(exc, request)
+            if converted is exc:
+                raise
+            raise converted from exc
+        finally:
+            leftover = call.take()
+            if leftover is not None:
+                leftover.close()
+
+    def _attempt(self, request: httpx.Request, call: _Call) -> httpx.Response:
+        discarded = call.take()
+        if discarded is not None:
+            discarded.close()
+        self._shorten(request, call)
+        now = self._clock.monotonic
+        start = now()
+        try:
+            response = self.transport.handle_request(request)
+        except Exception as exc:
+            self._observe(request, "", type(exc).__qualname__, now() - start)
+            raise
+        try:
+            failure = self._judge(request, response, now() - start)
+        except BaseException:
+            response.close()
+            raise
+        if failure is None:
+            return response
+        call.pending = response
+        raise failure
+
+    def close(self) -> None:
+        self.transport.close()
+
+
+class AsyncResilientTransport(_Core, httpx.AsyncBaseTransport):
+    """The :class:`httpx.AsyncBaseTransport` twin of :class:`ResilientTransport`; use it as
+    ``httpx.AsyncClient(transport=...)``."""
+
+    def __init__(
+        self,
+        transport: httpx.AsyncBaseTransport | None = None,
+        *,
+        policy: Policy | None = None,
+        per_host: bool = True,
+        key: Callable[[httpx.Request], str] | None = None,
+        max_hosts: int = 1000,
+        max_retry_after: float = 30.0,
+        retry_methods: Iterable[str] = DEFAULT_RETRY_METHODS,
+        classify: Classify | None = None,
+    ) -> None:
+        if transport is None:
+            transport = httpx.AsyncHTTPTransport()
+        elif not isinstance(transport, httpx.AsyncBaseTransport):
+            raise TypeError(
+                f"transport must be an httpx.AsyncBaseTransport, got {type(transport).__name__}"
+            )
+        super().__init__(
+            policy=policy,
+            per_host=per_host,
+            key=key,
+            max_hosts=max_hosts,
+            max_retry_after=max_retry_after,
+            retry_methods=retry_methods,
+            classify=classify,
+        )
+        self.transport = transport
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        host = self._host_for(request)
+        policy = host.policy if self._retryable(request) else host.single
+        call = _Call(request)
+        try:
+            if policy is None:
+                return await self._attempt(request, call)
+            return await policy.acall(self._attempt, request, call)
+        except FailureResponse as exc:
+            if exc.response is call.pending:
+                call.pending = None
+            return exc.response
+        except Exception as exc:
+            converted = to_httpx_error(exc, request)
+            if converted is exc:
+                raise
+            raise converted from exc
+        finally:
+            leftover = call.take()
+            if leftover is not None:
+                await leftover.aclose()
+
+    async def _attempt(self, request: httpx.Request, call: _Call) -> httpx.Response:
+        discarded = call.take()
+        if discarded is not None:
+            await discarded.aclose()
+        self._shorten(request, call)
+        now = self._clock.monotonic
+        start = now()
+        try:
+            response = await self.transport.handle_async_request(request)
+        except Exception as exc:
+            self._observe(request, "", type(exc).__qualname__, now() - start)
+            raise
+        try:
+            failure = self._judge(request, response, now() - start)
+        except BaseException:
+            await response.aclose()
+            raise
+        if failure is None:
+            return response
+        call.pending = response
+        raise failure
+
+    async def aclose(self) -> None:
+        await self.transport.aclose()

@@ -1,0 +1,159 @@
+"""seawall.httpx transports against real HTTP servers on 127.0.0.1, started in threads."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import pytest
+
+import seawall
+from seawall.httpx import AsyncResilientTransport, CircuitOpenHTTPError, ResilientTransport
+from seawall.testing import no_waits
+
+
+class Server:
+    """A ThreadingHTTPServer on 127.0.0.1 (port 0) answering ``GET /<status>`` with that
+    status after ``delay`` seconds, and counting the requests in flight."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
+        self.lock = threading.Lock()
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.requests = 0
+        self.retry_after: str | None = None
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.0"  # one request per connection: a stopped server is down
+
+            def do_GET(self) -> None:
+                with server.lock:
+                    server.requests += 1
+                    server.in_flight += 1
+                    server.most_in_flight = max(server.most_in_flight, server.in_flight)
+                try:
+                    if server.delay:
+                        time.sleep(server.delay)
+                    status = int(self.path.strip("/") or 200)
+                    body = b"ok"
+                    self.send_response(status)
+                    if server.retry_after is not None and status in (429, 503):
+                        self.send_header("Retry-After", server.retry_after)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                finally:
+                    with server.lock:
+                        server.in_flight -= 1
+
+            do_POST = do_GET
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def servers() -> Iterator[list[Server]]:
+    made: list[Server] = []
+    yield made
+    for server in made:
+        try:
+            server.stop()
+        except OSError:
+            pass
+
+
+def start(servers: list[Server], delay: float = 0.0) -> Server:
+    server = Server(delay)
+    servers.append(server)
+    return server
+
+
+def test_host_down_opens_its_breaker_other_host_keeps_working(servers: list[Server]) -> None:
+    a, b = start(servers), start(servers)
+    template = seawall.Policy(
+        "it",
+        retry=seawall.Retry(on=httpx.TransportError, attempts=2, wait=0.0),
+        breaker=seawall.CircuitBreaker(minimum_calls=4, failure_ratio=0.5, open_duration=60),
+    )
+    transport = ResilientTransport(policy=template)
+    with httpx.Client(transport=transport, timeout=5) as client:
+        assert client.get(a.url).status_code == 200
+        assert client.get(b.url).status_code == 200
+        a.stop()
+        failures: list[Exception] = []
+        for _ in range(3):
+            with pytest.raises(httpx.TransportError) as caught:
+                client.get(a.url)
+            failures.append(caught.value)
+        assert isinstance(failures[0], httpx.ConnectError)
+        assert isinstance(failures[-1], CircuitOpenHTTPError)
+        started = time.monotonic()
+        with pytest.raises(httpx.TransportError) as caught:
+            client.get(a.url)
+        assert isinstance(caught.value, CircuitOpenHTTPError)
+        assert isinstance(caught.value, seawall.CircuitOpenError)
+        assert time.monotonic() - started < 0.5  # fails fast
+        for _ in range(5):
+            assert client.get(b.url).status_code == 200
+    states = {key: p.breaker.state for key, p in transport.policies().items()}  # type: ignore[union-attr]
+    assert states[f"127.0.0.1:{a.port}"] is seawall.CircuitState.OPEN
+    assert states[f"127.0.0.1:{b.port}"] is seawall.CircuitState.CLOSED
+
+
+def test_429_retry_after_then_success(servers: list[Server]) -> None:
+    server = start(servers)
+    server.retry_after = "1"
+    calls = {"n": 0}
+
+    def classify(response: httpx.Response) -> str:
+        calls["n"] += 1
+        return "backpressure" if calls["n"] == 1 else "success"
+
+    transport = ResilientTransport(classify=classify)
+    with no_waits(), httpx.Client(transport=transport, timeout=5) as client:
+        response = client.get(f"{server.url}/429")
+    assert response.status_code == 429  # the second answer, classified a success
+    assert server.requests == 2
+
+
+def test_5xx_retried_then_returned_and_post_not_retried(servers: list[Server]) -> None:
+    server = start(servers)
+    with no_waits(), httpx.Client(transport=ResilientTransport(), timeout=5) as client:
+        assert client.get(f"{server.url}/502").status_code == 502
+        assert server.requests == 3
+        assert client.post(f"{server.url}/502", content=b"x").status_code == 502
+        assert server.requests == 4
+
+
+def test_bulkhead_caps_concurrency_at_the_server(servers: list[Server]) -> None:
+    server = start(servers, delay=0.02)
+    template = seawall.Policy("it", bulkhead=seawall.Bulkhead(20, max_queue=1000, max_wait=60.0))
+    transport = AsyncResilientTransport(policy=template)
+
+    async def main() -> list[int]:
+        async with httpx.AsyncClient(transport=transport, timeout=30) as client:
+            responses = await asyncio.gather(*(client.get(server.url) for _ in range(200)))
+        return [response.status_code for response in responses]
+
+    assert asyncio.run(main()) == [200] * 200
+    assert server.requests == 200
+    assert 1 < server.most_in_flight <= 20

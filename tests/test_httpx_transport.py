@@ -1,0 +1,565 @@
+"""seawall.httpx transports, against mocked servers (respx, httpx.MockTransport); each case
+runs through the sync and the async transport."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from typing import Any, ClassVar
+
+import httpx
+import pytest
+import respx
+
+import seawall
+from seawall.httpx import (
+    AsyncResilientTransport,
+    BulkheadFullHTTPError,
+    CircuitOpenHTTPError,
+    ResilientTransport,
+    TimeoutHTTPError,
+    parse_retry_after,
+)
+from seawall.metrics._readings import read_all
+from seawall.testing import FakeClock, no_waits
+
+HTTP_SERIES = "seawall_http_client_request_duration_seconds"
+
+Transport = ResilientTransport | AsyncResilientTransport
+
+
+@pytest.fixture(params=["sync", "async"])
+def kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def make(kind: str, inner: Any = None, **options: Any) -> Transport:
+    if kind == "sync":
+        return ResilientTransport(inner, **options)
+    return AsyncResilientTransport(inner, **options)
+
+
+def send(kind: str, transport: Transport, method: str, url: str, **kwargs: Any) -> httpx.Response:
+    if kind == "sync":
+        assert isinstance(transport, ResilientTransport)
+        with httpx.Client(transport=transport) as client:
+            return client.request(method, url, **kwargs)
+    assert isinstance(transport, AsyncResilientTransport)
+
+    async def main() -> httpx.Response:
+        async with httpx.AsyncClient(transport=transport) as client:
+            return await client.request(method, url, **kwargs)
+
+    return asyncio.run(main())
+
+
+def policy(
+    *, attempts: int = 3, breaker: seawall.CircuitBreaker | None = None, **kw: Any
+) -> seawall.Policy:
+    return seawall.Policy(
+        "api",
+        retry=seawall.Retry(
+            on=(httpx.TransportError, seawall.httpx.FailureResponse), attempts=attempts, wait=0.0
+        ),
+        breaker=breaker,
+        **kw,
+    )
+
+
+class Closing(httpx.ByteStream):
+    """A response body that notes when it is closed."""
+
+    closed: ClassVar[list[int]] = []
+
+    def __init__(self, status: int) -> None:
+        super().__init__(b"")
+        self.status = status
+
+    def close(self) -> None:
+        Closing.closed.append(self.status)
+
+    async def aclose(self) -> None:
+        Closing.closed.append(self.status)
+
+
+@pytest.fixture
+def closing() -> Iterator[list[int]]:
+    Closing.closed = []
+    return Closing.closed
+
+
+def scripted(*statuses: int | type[Exception], headers: dict[str, str] | None = None) -> Any:
+    """A MockTransport answering with ``statuses`` in turn (an exception type is raised),
+    recording the requests it saw."""
+    seen: list[httpx.Request] = []
+    script = list(statuses)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        status = script.pop(0) if len(script) > 1 else script[0]
+        if isinstance(status, type):
+            raise status("scripted", request=request)
+        return httpx.Response(status, headers=headers, stream=Closing(status), request=request)
+
+    transport = httpx.MockTransport(handler)
+    transport.seen = seen  # type: ignore[attr-defined]
+    return transport
+
+
+# -- classification and retries ------------------------------------------------------------------
+
+
+def test_5xx_is_retried_then_the_last_response_returned(kind: str, closing: list[int]) -> None:
+    inner = scripted(500, 502, 503)
+    response = send(kind, make(kind, inner, policy=policy()), "GET", "https://a.test/")
+    assert response.status_code == 503
+    assert len(inner.seen) == 3
+    assert closing == [500, 502, 503]  # the last one closed by the client, after reading it
+
+
+def test_the_returned_response_is_left_open(closing: list[int]) -> None:
+    transport = ResilientTransport(scripted(500, 502), policy=policy(attempts=2))
+    response = transport.handle_request(httpx.Request("GET", "https://a.test/"))
+    assert response.status_code == 502
+    assert closing == [500]
+
+
+def test_5xx_then_success(kind: str) -> None:
+    inner = scripted(500, 200)
+    response = send(kind, make(kind, inner, policy=policy()), "GET", "https://a.test/")
+    assert response.status_code == 200
+    assert len(inner.seen) == 2
+
+
+def test_other_4xx_is_a_success_and_not_retried(kind: str) -> None:
+    inner = scripted(404)
+    transport = make(kind, inner, policy=policy(breaker=seawall.CircuitBreaker()))
+    assert send(kind, transport, "GET", "https://a.test/").status_code == 404
+    assert len(inner.seen) == 1
+    snap = transport.policies()["a.test:443"].breaker.snapshot()  # type: ignore[union-attr]
+    assert (snap.successes, snap.failures) == (1, 0)
+
+
+def test_connect_errors_are_retried_and_raised(kind: str) -> None:
+    inner = scripted(httpx.ConnectError)
+    with pytest.raises(httpx.ConnectError):
+        send(kind, make(kind, inner, policy=policy()), "GET", "https://a.test/")
+    assert len(inner.seen) == 3
+
+
+def test_post_is_not_retried(kind: str) -> None:
+    inner = scripted(500, 200)
+    response = send(kind, make(kind, inner, policy=policy()), "POST", "https://a.test/", json={})
+    assert response.status_code == 500
+    assert len(inner.seen) == 1
+
+
+def test_retry_methods_can_be_changed(kind: str) -> None:
+    inner = scripted(500, 200)
+    transport = make(kind, inner, policy=policy(), retry_methods={"post"})
+    assert send(kind, transport, "POST", "https://a.test/", json={}).status_code == 200
+    inner = scripted(500, 200)
+    transport = make(kind, inner, policy=policy(), retry_methods={"post"})
+    assert send(kind, transport, "GET", "https://a.test/").status_code == 500
+
+
+def test_a_streamed_body_is_not_retried(kind: str) -> None:
+    inner = scripted(500, 200)
+    transport = make(kind, inner, policy=policy())
+    if kind == "sync":
+        body: Any = iter([b"a", b"b"])
+    else:
+
+        async def agen() -> Any:
+            yield b"a"
+            yield b"b"
+
+        body = agen()
+    response = send(kind, transport, "PUT", "https://a.test/", content=body)
+    assert response.status_code == 500
+    assert len(inner.seen) == 1
+
+
+def test_a_bytes_body_is_replayed(kind: str) -> None:
+    bodies: list[bytes] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        bodies.append(request.read())
+        return httpx.Response(500 if len(bodies) == 1 else 200)
+
+    transport = make(kind, httpx.MockTransport(handler), policy=policy())
+    assert send(kind, transport, "PUT", "https://a.test/", content=b"xyz").status_code == 200
+    assert bodies == [b"xyz", b"xyz"]
+
+
+def test_429_with_retry_after_waits_once_then_succeeds(kind: str) -> None:
+    clock = FakeClock()
+    template = seawall.Policy(
+        "api", retry=seawall.Retry(on=seawall.httpx.FailureResponse, wait=0.0, clock=clock)
+    )
+    calls = {"n": 0}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            return httpx.Response(429, headers={"Retry-After": "1"})
+        return httpx.Response(200)
+
+    transport = make(kind, httpx.MockTransport(handler), policy=template)
+    assert send(kind, transport, "GET", "https://a.test/").status_code == 200
+    assert calls["n"] == 2
+    assert clock.sleeps == [1.0]
+
+
+def test_retry_after_http_date_and_cap(kind: str) -> None:
+    clock = FakeClock()
+    template = seawall.Policy(
+        "api", retry=seawall.Retry(on=seawall.httpx.FailureResponse, wait=0.0, clock=clock)
+    )
+    when = format_datetime(datetime.now(UTC) + timedelta(seconds=3600), usegmt=True)
+    inner = scripted(503, 200, headers={"Retry-After": when})
+    transport = make(kind, inner, policy=template, max_retry_after=2.5)
+    assert send(kind, transport, "GET", "https://a.test/").status_code == 200
+    assert clock.sleeps == [2.5]
+
+
+def test_malformed_retry_after_is_ignored(kind: str) -> None:
+    clock = FakeClock()
+    template = seawall.Policy(
+        "api", retry=seawall.Retry(on=seawall.httpx.FailureResponse, wait=0.0, clock=clock)
+    )
+    inner = scripted(429, 200, headers={"Retry-After": "soon, maybe"})
+    transport = make(kind, inner, policy=template)
+    assert send(kind, transport, "GET", "https://a.test/").status_code == 200
+    assert clock.sleeps == []  # the template's wait (0 s): no sleep at all
+
+
+def test_a_wait_past_the_deadline_is_not_made(kind: str, closing: list[int]) -> None:
+    clock = FakeClock()
+    template = seawall.Policy(
+        "api",
+        retry=seawall.Retry(on=seawall.httpx.FailureResponse, wait=0.0, deadline=5.0, clock=clock),
+    )
+    inner = scripted(429, 200, headers={"Retry-After": "10"})
+    transport = make(kind, inner, policy=template)
+    assert send(kind, transport, "GET", "https://a.test/").status_code == 429
+    assert len(inner.seen) == 1
+    assert clock.sleeps == []
+    assert closing == [429]  # by the client, once it read the body
+
+
+def test_parse_retry_after() -> None:
+    now = datetime(2024, 1, 1, tzinfo=UTC)
+    assert parse_retry_after("120") == 120.0
+    assert parse_retry_after(" 3 ") == 3.0
+    assert parse_retry_after("Mon, 01 Jan 2024 00:00:30 GMT", now=now) == 30.0
+    assert parse_retry_after("Sun, 31 Dec 2023 00:00:00 GMT", now=now) == 0.0
+    for bad in (None, "", "-1", "1.5", "soon", "Mon, 99 Foo 2024", "١٢"):
+        assert parse_retry_after(bad, now=now) is None
+    assert parse_retry_after("9" * 40) == float("inf")
+
+
+def test_backpressure_is_not_a_breaker_failure(kind: str) -> None:
+    breaker = seawall.CircuitBreaker(minimum_calls=2, failure_ratio=0.5)
+    inner = scripted(429)
+    transport = make(kind, inner, policy=policy(attempts=1, breaker=breaker))
+    with no_waits():
+        for _ in range(5):
+            assert send(kind, transport, "GET", "https://a.test/").status_code == 429
+    snap = transport.policies()["a.test:443"].breaker.snapshot()  # type: ignore[union-attr]
+    assert (snap.failures, snap.ignored, snap.state) == (0, 5, seawall.CircuitState.CLOSED)
+
+
+def test_custom_classify(kind: str) -> None:
+    inner = scripted(404, 200)
+    transport = make(
+        kind,
+        inner,
+        policy=policy(),
+        classify=lambda r: "failure" if r.status_code == 404 else "success",
+    )
+    assert send(kind, transport, "GET", "https://a.test/").status_code == 200
+    assert len(inner.seen) == 2
+
+
+def test_classify_returning_nonsense_is_a_type_error(kind: str, closing: list[int]) -> None:
+    transport = make(kind, scripted(200), policy=policy(), classify=lambda r: "meh")
+    with pytest.raises(TypeError, match="classify"):
+        send(kind, transport, "GET", "https://a.test/")
+    assert closing == [200]
+
+
+# -- per host breakers, and httpx-compatible errors -----------------------------------------------
+
+
+def test_a_host_that_goes_down_fails_fast_while_another_works(kind: str) -> None:
+    breaker = seawall.CircuitBreaker(minimum_calls=3, failure_ratio=0.5, open_duration=60)
+    transport = make(kind, policy=policy(attempts=1, breaker=breaker))
+    with respx.mock(assert_all_called=False) as router:
+        down = router.get("https://down.test/").mock(side_effect=httpx.ConnectError("refused"))
+        router.get("https://up.test/").mock(return_value=httpx.Response(200))
+        for _ in range(3):
+            with pytest.raises(httpx.ConnectError):
+                send(kind, transport, "GET", "https://down.test/")
+        with pytest.raises(httpx.TransportError) as caught:
+            send(kind, transport, "GET", "https://down.test/")
+        assert isinstance(caught.value, CircuitOpenHTTPError)
+        assert isinstance(caught.value, seawall.CircuitOpenError)
+        assert caught.value.request.url == "https://down.test/"
+        assert down.call_count == 3
+        assert send(kind, transport, "GET", "https://up.test/").status_code == 200
+    assert set(transport.policies()) == {"down.test:443", "up.test:443"}
+    assert transport.policies()["down.test:443"].name == "api:down.test:443"
+
+
+def test_a_full_bulkhead_is_an_httpx_error(kind: str) -> None:
+    transport = make(kind, scripted(200), policy=seawall.Policy("api", bulkhead=1))
+    send(kind, transport, "GET", "https://a.test/")
+    host_bulkhead = transport.policies()["a.test:443"].bulkhead
+    assert host_bulkhead is not None
+    assert host_bulkhead is not transport.template.bulkhead
+    with host_bulkhead._lock:
+        host_bulkhead._active = 1  # occupy the only slot
+    with pytest.raises(httpx.TransportError) as caught:
+        send(kind, transport, "GET", "https://a.test/")
+    assert isinstance(caught.value, BulkheadFullHTTPError)
+    assert caught.value.request.url.host == "a.test"
+
+
+def test_an_async_timeout_is_an_httpx_timeout() -> None:
+    async def slow(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(5)
+        return httpx.Response(200)
+
+    transport = AsyncResilientTransport(
+        httpx.MockTransport(slow), policy=seawall.Policy("api", total_timeout=0.05)
+    )
+
+    async def main() -> None:
+        async with httpx.AsyncClient(transport=transport) as client:
+            await client.get("https://a.test/")
+
+    with pytest.raises(httpx.TimeoutException) as caught:
+        asyncio.run(main())
+    assert isinstance(caught.value, TimeoutHTTPError)
+    assert isinstance(caught.value, seawall.TimeoutExceededError)
+    assert isinstance(caught.value, TimeoutError)
+    assert caught.value.request.url.host == "a.test"
+
+
+def test_deadline_shortens_request_timeouts(kind: str) -> None:
+    seen: list[dict[str, float]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(dict(request.extensions["timeout"]))
+        return httpx.Response(200)
+
+    transport = make(
+        kind, httpx.MockTransport(handler), policy=seawall.Policy("api", total_timeout=2.0)
+    )
+    send(kind, transport, "GET", "https://a.test/", timeout=httpx.Timeout(10.0, connect=1.0))
+    (timeout,) = seen
+    assert timeout["connect"] == 1.0
+    for name in ("read", "write", "pool"):
+        assert 1.5 < timeout[name] <= 2.0
+
+
+def test_outer_sync_timeout_shortens_and_converts() -> None:
+    seen: list[dict[str, float]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(dict(request.extensions["timeout"]))
+        return httpx.Response(200)
+
+    transport = ResilientTransport(httpx.MockTransport(handler), policy=policy())
+    with httpx.Client(transport=transport) as client:
+        seawall.Timeout(3.0).call(client.get, "https://a.test/")
+        assert 2.5 < seen[0]["read"] <= 3.0
+        clock = FakeClock()
+        outer = seawall.Timeout(1.0, clock=clock)
+
+        def late() -> None:
+            clock.advance(2.0)
+            client.get("https://a.test/")
+
+        with pytest.raises(httpx.TimeoutException):
+            outer.call(late)
+    assert len(seen) == 1
+
+
+# -- configuration ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "param"),
+    [
+        ({"policy": seawall.Retry(on=Exception)}, TypeError, "policy"),
+        ({"per_host": 1}, TypeError, "per_host"),
+        ({"key": "host"}, TypeError, "key"),
+        ({"max_hosts": 0}, ValueError, "max_hosts"),
+        ({"max_hosts": 1.5}, TypeError, "max_hosts"),
+        ({"max_retry_after": -1}, ValueError, "max_retry_after"),
+        ({"retry_methods": "GET"}, TypeError, "retry_methods"),
+        ({"retry_methods": [1]}, TypeError, "retry_methods"),
+        ({"classify": 3}, TypeError, "classify"),
+    ],
+)
+def test_bad_configuration(kind: str, options: dict[str, Any], error: type, param: str) -> None:
+    with pytest.raises(error, match=param):
+        make(kind, **options)
+
+
+def test_bad_inner_transport() -> None:
+    with pytest.raises(TypeError, match="transport"):
+        ResilientTransport(object())  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="transport"):
+        AsyncResilientTransport(httpx.HTTPTransport())  # type: ignore[arg-type]
+
+
+def test_default_policy_shape() -> None:
+    transport = ResilientTransport(httpx.MockTransport(lambda r: httpx.Response(200)))
+    template = transport.template
+    assert template.retry is not None
+    assert template.retry.attempts == 3
+    assert template.retry.budget is not None
+    assert template.breaker is not None
+    assert template.bulkhead is None
+    assert transport.retry_methods == frozenset(
+        {"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"}
+    )
+    with httpx.Client(transport=transport) as client:
+        client.get("https://a.test/")
+        client.get("https://b.test/")
+    a, b = transport.policies().values()
+    assert a.breaker is not b.breaker
+    assert a.breaker is not template.breaker
+    assert a.retry is not None
+    assert b.retry is not None
+    assert a.retry.budget is not b.retry.budget
+    assert a.retry.budget is not template.retry.budget
+
+
+def test_per_host_false_shares_one_policy(kind: str) -> None:
+    transport = make(kind, scripted(200), policy=policy(), per_host=False)
+    send(kind, transport, "GET", "https://a.test/")
+    send(kind, transport, "GET", "https://b.test/")
+    assert list(transport.policies()) == [""]
+    assert transport.policies()[""].name == "api"
+
+
+def test_custom_key(kind: str) -> None:
+    transport = make(kind, scripted(200), policy=policy(), key=lambda r: r.url.path.strip("/"))
+    send(kind, transport, "GET", "https://a.test/users")
+    send(kind, transport, "GET", "https://a.test/orders")
+    assert set(transport.policies()) == {"users", "orders"}
+
+
+# -- bounded memory and metrics -----------------------------------------------------------------
+
+
+def test_ten_thousand_hostnames_stay_capped() -> None:
+    transport = ResilientTransport(
+        policy=policy(attempts=1, breaker=seawall.CircuitBreaker()), max_hosts=50
+    )
+    with respx.mock(assert_all_called=False) as router:
+        router.get(url__regex=r"https://h\d+\.test/").mock(return_value=httpx.Response(200))
+        with httpx.Client(transport=transport) as client:
+            for i in range(10_000):
+                client.get(f"https://h{i}.test/")
+    hosts = transport.policies()
+    assert len(hosts) == 50
+    assert list(hosts)[-1] == "h9999.test:443"  # the most recent are kept
+    readings = read_all()
+    addresses = {
+        labels[1]
+        for labels in readings[HTTP_SERIES].histograms
+        if labels[1].startswith("h") or labels[1] == "_OTHER"
+    }
+    own = {labels for labels in transport.stats.read()}
+    assert len({labels[1] for labels in own}) == 51  # 50 addresses + _OTHER
+    assert "_OTHER" in addresses
+    total = sum(sum(counts) for counts, _ in transport.stats.read().values())
+    assert total == 10_000
+    breakers = [
+        p
+        for p in __import__("seawall._registry", fromlist=["x"]).live_policies()
+        if isinstance(p, seawall.CircuitBreaker) and p.name.startswith("api:h")
+    ]
+    assert len(breakers) <= 50 + 5  # evicted ones are gone (a few may await collection)
+
+
+def test_attempt_metrics(kind: str) -> None:
+    inner = scripted(500, httpx.ConnectError, 404)
+    transport = make(kind, inner, policy=policy())
+    assert send(kind, transport, "GET", "http://a.test:8080/").status_code == 404
+    got = {labels: sum(counts) for labels, (counts, _) in transport.stats.read().items()}
+    assert got == {
+        ("GET", "a.test", "8080", "500", "500"): 1,
+        ("GET", "a.test", "8080", "", "ConnectError"): 1,
+        ("GET", "a.test", "8080", "404", "404"): 1,
+    }
+    series = read_all()[HTTP_SERIES].histograms
+    assert ("GET", "a.test", "8080", "500", "500") in series
+    # the call-level SLI of the host's policy sees the final outcome, a success (404)
+    reading = transport.policies()["a.test:8080"].stats.read()
+    assert sum(reading.durations["success"][0]) == 1
+
+
+def test_failed_call_sli_uses_the_status_code(kind: str) -> None:
+    transport = make(kind, scripted(503), policy=policy(attempts=2))
+    assert send(kind, transport, "GET", "https://a.test/").status_code == 503
+    reading = transport.policies()["a.test:443"].stats.read()
+    assert reading.errors == {("failure", "503"): 1}
+
+
+def test_streaming_response_is_not_read(kind: str) -> None:
+    chunks = [b"x" * 10, b"y" * 10]
+
+    class Body(httpx.SyncByteStream, httpx.AsyncByteStream):
+        def __iter__(self) -> Iterator[bytes]:
+            yield from chunks
+
+        async def __aiter__(self) -> Any:
+            for chunk in chunks:
+                yield chunk
+
+    transport = make(
+        kind, httpx.MockTransport(lambda r: httpx.Response(200, stream=Body())), policy=policy()
+    )
+    if kind == "sync":
+        assert isinstance(transport, ResilientTransport)
+        with (
+            httpx.Client(transport=transport) as client,
+            client.stream("GET", "https://a.test/") as response,
+        ):
+            assert not response.is_stream_consumed
+            assert b"".join(response.iter_bytes()) == b"".join(chunks)
+        return
+
+    async def main() -> None:
+        assert isinstance(transport, AsyncResilientTransport)
+        async with (
+            httpx.AsyncClient(transport=transport) as client,
+            client.stream("GET", "https://a.test/") as response,
+        ):
+            assert not response.is_stream_consumed
+            assert b"".join([c async for c in response.aiter_bytes()]) == b"".join(chunks)
+
+    asyncio.run(main())
+
+
+def test_rejected_after_a_failure_closes_the_response(kind: str, closing: list[int]) -> None:
+    breaker = seawall.CircuitBreaker(minimum_calls=1, failure_ratio=0.5, open_duration=60)
+    template = seawall.Policy(
+        "api",
+        retry=seawall.Retry(
+            on=(seawall.httpx.FailureResponse, seawall.CircuitOpenError), wait=0.0, deadline=10
+        ),
+        breaker=breaker,
+    )
+    transport = make(kind, scripted(500), policy=template)
+    with pytest.raises(CircuitOpenHTTPError):
+        send(kind, transport, "GET", "https://a.test/")
+    assert closing == [500]
