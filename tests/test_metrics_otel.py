@@ -17,6 +17,7 @@ import warnings
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from opentelemetry.metrics import (
     Histogram,
@@ -27,10 +28,12 @@ from opentelemetry.metrics import (
 )
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricsData
+from prometheus_client import CollectorRegistry
 
 import seawall
 from seawall import CircuitBreaker, Retry
 from seawall._observers import observers
+from seawall.httpx import FailureResponse, ResilientTransport
 from seawall.metrics import CATALOGUE, _otel, configure
 from seawall.metrics import _config as metrics_config
 from seawall.metrics._catalogue import by_name
@@ -56,8 +59,16 @@ def sdk() -> Iterator[tuple[MeterProvider, InMemoryMetricReader]]:
     provider.shutdown()
 
 
-def hooks() -> tuple[object, object, object]:
-    return observers.call_duration, observers.retry_attempts, observers.bulkhead_wait
+OFF = (None, None, None, None)
+
+
+def hooks() -> tuple[object, object, object, object]:
+    return (
+        observers.call_duration,
+        observers.retry_attempts,
+        observers.bulkhead_wait,
+        observers.http_request_duration,
+    )
 
 
 def points(data: MetricsData | None, otel_name: str, **attributes: str) -> list[Any]:
@@ -205,16 +216,16 @@ def test_without_an_sdk_the_hooks_stay_off_and_calls_record_nothing() -> None:
     assert exporter is not None
     assert exporter.proxy
     assert not exporter.live
-    assert hooks() == (None, None, None)
+    assert hooks() == OFF
     call = Retry(on=ValueError, name="otel-nosdk", clock=FakeClock())(lambda: "ok")
     assert call() == "ok"
-    assert hooks() == (None, None, None)
+    assert hooks() == OFF
     assert exporter._histograms == {}  # not even created: nothing to record into
 
 
 def test_a_provider_without_an_sdk_is_treated_as_off() -> None:
     configure(otel=NoOpMeterProvider())
-    assert hooks() == (None, None, None)
+    assert hooks() == OFF
 
 
 def test_configure_otel_false_stops_reporting_and_recording(sdk: Any) -> None:
@@ -226,7 +237,7 @@ def test_configure_otel_false_stops_reporting_and_recording(sdk: Any) -> None:
     data = reader.get_metrics_data()
     assert points(data, "seawall.circuit_breaker.calls", policy="otel-stop")
     configure(otel=False)
-    assert hooks() == (None, None, None)
+    assert hooks() == OFF
     assert _otel.active_exporter() is None
     call()
     data = reader.get_metrics_data()
@@ -316,18 +327,119 @@ def test_recorders_reuse_one_attributes_dict_per_label_set() -> None:
     assert by_policy.records[0][1] is by_policy.records[1][1] == {"policy": "p"}
 
 
+def test_the_http_recorder_uses_the_semantic_conventions_and_reuses_its_dicts() -> None:
+    histogram = FakeHistogram()
+    record = _otel._http_request_duration_recorder(histogram)  # type: ignore[arg-type]
+    record(("GET", "a.test", "443", "200", ""), 0.25)
+    record(("GET", "a.test", "443", "200", ""), 0.5)
+    record(("POST", "a.test", "8080", "503", "503"), 1.0)
+    record(("_OTHER", "_OTHER", "80", "", "ConnectError"), 2.0)
+    (_, ok), (_, ok_again), (_, failed), (_, no_response) = histogram.records
+    assert ok is ok_again
+    assert ok == {
+        "http.request.method": "GET",
+        "server.address": "a.test",
+        "server.port": 443,
+        "http.response.status_code": 200,
+    }
+    assert failed == {
+        "http.request.method": "POST",
+        "server.address": "a.test",
+        "server.port": 8080,
+        "http.response.status_code": 503,
+        "error.type": "503",
+    }
+    assert no_response == {  # no response: no status code; an error: error.type
+        "http.request.method": "_OTHER",
+        "server.address": "_OTHER",
+        "server.port": 80,
+        "error.type": "ConnectError",
+    }
+
+
+def test_http_attempts_are_recorded_with_their_attributes_and_as_in_prometheus(
+    sdk: Any,
+) -> None:
+    provider, reader = sdk
+    registry = CollectorRegistry()
+    configure(otel=provider, prometheus=registry)
+    try:
+        clock = FakeClock()
+        statuses = [200, 503]  # then 503 for every later attempt
+
+        def handler(request: httpx.Request) -> httpx.Response:
+            clock.advance(0.125)
+            status = statuses.pop(0) if len(statuses) > 1 else statuses[0]
+            return httpx.Response(status, request=request)
+
+        retry = Retry(on=FailureResponse, attempts=2, wait=0.0, clock=clock)
+        transport = ResilientTransport(
+            httpx.MockTransport(handler),
+            policy=seawall.Policy("otel-http", retry=retry, clock=clock),
+        )
+        with httpx.Client(transport=transport) as client:
+            assert client.get("http://otel-http.test:8080/").status_code == 200
+            assert client.get("http://otel-http.test:8080/").status_code == 503  # 2 attempts
+
+        metric = by_name("seawall_http_client_request_duration_seconds")
+        ours = points(
+            reader.get_metrics_data(), metric.otel_name, **{"server.address": "otel-http.test"}
+        )
+        common = {
+            "http.request.method": "GET",
+            "server.address": "otel-http.test",
+            "server.port": 8080,
+        }
+        ok = {**common, "http.response.status_code": 200}
+        failed = {**common, "http.response.status_code": 503, "error.type": "503"}
+        by_attributes = {frozenset(dict(p.attributes or {}).items()): p for p in ours}
+        assert {key: p.count for key, p in by_attributes.items()} == {
+            frozenset(ok.items()): 1,
+            frozenset(failed.items()): 2,
+        }
+        for point in ours:
+            assert tuple(point.explicit_bounds) == tuple(float(b) for b in metric.buckets)
+            assert point.sum == 0.125 * point.count
+
+        prometheus = {
+            tuple(sample.labels[label] for label in metric.labels): sample.value
+            for family in registry.collect()
+            for sample in family.samples
+            if sample.name == metric.name + "_count"
+            and sample.labels["server_address"] == "otel-http.test"
+        }
+        assert prometheus == {
+            ("GET", "otel-http.test", "8080", "200", ""): 1,
+            ("GET", "otel-http.test", "8080", "503", "503"): 2,
+        }
+        keys = attribute_keys(metric)
+        as_labels = {
+            tuple(str(dict(key).get(k, "")) for k in keys): point.count
+            for key, point in by_attributes.items()
+        }
+        assert as_labels == prometheus
+    finally:
+        configure(prometheus=True)
+
+
 def test_turning_off_leaves_hooks_it_did_not_install_alone() -> None:
     configure(otel=False)
 
     def foreign(operation: str, outcome: str, seconds: float) -> None:
         pass
 
+    def foreign_http(labels: tuple[str, str, str, str, str], seconds: float) -> None:
+        pass
+
     observers.call_duration = foreign
+    observers.http_request_duration = foreign_http
     try:
         configure(otel=False)
         assert observers.call_duration is foreign
+        assert observers.http_request_duration is foreign_http
     finally:
         observers.call_duration = None
+        observers.http_request_duration = None
 
 
 # -- the global provider, set once per process: in subprocesses ------------------------------------
@@ -347,7 +459,8 @@ def run_script(body: str) -> dict[str, Any]:
 
         def hooks_on():
             from seawall._observers import observers as o
-            return [h is not None for h in (o.call_duration, o.retry_attempts, o.bulkhead_wait)]
+            hooks = (o.call_duration, o.retry_attempts, o.bulkhead_wait, o.http_request_duration)
+            return [h is not None for h in hooks]
 
         def values(reader, name, **attrs):
             data = reader.get_metrics_data()
@@ -395,8 +508,8 @@ def test_an_sdk_set_globally_after_import_starts_the_recording() -> None:
         """
     )
     assert result == {
-        "before": [False, False, False],
-        "after": [True, True, True],
+        "before": [False, False, False, False],
+        "after": [True, True, True, True],
         "calls": [3, 0, 0, 0],  # success, failure, ignored, rejected
         "durations": [2],
     }
@@ -415,7 +528,7 @@ def test_an_sdk_set_globally_before_import_records_from_the_start() -> None:
         print(json.dumps({"on": on, "durations": durations}))
         """
     )
-    assert result == {"on": [True, True, True], "durations": [1]}
+    assert result == {"on": [True, True, True, True], "durations": [1]}
 
 
 def test_a_provider_configured_then_set_globally_gets_one_set_of_instruments() -> None:
@@ -439,7 +552,12 @@ def test_a_provider_configured_then_set_globally_gets_one_set_of_instruments() -
                           "durations": durations, "on": hooks_on()}))
         """
     )
-    assert result == {"unique": True, "calls": [1], "durations": [1], "on": [True, True, True]}
+    assert result == {
+        "unique": True,
+        "calls": [1],
+        "durations": [1],
+        "on": [True, True, True, True],
+    }
 
 
 def test_off_stays_off_when_an_sdk_is_set_and_true_turns_it_on() -> None:
@@ -462,8 +580,8 @@ def test_off_stays_off_when_an_sdk_is_set_and_true_turns_it_on() -> None:
         """
     )
     assert result == {
-        "off": [False, False, False],
+        "off": [False, False, False, False],
         "silent": [],
-        "on": [True, True, True],
+        "on": [True, True, True, True],
         "durations": [1],
     }

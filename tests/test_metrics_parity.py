@@ -11,8 +11,11 @@ recorded per event from the moment its exporter is enabled).
 
 Isolation: the policy registry is process-wide, and policies of other tests may still be
 alive. Every policy here has a name starting with ``parity-``, and only series whose
-``operation`` or ``policy`` label starts with it are compared (the HTTP series has neither
-and no data yet, so it must be absent from both).
+``operation`` or ``policy`` label starts with it are compared; the HTTP series has neither,
+so there it is the ``server_address`` (the httpx transport's own per-host policies are named
+``http-parity:...``, outside the comparison). OpenTelemetry's HTTP attributes follow the
+semantic conventions: the port and status code are integers, and the status code (no
+response) or ``error.type`` (success) is left out where the Prometheus label is empty.
 
 The one expected difference: Prometheus shows the ``success`` and ``failure`` duration series
 of every operation from the moment its policy exists (so that ratios are defined before the
@@ -27,6 +30,7 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import (
@@ -42,12 +46,14 @@ from seawall import (
     BulkheadFullError,
     CircuitBreaker,
     CircuitOpenError,
+    Policy,
     Retry,
     RetryBudget,
     Timeout,
     TimeoutExceededError,
 )
 from seawall._histogram import ATTEMPT_BUCKETS, DURATION_BUCKETS
+from seawall.httpx import FailureResponse, ResilientTransport
 from seawall.metrics import CATALOGUE, Metric, _otel, configure
 from seawall.metrics import _config as metrics_config
 from seawall.metrics._otel import attribute_keys
@@ -85,6 +91,7 @@ BS, BA = "parity-breaker-sync", "parity-breaker-async"
 RR, RX, RB = "parity-retry-recovers", "parity-retry-exhausted", "parity-retry-budget"
 BH = "parity-bulkhead"
 TS, TA = "parity-timeout-sync", "parity-timeout-async"
+HOST = "parity-http.test"
 
 EXPECTED: Series = {
     "seawall_call_duration_seconds": {
@@ -191,7 +198,13 @@ EXPECTED: Series = {
     "seawall_bulkhead_limit": {(BH,): 1},
     # The holder was admitted at once (0 s), the waiter after 1.5 s.
     "seawall_bulkhead_wait_seconds": {(BH,): dur({0.005: 1, 2.5: 1}, 1.5)},
-    "seawall_http_client_request_duration_seconds": {},
+    # GET /ok: 200 in 1/8 s; GET /flaky: 503 in 1/4 s, retried, 200 in 1/8 s;
+    # POST /down: no response (ConnectError, not retried: POST), 0 s.
+    "seawall_http_client_request_duration_seconds": {
+        ("GET", HOST, "80", "200", ""): dur({0.25: 2}, 0.25),
+        ("GET", HOST, "80", "503", "503"): dur({0.25: 1}, 0.25),
+        ("POST", HOST, "80", "", "ConnectError"): dur({0.005: 1}, 0.0),
+    },
 }
 
 
@@ -206,6 +219,7 @@ def run_scenario() -> list[object]:
         *retries(),
         *bulkhead_at_its_limit(),
         *timeouts(),
+        *http_attempts(),
     ]
 
 
@@ -348,11 +362,36 @@ def timeouts() -> list[object]:
     return [sync_timeout, async_timeout, slow, hang]
 
 
+def http_attempts() -> list[object]:
+    clock = FakeClock()
+    script = {"/ok": [(200, 0.125)], "/flaky": [(503, 0.25), (200, 0.125)]}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/down":
+            raise httpx.ConnectError("down", request=request)
+        status, seconds = script[request.url.path].pop(0)
+        clock.advance(seconds)
+        return httpx.Response(status, request=request)
+
+    retry = Retry(on=(FailureResponse, httpx.TransportError), attempts=2, wait=0.0, clock=clock)
+    transport = ResilientTransport(
+        httpx.MockTransport(handler), policy=Policy("http-parity", retry=retry, clock=clock)
+    )
+    with httpx.Client(transport=transport) as client:
+        assert client.get(f"http://{HOST}/ok").status_code == 200
+        assert client.get(f"http://{HOST}/flaky").status_code == 200
+        with pytest.raises(httpx.ConnectError):
+            client.post(f"http://{HOST}/down", content=b"x")
+    return [transport]
+
+
 # -- reading both exporters ----------------------------------------------------------------------
 
 
 def ours(metric: Metric, labels: Labels) -> bool:
-    return labels[0].startswith(PREFIX)  # operation or policy comes first in every family here
+    if metric.name == "seawall_http_client_request_duration_seconds":
+        return labels[1].startswith(PREFIX)  # server_address
+    return labels[0].startswith(PREFIX)  # operation or policy comes first in the others
 
 
 def read_prometheus(registry: CollectorRegistry) -> Series:
@@ -390,6 +429,12 @@ def read_prometheus(registry: CollectorRegistry) -> Series:
     return out
 
 
+#: Attributes OpenTelemetry leaves out where the Prometheus label is "".
+OPTIONAL = {"http.response.status_code", "error.type"}
+#: Attributes OpenTelemetry reports as integers.
+INTEGERS = {"server.port", "http.response.status_code"}
+
+
 def read_otel(reader: InMemoryMetricReader) -> Series:
     by_otel_name = {metric.otel_name: metric for metric in CATALOGUE}
     out: Series = {metric.name: {} for metric in CATALOGUE}
@@ -404,8 +449,10 @@ def read_otel(reader: InMemoryMetricReader) -> Series:
         assert otel_metric.description == metric.help
         for point in otel_metric.data.data_points:
             attributes = dict(point.attributes or {})
-            assert set(attributes) == set(keys)
-            key = tuple(str(attributes[k]) for k in keys)
+            assert set(keys) - OPTIONAL <= set(attributes) <= set(keys)
+            for k in INTEGERS & set(attributes):
+                assert type(attributes[k]) is int, (k, attributes[k])
+            key = tuple(str(attributes.get(k, "")) for k in keys)
             if not ours(metric, key):
                 continue
             assert key not in out[metric.name], f"{metric.name}{key} reported twice"

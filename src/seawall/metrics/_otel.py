@@ -1,15 +1,16 @@
-"""OpenTelemetry: observable instruments that read seawall's counts, and three histograms
+"""OpenTelemetry: observable instruments that read seawall's counts, and four histograms
 recorded per event, through ``opentelemetry-api`` only.
 
 One :class:`OtelExporter` per meter provider owns the instruments of the meter ``seawall``
 (versioned as the package). Counters and gauges are observable: their callbacks read every
 live policy (one :func:`read_all` per collection, shared by all callbacks), so nothing runs
 on a call's path for them. OpenTelemetry has no observable histogram, so the call duration,
-retry attempts and bulkhead wait histograms are recorded as events happen, by recorders
-installed in :data:`seawall._observers.observers`; only while an SDK is behind the provider.
-Those histograms hold what happened after their recorders were installed: calls made before
-OpenTelemetry was enabled are in the Prometheus series (read from the policies' own counts)
-but not in OpenTelemetry's.
+retry attempts, bulkhead wait and HTTP client request duration histograms are recorded as
+events happen, by recorders installed in :data:`seawall._observers.observers`; only while an
+SDK is behind the provider. Those histograms hold what happened after their recorders were
+installed: calls (and HTTP attempts) made before OpenTelemetry was enabled are in the
+Prometheus series (read from the policies' and transports' own counts) but not in
+OpenTelemetry's.
 
 Costs nothing without an SDK: out of the box the exporter is bound to the API's global
 provider. Until the application installs an SDK that is the API's proxy provider, whose
@@ -49,8 +50,9 @@ from opentelemetry.metrics import (
     get_meter_provider,
 )
 
+from seawall._http_stats import HttpLabels
 from seawall._observers import observers
-from seawall.metrics._catalogue import CATALOGUE, Metric
+from seawall.metrics._catalogue import CATALOGUE, Metric, by_name
 from seawall.metrics._readings import Reading, read_all
 
 __all__ = [
@@ -89,6 +91,7 @@ _ATTRIBUTE_CACHE_CAP = 10_000
 _CALL_DURATION = "seawall_call_duration_seconds"
 _RETRY_ATTEMPTS = "seawall_retry_attempts"
 _BULKHEAD_WAIT = "seawall_bulkhead_wait_seconds"
+_HTTP_REQUEST_DURATION = "seawall_http_client_request_duration_seconds"
 
 _PROXY_METER_TYPE: type[Meter] | None
 try:
@@ -151,6 +154,7 @@ Recorders = tuple[
     Callable[[str, str, float], None],
     Callable[[str, int], None],
     Callable[[str, float], None],
+    Callable[[HttpLabels, float], None],
 ]
 
 
@@ -234,6 +238,7 @@ class OtelExporter:
                 _call_duration_recorder(self._histograms[_CALL_DURATION]),
                 _policy_recorder(self._histograms[_RETRY_ATTEMPTS]),
                 _policy_recorder(self._histograms[_BULKHEAD_WAIT]),
+                _http_request_duration_recorder(self._histograms[_HTTP_REQUEST_DURATION]),
             )
         return self._recorders
 
@@ -309,6 +314,34 @@ def _policy_recorder(histogram: Histogram) -> Callable[[str, float], None]:
         record(value, attributes)
 
     return policy_event
+
+
+def _http_request_duration_recorder(histogram: Histogram) -> Callable[[HttpLabels, float], None]:
+    """``http.client.request.duration`` with the semantic conventions' attributes: the port
+    and the status code as integers; ``http.response.status_code`` left out when there was no
+    response, ``error.type`` when the attempt succeeded (``""`` in both labels: an empty
+    Prometheus label is the same as no label)."""
+    record = histogram.record
+    method_key, address_key, port_key, status_key, error_key = attribute_keys(
+        by_name(_HTTP_REQUEST_DURATION)
+    )
+    # The label tuple is built once per attempt by HttpStats anyway: it is the cache key.
+    cache: dict[HttpLabels, dict[str, str | int]] = {}
+
+    def http_request_duration(labels: HttpLabels, seconds: float) -> None:
+        attributes = cache.get(labels)
+        if attributes is None:
+            method, address, port, status, error_type = labels
+            attributes = {method_key: method, address_key: address, port_key: int(port)}
+            if status:
+                attributes[status_key] = int(status)
+            if error_type:
+                attributes[error_key] = error_type
+            if len(cache) < _ATTRIBUTE_CACHE_CAP:
+                cache[labels] = attributes
+        record(seconds, attributes)
+
+    return http_request_duration
 
 
 # -- which provider: module state ---------------------------------------------------------------
@@ -433,15 +466,22 @@ def _install(recorders: Recorders | None) -> None:
     global _installed
     if recorders is None:
         if _installed is not None:
-            call_duration, retry_attempts, bulkhead_wait = _installed
+            call_duration, retry_attempts, bulkhead_wait, http_request_duration = _installed
             if observers.call_duration is call_duration:
                 observers.call_duration = None
             if observers.retry_attempts is retry_attempts:
                 observers.retry_attempts = None
             if observers.bulkhead_wait is bulkhead_wait:
                 observers.bulkhead_wait = None
+            if observers.http_request_duration is http_request_duration:
+                observers.http_request_duration = None
     else:
-        observers.call_duration, observers.retry_attempts, observers.bulkhead_wait = recorders
+        (
+            observers.call_duration,
+            observers.retry_attempts,
+            observers.bulkhead_wait,
+            observers.http_request_duration,
+        ) = recorders
     _installed = recorders
 
 
