@@ -675,3 +675,77 @@ def invalid_rows(table: Table, names: tuple[str, ...]) -> list[str]:
     return [
         r.candidate for r in table.rows if r.candidate in names and r.note.startswith("INVALID")
     ]
+
+
+METRICS_NOTE = (
+    "metrics on, as DESIGN §4 asks: seawall records its call-level SLI and keeps every "
+    "count on the success path; its exporters only read them when scraped, so turning "
+    "them off (configure(prometheus=False, otel=False)) changes nothing measured here"
+)
+
+
+def overhead_suite(
+    config: RunConfig,
+    *,
+    name: str,
+    subject: str,
+    sync: list[tuple[str, Callable[[], Candidate]]],
+    async_: list[tuple[str, Callable[[], Candidate]]],
+    sync_title: str,
+    async_title: str,
+    sync_reference: str,
+    async_reference: str,
+    bar_id: str,
+    bar_description: str,
+    limit: float,
+    missing: str,
+) -> SuiteResult:
+    """What every overhead suite does: a sync and an async table against a reference, the
+    DESIGN §4 bar on the sync ratio of ``subject``, and the async ratio as a note."""
+    result = SuiteResult(name)
+    sync_candidates, sync_skipped = build_candidates(sync)
+    async_candidates, async_skipped = build_candidates(async_)
+    if not any(c.name == subject for c in sync_candidates):
+        result.notes.append("seawall itself is not importable: nothing to measure")
+        return result
+    sync_table = overhead_table(
+        sync_title, "sync", sync_candidates, sync_skipped, reference=sync_reference, config=config
+    )
+    async_table = overhead_table(
+        async_title,
+        "async",
+        async_candidates,
+        async_skipped,
+        reference=async_reference,
+        config=config,
+    )
+    result.tables += [sync_table, async_table]
+
+    ratio = sync_table.overhead_ratio(subject, sync_reference)
+    invalid = invalid_rows(sync_table, (subject, sync_reference))
+    if ratio is None:
+        detail = missing
+    else:
+        detail = f"paired per-round median; ratio of minimums {ratio[1]:.3f}"
+    if invalid:
+        detail += f"; failed the success-path check: {', '.join(invalid)}"
+    result.bars.append(
+        Bar(
+            id=bar_id,
+            description=bar_description,
+            limit=limit,
+            measured=None if ratio is None else ratio[0],
+            detail=detail,
+            valid=not invalid,
+        )
+    )
+    async_ratio = async_table.overhead_ratio(subject, async_reference)
+    if async_ratio is not None:
+        invalid = invalid_rows(async_table, (subject, async_reference))
+        result.notes.append(
+            f"async (reported, not a bar): {subject} overhead = {async_ratio[0]:.3f} x "
+            f"{async_reference}'s (paired; ratio of minimums {async_ratio[1]:.3f})"
+            + (f"; failed the success-path check: {', '.join(invalid)}" if invalid else "")
+        )
+    result.notes.append(METRICS_NOTE)
+    return result

@@ -19,7 +19,6 @@ from typing import Any
 
 from _harness import (
     BASELINE,
-    Bar,
     Candidate,
     RunConfig,
     SkipCandidate,
@@ -27,10 +26,9 @@ from _harness import (
     SuiteResult,
     anoop,
     bare,
-    build_candidates,
     cli,
     noop,
-    overhead_table,
+    overhead_suite,
 )
 
 BAR_LIMIT = 0.5
@@ -242,59 +240,21 @@ ASYNC = [
 
 
 def run(config: RunConfig) -> SuiteResult:
-    result = SuiteResult("breaker")
-    sync_candidates, sync_skipped = build_candidates(SYNC)
-    async_candidates, async_skipped = build_candidates(ASYNC)
-    if not any(c.name == "seawall" for c in sync_candidates):
-        result.notes.append("seawall itself is not importable: nothing to measure")
-        return result
-
-    sync = overhead_table(
-        "sync: decorated no-op, overhead per call vs the bare function",
-        "sync",
-        sync_candidates,
-        sync_skipped,
-        reference="pybreaker",
-        config=config,
+    return overhead_suite(
+        config,
+        name="breaker",
+        subject="seawall",
+        sync=SYNC,
+        async_=ASYNC,
+        sync_title="sync: decorated no-op, overhead per call vs the bare function",
+        async_title="async: awaited decorated no-op in one event loop, overhead per call vs bare",
+        sync_reference="pybreaker",
+        async_reference="aiobreaker",
+        bar_id="breaker_overhead_vs_pybreaker",
+        bar_description=f"seawall breaker overhead <= {BAR_LIMIT} x pybreaker's (sync)",
+        limit=BAR_LIMIT,
+        missing="pybreaker not installed",
     )
-    asynchronous = overhead_table(
-        "async: awaited decorated no-op in one event loop, overhead per call vs bare",
-        "async",
-        async_candidates,
-        async_skipped,
-        reference="aiobreaker",
-        config=config,
-    )
-    result.tables += [sync, asynchronous]
-
-    ratio = sync.overhead_ratio("seawall", "pybreaker")
-    invalid = [
-        r.candidate
-        for r in sync.rows
-        if r.candidate in ("seawall", "pybreaker") and r.note.startswith("INVALID")
-    ]
-    if ratio is None:
-        detail = "pybreaker not installed"
-    else:
-        detail = f"paired per-round median; ratio of minimums {ratio[1]:.3f}"
-    if invalid:
-        detail += f"; failed the success-path check: {', '.join(invalid)}"
-    result.bars.append(
-        Bar(
-            id="breaker_overhead_vs_pybreaker",
-            description=f"seawall breaker overhead <= {BAR_LIMIT} x pybreaker's (sync)",
-            limit=BAR_LIMIT,
-            measured=None if ratio is None else ratio[0],
-            detail=detail,
-            valid=not invalid,
-        )
-    )
-    result.notes.append(
-        "metrics on, as DESIGN §4 asks: seawall records its call-level SLI and keeps every "
-        "count on the success path; its exporters only read them when scraped, so turning "
-        "them off (configure(prometheus=False, otel=False)) changes nothing measured here"
-    )
-    return result
 
 
 SUITE = Suite("breaker", "circuit breaker success-path overhead vs peers", run)

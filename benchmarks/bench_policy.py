@@ -24,18 +24,15 @@ from typing import Any
 
 from _harness import (
     BASELINE,
-    Bar,
     Candidate,
     RunConfig,
     Suite,
     SuiteResult,
     anoop,
     bare,
-    build_candidates,
     cli,
-    invalid_rows,
     noop,
-    overhead_table,
+    overhead_suite,
 )
 
 BAR_LIMIT = 0.2
@@ -283,64 +280,23 @@ ASYNC = [
 
 
 def run(config: RunConfig) -> SuiteResult:
-    result = SuiteResult("policy")
-    sync_candidates, sync_skipped = build_candidates(SYNC)
-    async_candidates, async_skipped = build_candidates(ASYNC)
-    if not any(c.name == "seawall Policy" for c in sync_candidates):
-        result.notes.append("seawall itself is not importable: nothing to measure")
-        return result
-
-    sync = overhead_table(
-        "sync: decorated no-op, retry + breaker + bulkhead, overhead per call vs bare",
-        "sync",
-        sync_candidates,
-        sync_skipped,
-        reference=REFERENCE_SYNC,
-        config=config,
+    return overhead_suite(
+        config,
+        name="policy",
+        subject="seawall Policy",
+        sync=SYNC,
+        async_=ASYNC,
+        sync_title="sync: decorated no-op, retry + breaker + bulkhead, overhead per call vs bare",
+        async_title="async: awaited decorated no-op in one event loop, overhead per call vs bare",
+        sync_reference=REFERENCE_SYNC,
+        async_reference=REFERENCE_ASYNC,
+        bar_id="policy_overhead_vs_tenacity_pybreaker",
+        bar_description=(
+            f"seawall Policy overhead <= {BAR_LIMIT} x (tenacity + pybreaker)'s (sync)"
+        ),
+        limit=BAR_LIMIT,
+        missing="tenacity or pybreaker not installed",
     )
-    asynchronous = overhead_table(
-        "async: awaited decorated no-op in one event loop, overhead per call vs bare",
-        "async",
-        async_candidates,
-        async_skipped,
-        reference=REFERENCE_ASYNC,
-        config=config,
-    )
-    result.tables += [sync, asynchronous]
-
-    ratio = sync.overhead_ratio("seawall Policy", REFERENCE_SYNC)
-    invalid = invalid_rows(sync, ("seawall Policy", REFERENCE_SYNC))
-    if ratio is None:
-        detail = "tenacity or pybreaker not installed"
-    else:
-        detail = f"paired per-round median; ratio of minimums {ratio[1]:.3f}"
-    if invalid:
-        detail += f"; failed the success-path check: {', '.join(invalid)}"
-    result.bars.append(
-        Bar(
-            id="policy_overhead_vs_tenacity_pybreaker",
-            description=f"seawall Policy overhead <= {BAR_LIMIT} x (tenacity + pybreaker)'s (sync)",
-            limit=BAR_LIMIT,
-            measured=None if ratio is None else ratio[0],
-            detail=detail,
-            valid=not invalid,
-        )
-    )
-
-    async_ratio = asynchronous.overhead_ratio("seawall Policy", REFERENCE_ASYNC)
-    if async_ratio is not None:
-        invalid = invalid_rows(asynchronous, ("seawall Policy", REFERENCE_ASYNC))
-        result.notes.append(
-            f"async (reported, not a bar): seawall Policy overhead = {async_ratio[0]:.3f} x "
-            f"(tenacity + aiobreaker)'s (paired; ratio of minimums {async_ratio[1]:.3f})"
-            + (f"; failed the success-path check: {', '.join(invalid)}" if invalid else "")
-        )
-    result.notes.append(
-        "metrics on, as DESIGN §4 asks: seawall records its call-level SLI and keeps every "
-        "count on the success path; its exporters only read them when scraped, so turning "
-        "them off (configure(prometheus=False, otel=False)) changes nothing measured here"
-    )
-    return result
 
 
 SUITE = Suite("policy", "full Policy success-path overhead vs tenacity + pybreaker", run)

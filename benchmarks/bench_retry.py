@@ -23,18 +23,15 @@ from typing import Any
 
 from _harness import (
     BASELINE,
-    Bar,
     Candidate,
     RunConfig,
     Suite,
     SuiteResult,
     anoop,
     bare,
-    build_candidates,
     cli,
-    invalid_rows,
     noop,
-    overhead_table,
+    overhead_suite,
 )
 
 BAR_LIMIT = 0.1
@@ -223,64 +220,23 @@ ASYNC = [
 
 
 def run(config: RunConfig) -> SuiteResult:
-    result = SuiteResult("retry")
-    sync_candidates, sync_skipped = build_candidates(SYNC)
-    async_candidates, async_skipped = build_candidates(ASYNC)
-    if not any(c.name == "seawall" for c in sync_candidates):
-        result.notes.append("seawall itself is not importable: nothing to measure")
-        return result
-
-    sync = overhead_table(
-        "sync: decorated no-op that succeeds at once, overhead per call vs the bare function",
-        "sync",
-        sync_candidates,
-        sync_skipped,
-        reference="tenacity",
-        config=config,
+    return overhead_suite(
+        config,
+        name="retry",
+        subject="seawall",
+        sync=SYNC,
+        async_=ASYNC,
+        sync_title=(
+            "sync: decorated no-op that succeeds at once, overhead per call vs the bare function"
+        ),
+        async_title="async: awaited decorated no-op in one event loop, overhead per call vs bare",
+        sync_reference="tenacity",
+        async_reference="tenacity",
+        bar_id="retry_overhead_vs_tenacity",
+        bar_description=f"seawall retry overhead <= {BAR_LIMIT} x tenacity's (sync)",
+        limit=BAR_LIMIT,
+        missing="tenacity not installed",
     )
-    asynchronous = overhead_table(
-        "async: awaited decorated no-op in one event loop, overhead per call vs bare",
-        "async",
-        async_candidates,
-        async_skipped,
-        reference="tenacity",
-        config=config,
-    )
-    result.tables += [sync, asynchronous]
-
-    ratio = sync.overhead_ratio("seawall", "tenacity")
-    invalid = invalid_rows(sync, ("seawall", "tenacity"))
-    if ratio is None:
-        detail = "tenacity not installed"
-    else:
-        detail = f"paired per-round median; ratio of minimums {ratio[1]:.3f}"
-    if invalid:
-        detail += f"; failed the success-path check: {', '.join(invalid)}"
-    result.bars.append(
-        Bar(
-            id="retry_overhead_vs_tenacity",
-            description=f"seawall retry overhead <= {BAR_LIMIT} x tenacity's (sync)",
-            limit=BAR_LIMIT,
-            measured=None if ratio is None else ratio[0],
-            detail=detail,
-            valid=not invalid,
-        )
-    )
-
-    async_ratio = asynchronous.overhead_ratio("seawall", "tenacity")
-    if async_ratio is not None:
-        invalid = invalid_rows(asynchronous, ("seawall", "tenacity"))
-        result.notes.append(
-            f"async (reported, not a bar): seawall retry overhead = {async_ratio[0]:.3f} x "
-            f"tenacity's (paired; ratio of minimums {async_ratio[1]:.3f})"
-            + (f"; failed the success-path check: {', '.join(invalid)}" if invalid else "")
-        )
-    result.notes.append(
-        "metrics on, as DESIGN §4 asks: seawall records its call-level SLI and keeps every "
-        "count on the success path; its exporters only read them when scraped, so turning "
-        "them off (configure(prometheus=False, otel=False)) changes nothing measured here"
-    )
-    return result
 
 
 SUITE = Suite("retry", "retry success-path overhead vs tenacity, stamina, backoff", run)
