@@ -8,7 +8,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from tenacity import RetryCallState
@@ -305,6 +305,20 @@ class _Core:
         return f"{type(self).__name__}({self.template!r}, per_host={self.per_host})"
 
 
+T = TypeVar("T")
+
+
+def _inner(transport: T | None, kind: type[T], default: Callable[[], T]) -> T:
+    """The transport to wrap: ``transport``, checked, or a fresh ``default()``."""
+    if transport is None:
+        return default()
+    if not isinstance(transport, kind):
+        raise TypeError(
+            f"transport must be an httpx.{kind.__name__}, got {type(transport).__name__}"
+        )
+    return transport
+
+
 class ResilientTransport(_Core, httpx.BaseTransport):
     """An :class:`httpx.BaseTransport` that sends each request through a per-host copy of
     ``policy`` (see the package docs); use it as ``httpx.Client(transport=...)``."""
@@ -321,12 +335,7 @@ class ResilientTransport(_Core, httpx.BaseTransport):
         retry_methods: Iterable[str] = DEFAULT_RETRY_METHODS,
         classify: Classify | None = None,
     ) -> None:
-        if transport is None:
-            transport = httpx.HTTPTransport()
-        elif not isinstance(transport, httpx.BaseTransport):
-            raise TypeError(
-                f"transport must be an httpx.BaseTransport, got {type(transport).__name__}"
-            )
+        self.transport = _inner(transport, httpx.BaseTransport, httpx.HTTPTransport)
         super().__init__(
             policy=policy,
             per_host=per_host,
@@ -336,7 +345,6 @@ class ResilientTransport(_Core, httpx.BaseTransport):
             retry_methods=retry_methods,
             classify=classify,
         )
-        self.transport = transport
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         host = self._host_for(request)
@@ -403,12 +411,7 @@ class AsyncResilientTransport(_Core, httpx.AsyncBaseTransport):
         retry_methods: Iterable[str] = DEFAULT_RETRY_METHODS,
         classify: Classify | None = None,
     ) -> None:
-        if transport is None:
-            transport = httpx.AsyncHTTPTransport()
-        elif not isinstance(transport, httpx.AsyncBaseTransport):
-            raise TypeError(
-                f"transport must be an httpx.AsyncBaseTransport, got {type(transport).__name__}"
-            )
+        self.transport = _inner(transport, httpx.AsyncBaseTransport, httpx.AsyncHTTPTransport)
         super().__init__(
             policy=policy,
             per_host=per_host,
@@ -418,7 +421,6 @@ class AsyncResilientTransport(_Core, httpx.AsyncBaseTransport):
             retry_methods=retry_methods,
             classify=classify,
         )
-        self.transport = transport
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         host = self._host_for(request)
