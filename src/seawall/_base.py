@@ -178,15 +178,22 @@ class PolicyBase:
             return self._decorate_async(fn)
         return self._decorate_sync(fn)
 
+    def _raw_call(self) -> Callable[..., Any]:
+        """The raw sync shell a decorator calls (a pipeline fuses its members into one)."""
+        return self._call
+
+    def _raw_acall(self) -> Callable[..., Any]:
+        return self._acall
+
     def _decorate_sync(self, fn: Callable[P, R]) -> Callable[P, R]:
-        raw, now, stats = self._call, self._clock.monotonic, self.stats
+        raw, now, stats = self._raw_call(), self._clock.monotonic, self.stats
         succeeded, failed = stats.succeeded, stats.failed
 
         @functools.wraps(fn)
         def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
             start = now()
             try:
-                result = raw(fn, *args, **kwargs)
+                result: R = raw(fn, *args, **kwargs)
             except BaseException as exc:
                 failed(exc, now() - start)
                 raise
@@ -198,14 +205,14 @@ class PolicyBase:
     def _decorate_async(
         self, fn: Callable[P, Coroutine[Any, Any, R]]
     ) -> Callable[P, Coroutine[Any, Any, R]]:
-        raw, now, stats = self._acall, self._clock.monotonic, self.stats
+        raw, now, stats = self._raw_acall(), self._clock.monotonic, self.stats
         succeeded, failed = stats.succeeded, stats.failed
 
         @functools.wraps(fn)
         async def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
             start = now()
             try:
-                result = await raw(fn, *args, **kwargs)
+                result: R = await raw(fn, *args, **kwargs)
             except BaseException as exc:
                 failed(exc, now() - start)
                 raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar
 
@@ -58,6 +59,13 @@ class Pipeline(PolicyBase):
     def _inherit_name(self, name: str) -> None:
         super()._inherit_name(name)
         self._name_members(self.name)
+
+    def _raw_call(self) -> Callable[..., Any]:
+        # One C-level partial instead of this class's own frame on every decorated call.
+        return functools.partial(self._outer_call, *self._inner_calls)  # type: ignore[arg-type]
+
+    def _raw_acall(self) -> Callable[..., Any]:
+        return functools.partial(self._outer_acall, *self._inner_acalls)  # type: ignore[arg-type]
 
     def _call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         return self._outer_call(*self._inner_calls, fn, *args, **kwargs)  # type: ignore[arg-type]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+from typing import Protocol
 
 from seawall._clock import Clock
 from seawall._errors import TimeoutExceededError
@@ -12,15 +13,22 @@ __all__ = ["Deadline", "current_deadline", "enter", "leave", "remaining"]
 
 class Deadline:
     """An absolute time on a clock by which the current call must be done, and whose it is:
-    the ``name`` and ``seconds`` of the :class:`seawall.Timeout` that set it."""
+    the :class:`seawall.Timeout` that set it (``owner``: its ``name`` and ``seconds``)."""
 
-    __slots__ = ("at", "clock", "name", "seconds")
+    __slots__ = ("at", "clock", "owner")
 
-    def __init__(self, at: float, clock: Clock, name: str, seconds: float) -> None:
+    def __init__(self, at: float, clock: Clock, owner: _Owner) -> None:
         self.at = at
         self.clock = clock
-        self.name = name
-        self.seconds = seconds
+        self.owner = owner
+
+    @property
+    def name(self) -> str:
+        return self.owner.name
+
+    @property
+    def seconds(self) -> float:
+        return self.owner.seconds
 
     def remaining(self) -> float:
         return max(0.0, self.at - self.clock.monotonic())
@@ -31,7 +39,14 @@ class Deadline:
 
     def exceeded(self) -> TimeoutExceededError:
         """The error to raise on behalf of the timeout that owns this deadline."""
-        return TimeoutExceededError(self.name, self.seconds)
+        return TimeoutExceededError(self.owner.name, self.owner.seconds)
+
+
+class _Owner(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    seconds: float
 
 
 _current: contextvars.ContextVar[Deadline | None] = contextvars.ContextVar(
@@ -53,10 +68,11 @@ def remaining() -> float | None:
 def enter(own: Deadline) -> contextvars.Token[Deadline | None]:
     """Publish ``own``, unless an enclosing deadline is sooner: that one stays in force."""
     outer = _current.get()
-    if outer is not None and outer.remaining() <= own.remaining():
+    if outer is not None and (
+        outer.at <= own.at if outer.clock is own.clock else outer.remaining() <= own.remaining()
+    ):
         return _current.set(outer)
     return _current.set(own)
 
 
-def leave(token: contextvars.Token[Deadline | None]) -> None:
-    _current.reset(token)
+leave = _current.reset

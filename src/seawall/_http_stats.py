@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import weakref
+from bisect import bisect_left
 
 from seawall._histogram import Histogram
 from seawall._observers import observers
@@ -24,38 +25,64 @@ KNOWN_METHODS = frozenset(
 #: method, server address, server port, response status code ("" without a response),
 #: error type ("" when none)
 HttpLabels = tuple[str, str, str, str, str]
+#: How many label sets, as given, the fast path remembers per transport.
+_SEEN_LIMIT = 4096
 
 
 class HttpStats:
     """Duration histograms of HTTP attempts, one per label set, under one lock."""
 
-    __slots__ = ("__weakref__", "_addresses", "_histograms", "_lock", "max_addresses")
+    __slots__ = (
+        "__weakref__",
+        "_addresses",
+        "_histograms",
+        "_lock",
+        "_seen",
+        "max_addresses",
+    )
 
     def __init__(self, max_addresses: int) -> None:
         self.max_addresses = max_addresses
         self._lock = threading.Lock()
         self._histograms: dict[HttpLabels, Histogram] = {}
         self._addresses: set[str] = set()
+        # The histogram and labels of each label set as given, before the bounding: the hot
+        # path is one lookup. Bounded too: a full cache stops growing, the misses go the slow way.
+        self._seen: dict[HttpLabels, tuple[Histogram, HttpLabels]] = {}
         _register(self)
 
     def observe(
-        self, method: str, address: str, port: int, status: str, error_type: str, seconds: float
+        self, method: str, address: str, port: str, status: str, error_type: str, seconds: float
     ) -> None:
-        if method not in KNOWN_METHODS:
-            method = OTHER
+        given = (method, address, port, status, error_type)
         with self._lock:
-            if address not in self._addresses:
-                if len(self._addresses) >= self.max_addresses:
-                    address = OTHER
-                else:
-                    self._addresses.add(address)
-            labels = (method, address, str(port), status, error_type)
-            histogram = self._histograms.get(labels)
-            if histogram is None:
-                histogram = self._histograms[labels] = Histogram()
-            histogram.observe(seconds)
+            seen = self._seen.get(given)
+            if seen is None:
+                seen = self._bounded(given)
+            histogram, labels = seen
+            histogram.counts[bisect_left(histogram.bounds, seconds)] += 1
+            histogram.sum += seconds
         if observers.http_request_duration is not None:
             observers.http_request_duration(labels, seconds)
+
+    def _bounded(self, given: HttpLabels) -> tuple[Histogram, HttpLabels]:
+        """The histogram of ``given`` once its method and address are bounded (lock held)."""
+        method, address, port, status, error_type = given
+        if method not in KNOWN_METHODS:
+            method = OTHER
+        if address not in self._addresses:
+            if len(self._addresses) >= self.max_addresses:
+                address = OTHER
+            else:
+                self._addresses.add(address)
+        labels = (method, address, port, status, error_type)
+        histogram = self._histograms.get(labels)
+        if histogram is None:
+            histogram = self._histograms[labels] = Histogram()
+        seen = (histogram, labels)
+        if len(self._seen) < _SEEN_LIMIT:
+            self._seen[given] = seen
+        return seen
 
     def read(self) -> dict[HttpLabels, tuple[tuple[int, ...], float]]:
         with self._lock:

@@ -14,6 +14,9 @@ from seawall._errors import TimeoutExceededError
 from seawall._validate import check_number
 from seawall._window import AtomicCounter
 
+_enter = _deadline.enter
+_leave = _deadline.leave
+
 __all__ = ["Timeout", "TimeoutCounts"]
 
 P = ParamSpec("P")
@@ -62,11 +65,12 @@ class Timeout(PolicyBase):
 
     def _deadline(self) -> Deadline:
         clock = self._clock
-        return Deadline(clock.monotonic() + self.seconds, clock, self.name, self.seconds)
+        return Deadline(clock.monotonic() + self.seconds, clock, self)
 
     def _call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
-        own = self._deadline()
-        token = _deadline.enter(own)
+        clock = self._clock
+        own = Deadline(clock.monotonic() + self.seconds, clock, self)
+        token = _enter(own)
         try:
             result = fn(*args, **kwargs)
         except TimeoutExceededError:
@@ -80,9 +84,9 @@ class Timeout(PolicyBase):
             self.counts.cancelled.increment()
             raise
         finally:
-            _deadline.leave(token)
+            _leave(token)
         # Each timeout judges its own deadline: an enclosing one that passed reports itself.
-        if own.passed():
+        if clock.monotonic() > own.at:
             self.counts.timeout.increment()
             raise own.exceeded()
         self.counts.success.increment()

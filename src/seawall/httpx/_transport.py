@@ -38,6 +38,7 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 _TIMEOUT_KEYS = ("connect", "read", "write", "pool")
 
 Classify = Callable[[httpx.Response], str]
+_current_deadline = _deadline.current_deadline
 
 
 def default_classify(response: httpx.Response) -> str:
@@ -120,25 +121,32 @@ def _ignoring_backpressure(
 class _Host:
     """One key's policies: ``policy`` for requests that may be retried, ``single`` (the same
     breaker, timeouts and bulkhead, no retry) for the others; ``None`` when the template has
-    nothing but a retry."""
+    nothing but a retry. ``send`` and ``send_single`` are the transport's attempt already
+    wrapped in them (built once per key: the wrapping is the per-request hot path)."""
 
-    __slots__ = ("policy", "single")
+    __slots__ = ("policy", "send", "send_single", "single")
 
-    def __init__(self, policy: Policy, single: Policy | None) -> None:
+    def __init__(self, policy: Policy, single: Policy | None, send: Any, send_single: Any) -> None:
         self.policy = policy
         self.single = single
+        self.send = send
+        self.send_single = send_single
 
 
 class _Call:
-    """One request's state across its attempts: the response an attempt got and the next one
-    may discard, and the request's own timeouts."""
+    """One request's state across its attempts: the request's own timeouts, its labels for
+    the HTTP series, and the response an attempt got that the next one discards."""
 
-    __slots__ = ("pending", "timeout")
+    __slots__ = ("address", "method", "pending", "port", "timeout")
 
-    def __init__(self, request: httpx.Request) -> None:
+    def __init__(self, request: httpx.Request, address: str, port: str) -> None:
+        self.method = request.method
+        self.address = address
+        self.port = port
         self.pending: httpx.Response | None = None
         timeout = request.extensions.get("timeout")
-        self.timeout: dict[str, float | None] = dict(timeout) if isinstance(timeout, dict) else {}
+        # Never changed in place: a shortened attempt gets a new dict.
+        self.timeout: dict[str, float | None] = timeout if isinstance(timeout, dict) else {}
 
     def take(self) -> httpx.Response | None:
         response, self.pending = self.pending, None
@@ -195,20 +203,47 @@ class _Core:
     def policies(self) -> dict[str, Policy]:
         """The policies kept now, by key, least recently used first."""
         with self._lock:
-            return {key: host.policy for key, host in self._hosts.items()}
+            # One C call: requests move keys to the end without the lock.
+            hosts = list(self._hosts.items())
+        return {key: host.policy for key, host in hosts}
 
-    def _host_for(self, request: httpx.Request) -> _Host:
-        if self.per_host:
+    def _prepare(self, request: httpx.Request) -> tuple[_Call, Any]:
+        """The request's state, and what sends it: its key's policy (without the retry when
+        the request may not be retried) around one attempt."""
+        url = request.url
+        address = url.host
+        port = url.port
+        if port is None:
+            port = _DEFAULT_PORTS.get(url.scheme, 0)
+        call = _Call(request, address, str(port))
+        if not self.per_host:
+            key = ""
+        elif self._key is _default_key:
+            key = f"{address}:{port}"
+        else:
             key = self._key(request)
             if not isinstance(key, str):
                 raise TypeError(f"key must return a str, got {type(key).__name__}")
+        hosts = self._hosts
+        # Lock-free on a hit: OrderedDict's get and move_to_end are single C calls.
+        host = hosts.get(key)
+        if host is None:
+            host = self._add(key)
         else:
-            key = ""
+            try:
+                hosts.move_to_end(key)
+            except KeyError:  # evicted meanwhile: this request still uses it
+                pass
+        retryable = request.method in self.retry_methods and isinstance(
+            request.stream, httpx.ByteStream
+        )
+        return call, host.send if retryable else host.send_single
+
+    def _add(self, key: str) -> _Host:
         hosts = self._hosts
         with self._lock:
             host = hosts.get(key)
             if host is not None:
-                hosts.move_to_end(key)
                 return host
             host = hosts[key] = self._build(f"{self.name}:{key}" if self.per_host else self.name)
             while len(hosts) > self.max_hosts:
@@ -245,48 +280,52 @@ class _Core:
         clock = template.clock
         if retry is None:
             policy = Policy(name, clock=clock, **parts)
-            return _Host(policy, policy)
+            send = self._wrap(policy)
+            return _Host(policy, policy, send, send)
         policy = Policy(name, retry=retry, clock=clock, **parts)
-        if not any(part is not None for part in parts.values()):
-            return _Host(policy, None)
-        return _Host(policy, Policy(name, clock=clock, **parts))
+        single = (
+            Policy(name, clock=clock, **parts)
+            if any(part is not None for part in parts.values())
+            else None
+        )
+        return _Host(policy, single, self._wrap(policy), self._wrap(single))
 
-    def _retryable(self, request: httpx.Request) -> bool:
-        # A body that is not a ByteStream (a generator, a file...) cannot be sent twice.
-        return request.method in self.retry_methods and isinstance(request.stream, httpx.ByteStream)
+    def _wrap(self, policy: Policy | None) -> Any:
+        """The transport's attempt under ``policy`` (or alone), with the call-level SLI."""
+        raise NotImplementedError
 
     # -- each attempt --------------------------------------------------------------------------
 
-    def _shorten(self, request: httpx.Request, call: _Call) -> None:
+    def _shorten(self, request: httpx.Request, call: _Call, deadline: _deadline.Deadline) -> None:
         """Cap the request's timeouts at what is left of the innermost seawall deadline."""
-        deadline = _deadline.current_deadline()
-        if deadline is None:
-            if call.timeout:
-                request.extensions["timeout"] = dict(call.timeout)
-            return
-        left = deadline.remaining()
+        left = deadline.at - deadline.clock.monotonic()
         if left <= 0.0:
             raise deadline.exceeded()
+        own = call.timeout
         timeout: dict[str, float | None] = {}
         for name in _TIMEOUT_KEYS:
-            own = call.timeout.get(name)
-            timeout[name] = left if own is None else min(own, left)
+            seconds = own.get(name)
+            timeout[name] = left if seconds is None or seconds > left else seconds
         request.extensions["timeout"] = timeout
 
     def _judge(
-        self, request: httpx.Request, response: httpx.Response, seconds: float
+        self, call: _Call, response: httpx.Response, seconds: float
     ) -> FailureResponse | None:
         """Record the attempt; the exception to raise for a failure or back-pressure."""
         status = response.status_code
+        code = str(status)
+        observe = self.stats.observe
         try:
             verdict = self._classify(response)
         except Exception:
-            self._observe(request, str(status), str(status), seconds)
+            observe(call.method, call.address, call.port, code, code, seconds)
             raise
-        failed = verdict != "success"
-        self._observe(request, str(status), str(status) if failed or status >= 400 else "", seconds)
-        if not failed:
+        if verdict == "success":
+            observe(
+                call.method, call.address, call.port, code, code if status >= 400 else "", seconds
+            )
             return None
+        observe(call.method, call.address, call.port, code, code, seconds)
         if verdict not in _VERDICTS:
             raise TypeError(f"classify must return one of {_VERDICTS}, got {verdict!r}")
         retry_after = parse_retry_after(response.headers.get("retry-after"))
@@ -294,12 +333,6 @@ class _Core:
             retry_after = min(retry_after, self.max_retry_after)
         kind = BackpressureResponse if verdict == "backpressure" else FailureResponse
         return kind(response, retry_after)
-
-    def _observe(
-        self, request: httpx.Request, status: str, error_type: str, seconds: float
-    ) -> None:
-        url = request.url
-        self.stats.observe(request.method, url.host, _port_of(url), status, error_type, seconds)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.template!r}, per_host={self.per_host})"
@@ -346,14 +379,13 @@ class ResilientTransport(_Core, httpx.BaseTransport):
             classify=classify,
         )
 
+    def _wrap(self, policy: Policy | None) -> Any:
+        return self._attempt if policy is None else policy._decorate_sync(self._attempt)
+
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        host = self._host_for(request)
-        policy = host.policy if self._retryable(request) else host.single
-        call = _Call(request)
+        call, send = self._prepare(request)
         try:
-            if policy is None:
-                return self._attempt(request, call)
-            return policy.call(self._attempt, request, call)
+            return send(request, call)  # type: ignore[no-any-return]
         except FailureResponse as exc:
             # Retrying is over: the caller gets the last response, as it came.
             if exc.response is call.pending:
@@ -365,24 +397,26 @@ class ResilientTransport(_Core, httpx.BaseTransport):
                 raise
             raise converted from exc
         finally:
-            leftover = call.take()
-            if leftover is not None:
-                leftover.close()
+            if call.pending is not None:
+                call.pending.close()
 
     def _attempt(self, request: httpx.Request, call: _Call) -> httpx.Response:
-        discarded = call.take()
-        if discarded is not None:
-            discarded.close()
-        self._shorten(request, call)
+        if call.pending is not None:  # the previous attempt's response, not returned
+            call.take().close()  # type: ignore[union-attr]
+        deadline = _current_deadline()
+        if deadline is not None:
+            self._shorten(request, call, deadline)
         now = self._clock.monotonic
         start = now()
         try:
             response = self.transport.handle_request(request)
         except Exception as exc:
-            self._observe(request, "", type(exc).__qualname__, now() - start)
+            self.stats.observe(
+                call.method, call.address, call.port, "", type(exc).__qualname__, now() - start
+            )
             raise
         try:
-            failure = self._judge(request, response, now() - start)
+            failure = self._judge(call, response, now() - start)
         except BaseException:
             response.close()
             raise
@@ -422,14 +456,13 @@ class AsyncResilientTransport(_Core, httpx.AsyncBaseTransport):
             classify=classify,
         )
 
+    def _wrap(self, policy: Policy | None) -> Any:
+        return self._attempt if policy is None else policy._decorate_async(self._attempt)
+
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        host = self._host_for(request)
-        policy = host.policy if self._retryable(request) else host.single
-        call = _Call(request)
+        call, send = self._prepare(request)
         try:
-            if policy is None:
-                return await self._attempt(request, call)
-            return await policy.acall(self._attempt, request, call)
+            return await send(request, call)  # type: ignore[no-any-return]
         except FailureResponse as exc:
             if exc.response is call.pending:
                 call.pending = None
@@ -440,24 +473,26 @@ class AsyncResilientTransport(_Core, httpx.AsyncBaseTransport):
                 raise
             raise converted from exc
         finally:
-            leftover = call.take()
-            if leftover is not None:
-                await leftover.aclose()
+            if call.pending is not None:
+                await call.take().aclose()  # type: ignore[union-attr]
 
     async def _attempt(self, request: httpx.Request, call: _Call) -> httpx.Response:
-        discarded = call.take()
-        if discarded is not None:
-            await discarded.aclose()
-        self._shorten(request, call)
+        if call.pending is not None:  # the previous attempt's response, not returned
+            await call.take().aclose()  # type: ignore[union-attr]
+        deadline = _current_deadline()
+        if deadline is not None:
+            self._shorten(request, call, deadline)
         now = self._clock.monotonic
         start = now()
         try:
             response = await self.transport.handle_async_request(request)
         except Exception as exc:
-            self._observe(request, "", type(exc).__qualname__, now() - start)
+            self.stats.observe(
+                call.method, call.address, call.port, "", type(exc).__qualname__, now() - start
+            )
             raise
         try:
-            failure = self._judge(request, response, now() - start)
+            failure = self._judge(call, response, now() - start)
         except BaseException:
             await response.aclose()
             raise
