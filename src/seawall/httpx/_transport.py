@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 from collections import OrderedDict
@@ -121,8 +122,9 @@ def _ignoring_backpressure(
 class _Host:
     """One key's policies: ``policy`` for requests that may be retried, ``single`` (the same
     breaker, timeouts and bulkhead, no retry) for the others; ``None`` when the template has
-    nothing but a retry. ``send`` and ``send_single`` are the transport's attempt already
-    wrapped in them (built once per key: the wrapping is the per-request hot path)."""
+    nothing but a retry. ``send`` and ``send_single`` run the transport's attempt through
+    their raw shells (fused once per key: this is the per-request hot path); the transport
+    records their call-level SLI itself."""
 
     __slots__ = ("policy", "send", "send_single", "single")
 
@@ -135,11 +137,26 @@ class _Host:
 
 class _Call:
     """One request's state across its attempts: the request's own timeouts, its labels for
-    the HTTP series, and the response an attempt got that the next one discards."""
+    the HTTP series, the response an attempt got that the next one discards, and what the
+    call-level SLI needs (the policy's stats, when the call started, when its last attempt
+    ended)."""
 
-    __slots__ = ("address", "method", "pending", "port", "timeout")
+    __slots__ = (
+        "address",
+        "end",
+        "method",
+        "pending",
+        "policy",
+        "port",
+        "send",
+        "start",
+        "timeout",
+    )
 
     def __init__(self, request: httpx.Request, address: str, port: str) -> None:
+        self.policy: Policy | None = None
+        self.send: Any = None
+        self.start = self.end = 0.0
         self.method = request.method
         self.address = address
         self.port = port
@@ -207,8 +224,8 @@ class _Core:
             hosts = list(self._hosts.items())
         return {key: host.policy for key, host in hosts}
 
-    def _prepare(self, request: httpx.Request) -> tuple[_Call, Any]:
-        """The request's state, and what sends it: its key's policy (without the retry when
+    def _prepare(self, request: httpx.Request) -> _Call:
+        """The request's state, with what sends it: its key's policy (without the retry when
         the request may not be retried) around one attempt."""
         url = request.url
         address = url.host
@@ -234,10 +251,16 @@ class _Core:
                 hosts.move_to_end(key)
             except KeyError:  # evicted meanwhile: this request still uses it
                 pass
-        retryable = request.method in self.retry_methods and isinstance(
-            request.stream, httpx.ByteStream
-        )
-        return call, host.send if retryable else host.send_single
+        if request.method in self.retry_methods and isinstance(request.stream, httpx.ByteStream):
+            call.policy, call.send = host.policy, host.send
+        else:
+            call.policy, call.send = host.single, host.send_single
+        call.start = self._clock.monotonic()
+        return call
+
+    def _failed(self, call: _Call, exc: BaseException) -> None:
+        if call.policy is not None:
+            call.policy.stats.failed(exc, self._clock.monotonic() - call.start)
 
     def _add(self, key: str) -> _Host:
         hosts = self._hosts
@@ -296,9 +319,11 @@ class _Core:
 
     # -- each attempt --------------------------------------------------------------------------
 
-    def _shorten(self, request: httpx.Request, call: _Call, deadline: _deadline.Deadline) -> None:
+    def _shorten(
+        self, request: httpx.Request, call: _Call, deadline: _deadline.Deadline, now: float
+    ) -> None:
         """Cap the request's timeouts at what is left of the innermost seawall deadline."""
-        left = deadline.at - deadline.clock.monotonic()
+        left = deadline.at - (now if deadline.clock is self._clock else deadline.clock.monotonic())
         if left <= 0.0:
             raise deadline.exceeded()
         own = call.timeout
@@ -380,34 +405,43 @@ class ResilientTransport(_Core, httpx.BaseTransport):
         )
 
     def _wrap(self, policy: Policy | None) -> Any:
-        return self._attempt if policy is None else policy._decorate_sync(self._attempt)
+        return (
+            self._attempt
+            if policy is None
+            else functools.partial(policy._raw_call(), self._attempt)
+        )
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        call, send = self._prepare(request)
+        call = self._prepare(request)
         try:
-            return send(request, call)  # type: ignore[no-any-return]
+            response: httpx.Response = call.send(request, call)
         except FailureResponse as exc:
             # Retrying is over: the caller gets the last response, as it came.
+            self._failed(call, exc)
             if exc.response is call.pending:
                 call.pending = None
             return exc.response
-        except Exception as exc:
-            converted = to_httpx_error(exc, request)
+        except BaseException as exc:
+            self._failed(call, exc)
+            converted = to_httpx_error(exc, request) if isinstance(exc, Exception) else exc
             if converted is exc:
                 raise
             raise converted from exc
         finally:
             if call.pending is not None:
                 call.pending.close()
+        if call.policy is not None:
+            call.policy.stats.succeeded(call.end - call.start)
+        return response
 
     def _attempt(self, request: httpx.Request, call: _Call) -> httpx.Response:
         if call.pending is not None:  # the previous attempt's response, not returned
             call.take().close()  # type: ignore[union-attr]
-        deadline = _current_deadline()
-        if deadline is not None:
-            self._shorten(request, call, deadline)
         now = self._clock.monotonic
         start = now()
+        deadline = _current_deadline()
+        if deadline is not None:
+            self._shorten(request, call, deadline, start)
         try:
             response = self.transport.handle_request(request)
         except Exception as exc:
@@ -415,8 +449,9 @@ class ResilientTransport(_Core, httpx.BaseTransport):
                 call.method, call.address, call.port, "", type(exc).__qualname__, now() - start
             )
             raise
+        call.end = end = now()
         try:
-            failure = self._judge(call, response, now() - start)
+            failure = self._judge(call, response, end - start)
         except BaseException:
             response.close()
             raise
@@ -457,33 +492,42 @@ class AsyncResilientTransport(_Core, httpx.AsyncBaseTransport):
         )
 
     def _wrap(self, policy: Policy | None) -> Any:
-        return self._attempt if policy is None else policy._decorate_async(self._attempt)
+        return (
+            self._attempt
+            if policy is None
+            else functools.partial(policy._raw_acall(), self._attempt)
+        )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        call, send = self._prepare(request)
+        call = self._prepare(request)
         try:
-            return await send(request, call)  # type: ignore[no-any-return]
+            response: httpx.Response = await call.send(request, call)
         except FailureResponse as exc:
+            self._failed(call, exc)
             if exc.response is call.pending:
                 call.pending = None
             return exc.response
-        except Exception as exc:
-            converted = to_httpx_error(exc, request)
+        except BaseException as exc:
+            self._failed(call, exc)
+            converted = to_httpx_error(exc, request) if isinstance(exc, Exception) else exc
             if converted is exc:
                 raise
             raise converted from exc
         finally:
             if call.pending is not None:
                 await call.take().aclose()  # type: ignore[union-attr]
+        if call.policy is not None:
+            call.policy.stats.succeeded(call.end - call.start)
+        return response
 
     async def _attempt(self, request: httpx.Request, call: _Call) -> httpx.Response:
         if call.pending is not None:  # the previous attempt's response, not returned
             await call.take().aclose()  # type: ignore[union-attr]
-        deadline = _current_deadline()
-        if deadline is not None:
-            self._shorten(request, call, deadline)
         now = self._clock.monotonic
         start = now()
+        deadline = _current_deadline()
+        if deadline is not None:
+            self._shorten(request, call, deadline, start)
         try:
             response = await self.transport.handle_async_request(request)
         except Exception as exc:
@@ -491,8 +535,9 @@ class AsyncResilientTransport(_Core, httpx.AsyncBaseTransport):
                 call.method, call.address, call.port, "", type(exc).__qualname__, now() - start
             )
             raise
+        call.end = end = now()
         try:
-            failure = self._judge(call, response, now() - start)
+            failure = self._judge(call, response, end - start)
         except BaseException:
             await response.aclose()
             raise
