@@ -13,8 +13,13 @@ import httpx
 import pytest
 
 import seawall
-from seawall.httpx import AsyncResilientTransport, CircuitOpenHTTPError, ResilientTransport
-from seawall.testing import no_waits
+from seawall.httpx import (
+    AsyncResilientTransport,
+    CircuitOpenHTTPError,
+    FailureResponse,
+    ResilientTransport,
+)
+from seawall.testing import FakeClock, no_waits
 
 
 class Server:
@@ -28,6 +33,7 @@ class Server:
         self.most_in_flight = 0
         self.requests = 0
         self.retry_after: str | None = None
+        self.script: list[int] = []  # statuses for the next requests, before the path's
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -41,7 +47,9 @@ class Server:
                 try:
                     if server.delay:
                         time.sleep(server.delay)
-                    status = int(self.path.strip("/") or 200)
+                    with server.lock:
+                        scripted = server.script.pop(0) if server.script else None
+                    status = scripted or int(self.path.strip("/") or 200)
                     body = b"ok"
                     self.send_response(status)
                     if server.retry_after is not None and status in (429, 503):
@@ -117,6 +125,31 @@ def test_host_down_opens_its_breaker_other_host_keeps_working(servers: list[Serv
     states = {key: p.breaker.state for key, p in transport.policies().items()}  # type: ignore[union-attr]
     assert states[f"127.0.0.1:{a.port}"] is seawall.CircuitState.OPEN
     assert states[f"127.0.0.1:{b.port}"] is seawall.CircuitState.CLOSED
+
+
+def test_429_with_retry_after_is_waited_for_once_then_succeeds(servers: list[Server]) -> None:
+    server = start(servers)
+    server.retry_after = "2"
+    server.script = [429]
+    clock = FakeClock()
+    template = seawall.Policy(
+        "it-429",
+        retry=seawall.Retry(
+            on=(httpx.TransportError, FailureResponse), attempts=3, wait=0.0, clock=clock
+        ),
+        breaker=seawall.CircuitBreaker(clock=clock),
+        clock=clock,
+    )
+    transport = ResilientTransport(policy=template)  # the default classification
+    with httpx.Client(transport=transport, timeout=5) as client:
+        response = client.get(server.url)
+    assert response.status_code == 200
+    assert server.requests == 2
+    assert clock.sleeps == [2.0]  # one wait, of Retry-After's two seconds
+    (policy,) = transport.policies().values()
+    assert policy.breaker is not None
+    snapshot = policy.breaker.snapshot()
+    assert (snapshot.failures, snapshot.ignored, snapshot.successes) == (0, 1, 1)
 
 
 def test_429_retry_after_then_success(servers: list[Server]) -> None:

@@ -512,6 +512,35 @@ def test_the_mirror_shows_what_the_collector_shows() -> None:
 
 
 @in_this_process
+def test_the_mirror_carries_the_httpx_transports_per_attempt_series() -> None:
+    import httpx
+
+    from seawall import Policy
+    from seawall.httpx import ResilientTransport
+
+    host = f"{unique('mirror')}.test"
+    statuses = iter([503, 200, 200])
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(next(statuses))
+
+    clock = FakeClock()
+    template = Policy(unique("http"), retry=Retry(on=Exception, attempts=2, wait=0.0), clock=clock)
+    transport = ResilientTransport(httpx.MockTransport(answer), policy=template)
+    mirrored = Mirrored()
+    with httpx.Client(transport=transport) as client:
+        assert client.get(f"http://{host}/").status_code == 200
+        mirrored.mirror.flush()
+        assert client.get(f"http://{host}/").status_code == 200
+    mirrored.mirror.flush()
+    mirrored.mirror.flush()  # nothing new: counted once
+    name = "seawall_http_client_request_duration_seconds_count"
+    labels = {"http_request_method": "GET", "server_address": host, "server_port": "80"}
+    assert mirrored(name, **labels, http_response_status_code="503", error_type="503") == 1
+    assert mirrored(name, **labels, http_response_status_code="200", error_type="") == 2
+
+
+@in_this_process
 def test_a_collected_policys_counts_stay_and_a_new_one_with_its_name_adds() -> None:
     name = unique("gone")
     mirrored = Mirrored()

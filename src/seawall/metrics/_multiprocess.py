@@ -80,6 +80,7 @@ from typing import Any, Literal
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
 
 from seawall._base import PolicyBase
+from seawall._http_stats import HttpStats, live_http_stats
 from seawall._registry import live_policies
 from seawall._validate import check_number
 from seawall.metrics._catalogue import CATALOGUE, Metric
@@ -176,7 +177,9 @@ class Mirror:
         self._families = {metric.name: _make(metric, registry) for metric in CATALOGUE}
         self._children: dict[Key, Any] = {}
         self._histograms: dict[Key, tuple[list[Any], Any]] = {}
-        self._pushed: weakref.WeakKeyDictionary[PolicyBase, _Pushed] = weakref.WeakKeyDictionary()
+        self._pushed: weakref.WeakKeyDictionary[PolicyBase | HttpStats, _Pushed] = (
+            weakref.WeakKeyDictionary()
+        )
         self._gauges: dict[Key, float] = {}
         self._slots = {metric.name: len(metric.buckets) + 1 for metric in CATALOGUE}
         self._broken_histograms = False
@@ -209,6 +212,12 @@ class Mirror:
                         if old is not None:
                             value = max(old, value) if highest else old + value
                         gauges[key] = value
+        for stats in live_http_stats():  # the httpx transports' per-attempt series
+            pushed = self._pushed.get(stats)
+            if pushed is None:
+                pushed = self._pushed[stats] = _Pushed()
+            for labels, histogram in stats.read().items():
+                self._push_histogram((_HTTP_DURATION, labels), histogram, pushed)
         for key in self._gauges.keys() - gauges.keys():
             gauges[key] = 0.0  # no live policy has this series any more
         for key, value in gauges.items():
@@ -271,6 +280,9 @@ class Mirror:
             else:
                 self._histograms[key] = target
         return target
+
+
+_HTTP_DURATION = "seawall_http_client_request_duration_seconds"
 
 
 # -- the process's mirror, its thread, and what happens at fork and exit ---------------------------
