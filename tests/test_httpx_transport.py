@@ -507,6 +507,28 @@ def test_attempt_metrics(kind: str) -> None:
     assert sum(reading.durations["success"][0]) == 1
 
 
+def test_the_template_has_no_series_its_per_host_copies_do(kind: str) -> None:
+    name = f"template-{kind}"
+    template = seawall.Policy(
+        name,
+        retry=seawall.Retry(on=httpx.TransportError, attempts=2, wait=0.0),
+        breaker=seawall.CircuitBreaker(),
+        bulkhead=seawall.Bulkhead(5),
+    )
+    transport = make(kind, scripted(200), policy=template)
+    assert send(kind, transport, "GET", "http://a.test/").status_code == 200
+    readings = read_all()
+    names = {
+        labels[0]
+        for reading in readings.values()
+        for labels in (*reading.values, *reading.histograms)
+    }
+    assert name not in names
+    assert f"{name}:a.test:80" in names
+    calls = readings["seawall_circuit_breaker_calls_total"].values
+    assert calls[(f"{name}:a.test:80", "success")] == 1
+
+
 def test_failed_call_sli_uses_the_status_code(kind: str) -> None:
     transport = make(kind, scripted(503), policy=policy(attempts=2))
     assert send(kind, transport, "GET", "https://a.test/").status_code == 503

@@ -209,6 +209,8 @@ class _Core:
         self._classify: Classify = default_classify if classify is None else classify
         self.per_host = per_host
         self.template = policy
+        for part in (policy, *policy.policies):
+            part._template = True
         self.name = policy.name
         self._clock: Clock = policy.clock
         self._lock = threading.Lock()

@@ -61,6 +61,8 @@ def read_all(policies: Iterable[PolicyBase] | None = None) -> dict[str, Reading]
     """
     out = {metric.name: Reading(metric) for metric in CATALOGUE}
     for policy in live_policies() if policies is None else policies:
+        if policy._template:
+            continue
         try:
             write_own = _own_series(policy)
         except AttributeError:
