@@ -26,8 +26,9 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest
 
+# DEMO_ARGS: e.g. make demo DEMO_ARGS='--duration 10 --port 0'
 demo: $(STAMP)
-	$(BIN)/python examples/breaker_trip_and_recover.py
+	$(BIN)/python -m seawall demo $(DEMO_ARGS)
 
 $(VENV)/.bench-installed: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'

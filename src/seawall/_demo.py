@@ -1,0 +1,494 @@
+"""The demo behind ``python -m seawall demo``: one upstream, two clients, one outage.
+
+An HTTP server on 127.0.0.1 plays a schedule over ``duration`` seconds: healthy, a full
+outage (every request hangs until the upstream comes back), slow responses, partial errors
+(a share of fast 503s), recovered. Two clients send it the same open-loop load (a request
+every ``1/rate`` seconds each, whatever happened to the previous ones), with the same
+one-second httpx timeout: a plain ``httpx.AsyncClient``, and one whose transport is
+seawall's :class:`~seawall.httpx.AsyncResilientTransport` with a retry (3 attempts, a retry
+budget), a circuit breaker, a total timeout and a bulkhead.
+
+Once a second a row shows both clients; at the end, a table of their SLIs. Everything is
+measured from the outside: outcomes and latencies by the clients' callers, attempts by the
+server, the breaker's state by sampling it every few milliseconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import sys
+from dataclasses import dataclass, field
+from typing import TextIO
+
+import httpx
+from prometheus_client import start_http_server
+
+from seawall._breaker import CircuitBreaker, CircuitState
+from seawall._budget import RetryBudget
+from seawall._clock import Clock, SystemClock
+from seawall._compose import Policy
+from seawall._retry import Retry
+from seawall.httpx import (
+    AsyncResilientTransport,
+    BulkheadFullHTTPError,
+    CircuitOpenHTTPError,
+    FailureResponse,
+)
+
+__all__ = ["PHASES", "Call", "Demo", "Schedule", "Summary", "classify", "protected_policy", "run"]
+
+#: The upstream's schedule: each phase and where it ends, as a share of the duration.
+PHASES: tuple[tuple[str, float], ...] = (
+    ("healthy", 0.10),
+    ("outage", 0.30),
+    ("slow", 0.40),
+    ("flaky", 0.80),
+    ("recovered", 1.0),
+)
+TIMEOUT = 1.0  # both clients' httpx timeout: the usual "one second is plenty"
+FLAKY_ERRORS = 0.3  # share of 503s in the flaky phase
+CLIENTS = ("plain", "seawall")
+HEADER = "x-seawall-demo-client"
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Where the upstream is in its schedule, ``t`` seconds after the start."""
+
+    duration: float
+
+    def phase(self, t: float) -> str:
+        for name, end in PHASES:
+            if t < end * self.duration:
+                return name
+        return PHASES[-1][0]
+
+    def bounds(self, phase: str) -> tuple[float, float]:
+        start = 0.0
+        for name, end in PHASES:
+            if name == phase:
+                return start, end * self.duration
+            start = end * self.duration
+        raise KeyError(phase)
+
+
+class Upstream:
+    """The dependency: a tiny HTTP/1.1 server (keep-alive, GET only) following a schedule,
+    counting the attempts each client makes in each phase."""
+
+    def __init__(self, schedule: Schedule, clock: Clock, rng: random.Random) -> None:
+        self.schedule = schedule
+        self.clock = clock
+        self.rng = rng
+        self.started = 0.0
+        self.attempts: dict[tuple[str, str], int] = {}
+        self.port = 0
+        self._server: asyncio.AbstractServer | None = None
+
+    async def start(self, started: float) -> None:
+        self.started = started
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 1.0)
+
+    def now(self) -> float:
+        return self.clock.monotonic() - self.started
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                client = "?"
+                for line in head.split(b"\r\n"):
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == HEADER.encode():
+                        client = value.strip().decode()
+                if not await self._answer(client, writer):
+                    return
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
+            pass
+        finally:
+            writer.close()
+
+    async def _answer(self, client: str, writer: asyncio.StreamWriter) -> bool:
+        t = self.now()
+        phase = self.schedule.phase(t)
+        key = (client, phase)
+        self.attempts[key] = self.attempts.get(key, 0) + 1
+        status = 200
+        if phase == "outage":
+            # A dead dependency that still accepts connections: nothing comes back until it
+            # recovers, and then the connection is dropped.
+            _, end = self.schedule.bounds("outage")
+            await self.clock.asleep(max(0.0, end - t))
+            return False
+        if phase == "slow":
+            await self.clock.asleep(self.rng.uniform(0.2, 0.45))
+        elif phase == "flaky" and self.rng.random() < FLAKY_ERRORS:
+            status = 503
+        else:
+            await self.clock.asleep(self.rng.uniform(0.002, 0.01))
+        body = b"ok" if status == 200 else b"unavailable"
+        reason = b"OK" if status == 200 else b"Service Unavailable"
+        writer.write(
+            b"HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s"
+            % (status, reason, len(body), body)
+        )
+        await writer.drain()
+        return True
+
+
+@dataclass
+class Call:
+    """One logical request as its caller saw it."""
+
+    started: float
+    ended: float
+    outcome: str  # ok, error (a 4xx/5xx), timeout, fast-fail (refused by seawall), failed
+
+    @property
+    def latency(self) -> float:
+        return self.ended - self.started
+
+
+@dataclass
+class Breaker:
+    """The protected client's breaker, as sampled: every change of state, with its time."""
+
+    changes: list[tuple[float, CircuitState]] = field(default_factory=list)
+
+    def note(self, t: float, state: CircuitState) -> None:
+        if not self.changes or self.changes[-1][1] is not state:
+            self.changes.append((t, state))
+
+    def state(self) -> CircuitState:
+        return self.changes[-1][1] if self.changes else CircuitState.CLOSED
+
+    def first(self, state: CircuitState, after: float) -> float | None:
+        for t, each in self.changes:
+            if each is state and t >= after:
+                return t
+        return None
+
+
+def protected_policy(duration: float) -> Policy:
+    """The seawall client's template (copied per host by the transport); windows and open
+    durations scale with the demo, so a short run still shows a whole cycle."""
+    open_duration = max(0.25, duration / 60)
+    return Policy(
+        "demo-upstream",
+        total_timeout=2 * TIMEOUT,
+        # Fast, safe failures are retried (within a budget); a timeout is not: the upstream
+        # is probably struggling already, and the caller has waited long enough.
+        retry=Retry(
+            on=(httpx.NetworkError, httpx.RemoteProtocolError, FailureResponse),
+            attempts=3,
+            wait=0.02,
+            budget=RetryBudget(),
+        ),
+        breaker=CircuitBreaker(
+            window=max(1.0, duration / 15),
+            minimum_calls=10,
+            open_duration=open_duration,
+            max_open_duration=open_duration,
+            half_open_calls=1,
+        ),
+        bulkhead=200,
+    )
+
+
+def classify(exc: BaseException | None, response: httpx.Response | None) -> str:
+    if exc is None:
+        assert response is not None
+        return "ok" if response.status_code < 400 else "error"
+    if isinstance(exc, CircuitOpenHTTPError | BulkheadFullHTTPError):
+        return "fast-fail"
+    if isinstance(exc, httpx.TimeoutException):
+        return "timeout"
+    return "failed"
+
+
+def _percentile(values: list[float], share: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def _ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1000:.0f}ms"
+
+
+def _share(part: int, whole: int) -> str:
+    return "-" if not whole else f"{100 * part / whole:.1f}%"
+
+
+class Demo:
+    """One round of the schedule: the server, both clients, the live view and the summary."""
+
+    def __init__(
+        self, duration: float, rate: float, out: TextIO, clock: Clock, seed: int = 7
+    ) -> None:
+        self.schedule = Schedule(duration)
+        self.duration = duration
+        self.rate = rate
+        self.out = out
+        self.clock = clock
+        self.upstream = Upstream(self.schedule, clock, random.Random(seed))
+        self.calls: dict[str, list[Call]] = {name: [] for name in CLIENTS}
+        self.starts: dict[str, list[float]] = {name: [] for name in CLIENTS}
+        self.breaker = Breaker()
+        self.started = 0.0
+        self.transport = AsyncResilientTransport(
+            httpx.AsyncHTTPTransport(limits=_LIMITS), policy=protected_policy(duration)
+        )
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._last_attempts = 0
+
+    def now(self) -> float:
+        return self.clock.monotonic() - self.started
+
+    async def run(self) -> None:
+        self.started = self.clock.monotonic()
+        await self.upstream.start(self.started)
+        url = f"http://127.0.0.1:{self.upstream.port}/"
+        plain = httpx.AsyncClient(timeout=TIMEOUT, limits=_LIMITS)
+        protected = httpx.AsyncClient(timeout=TIMEOUT, transport=self.transport)
+        watcher = asyncio.create_task(self._watch_breaker())
+        try:
+            self._header()
+            load = asyncio.create_task(self._load(url, {"plain": plain, "seawall": protected}))
+            second = 1
+            while second <= int(self.duration):
+                await self.clock.asleep(max(0.0, second - self.now()))
+                self._row(second)
+                second += 1
+            await load
+            if self._tasks:  # the last requests: bounded by the clients' timeouts
+                await asyncio.wait(self._tasks, timeout=4 * TIMEOUT)
+        finally:
+            watcher.cancel()
+            for task in self._tasks:
+                task.cancel()
+            await plain.aclose()
+            await protected.aclose()
+            await self.upstream.stop()
+
+    async def _load(self, url: str, clients: dict[str, httpx.AsyncClient]) -> None:
+        interval = 1.0 / self.rate
+        due = 0.0
+        while due < self.duration:
+            await self.clock.asleep(max(0.0, due - self.now()))
+            for name, client in clients.items():
+                task = asyncio.create_task(self._call(name, client, url))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            due += interval
+
+    async def _call(self, name: str, client: httpx.AsyncClient, url: str) -> None:
+        started = self.now()
+        self.starts[name].append(started)
+        response: httpx.Response | None = None
+        error: BaseException | None = None
+        try:
+            response = await client.get(url, headers={HEADER: name})
+        except httpx.HTTPError as exc:
+            error = exc
+        self.calls[name].append(Call(started, self.now(), classify(error, response)))
+
+    async def _watch_breaker(self) -> None:
+        while True:
+            for policy in self.transport.policies().values():
+                if policy.breaker is not None:
+                    self.breaker.note(self.now(), policy.breaker.state)
+            await self.clock.asleep(0.005)
+
+    # -- what is printed ----------------------------------------------------------------------
+
+    def _print(self, text: str = "") -> None:
+        print(text, file=self.out, flush=True)
+
+    def _header(self) -> None:
+        self._print(f"{'':>4}  {'upstream':<9} | {'without seawall':<31} | with seawall")
+        self._print(
+            f"{'t':>4}  {'':<9} | {'calls':>5} {'ok':>6} {'p50':>7} {'p99':>7}   "
+            f"| {'calls':>5} {'ok':>6} {'fast':>5} {'breaker':<9} {'tries':>5} "
+            f"{'p50':>7} {'p99':>7}"
+        )
+
+    def _row(self, second: int) -> None:
+        window = (second - 1.0, float(second))
+        parts = []
+        for name in CLIENTS:
+            done = [c for c in self.calls[name] if window[0] <= c.ended < window[1]]
+            ok = sum(c.outcome == "ok" for c in done)
+            latencies = [c.latency for c in done]
+            cells = [f"{len(done):>5}", f"{_share(ok, len(done)):>6}"]
+            if name == "seawall":
+                fast = sum(c.outcome == "fast-fail" for c in done)
+                started = sum(window[0] <= t < window[1] for t in self.starts[name])
+                tries = self._tries(started)
+                cells += [f"{fast:>5}", f"{self.breaker.state().value:<9}", f"{tries:>5}"]
+            cells += [
+                f"{_ms(_percentile(latencies, 0.5)):>7}",
+                f"{_ms(_percentile(latencies, 0.99)):>7}",
+            ]
+            parts.append(" ".join(cells))
+        phase = self.schedule.phase(window[0] + 0.5)
+        self._print(f"{second:>3}s  {phase:<9} | {parts[0]}   | {parts[1]}")
+
+    def _tries(self, started: int) -> str:
+        """Upstream attempts per logical call of the protected client, this second."""
+        total = sum(n for (client, _), n in self.upstream.attempts.items() if client == "seawall")
+        this_second, self._last_attempts = total - self._last_attempts, total
+        return "-" if not started else f"{this_second / started:.2f}"
+
+    def summary(self) -> Summary:
+        return Summary.of(self)
+
+
+_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=200)
+
+
+@dataclass
+class Figures:
+    """One client's SLIs over the round."""
+
+    calls: int
+    ok: int
+    p50: float | None
+    p99: float | None
+    outage_p50: float | None
+    outage_p99: float | None
+    attempts: int
+    outage_attempts: int
+    outage_fast: int
+
+
+@dataclass
+class Summary:
+    figures: dict[str, Figures]
+    detected: float | None  # seconds from the outage's start until the breaker opened
+    recovered: float | None  # seconds from the upstream's recovery until the breaker closed
+
+    @classmethod
+    def of(cls, demo: Demo) -> Summary:
+        outage = demo.schedule.bounds("outage")
+        figures = {}
+        for name in CLIENTS:
+            calls = demo.calls[name]
+            during = [c for c in calls if outage[0] <= c.started < outage[1]]
+            figures[name] = Figures(
+                calls=len(calls),
+                ok=sum(c.outcome == "ok" for c in calls),
+                p50=_percentile([c.latency for c in calls], 0.5),
+                p99=_percentile([c.latency for c in calls], 0.99),
+                outage_p50=_percentile([c.latency for c in during], 0.5),
+                outage_p99=_percentile([c.latency for c in during], 0.99),
+                attempts=sum(n for (c, _), n in demo.upstream.attempts.items() if c == name),
+                outage_attempts=demo.upstream.attempts.get((name, "outage"), 0),
+                outage_fast=sum(c.outcome == "fast-fail" for c in during),
+            )
+        opened = demo.breaker.first(CircuitState.OPEN, after=outage[0])
+        closed = demo.breaker.first(CircuitState.CLOSED, after=outage[1])
+        return cls(
+            figures=figures,
+            detected=None if opened is None else opened - outage[0],
+            recovered=None if closed is None else closed - outage[1],
+        )
+
+    def render(self) -> list[str]:
+        plain, guarded = self.figures["plain"], self.figures["seawall"]
+
+        def seconds(value: float | None) -> str:
+            return "never" if value is None else f"{value:.2f}s"
+
+        rows = [
+            ("logical calls", str(plain.calls), str(guarded.calls)),
+            (
+                "availability (2xx)",
+                _share(plain.ok, plain.calls),
+                _share(guarded.ok, guarded.calls),
+            ),
+            ("latency p50", _ms(plain.p50), _ms(guarded.p50)),
+            ("latency p99", _ms(plain.p99), _ms(guarded.p99)),
+            ("latency p50 during the outage", _ms(plain.outage_p50), _ms(guarded.outage_p50)),
+            ("latency p99 during the outage", _ms(plain.outage_p99), _ms(guarded.outage_p99)),
+            ("upstream attempts", str(plain.attempts), str(guarded.attempts)),
+            (
+                "attempts per call",
+                f"{plain.attempts / max(1, plain.calls):.2f}",
+                f"{guarded.attempts / max(1, guarded.calls):.2f}",
+            ),
+            (
+                "attempts on the dead upstream",
+                str(plain.outage_attempts),
+                str(guarded.outage_attempts),
+            ),
+            ("calls spared from the dead upstream", "0", str(guarded.outage_fast)),
+            ("time to detect the outage", "-", seconds(self.detected)),
+            ("time to recover after it", "-", seconds(self.recovered)),
+        ]
+        width = max(len(row[0]) for row in rows)
+        lines = [f"{'SLI':<{width}}  {'without seawall':>15}  {'with seawall':>12}"]
+        lines.append("-" * len(lines[0]))
+        lines += [f"{a:<{width}}  {b:>15}  {c:>12}" for a, b, c in rows]
+        return lines
+
+
+def run(
+    *,
+    duration: float = 30.0,
+    port: int = 9464,
+    rate: float = 40.0,
+    serve: bool = False,
+    out: TextIO | None = None,
+    clock: Clock | None = None,
+) -> int:
+    """Run the demo (one round, or rounds until interrupted with ``serve``); 0 when done."""
+    stream = sys.stdout if out is None else out
+    clock = SystemClock() if clock is None else clock
+    try:
+        server, thread = start_http_server(port, addr="127.0.0.1")
+    except OSError as exc:
+        print(f"cannot serve metrics on 127.0.0.1:{port}: {exc} (try --port 0)", file=stream)
+        return 1
+    metrics = f"http://127.0.0.1:{server.server_port}/metrics"
+    print(
+        f"seawall demo: {duration:g}s of an upstream's life, {rate:g} requests/s per client\n"
+        f"  schedule: "
+        + ", ".join(
+            f"{name} {start:.1f}-{end:.1f}s"
+            for name in (p for p, _ in PHASES)
+            for start, end in [Schedule(duration).bounds(name)]
+        )
+        + f"\n  Prometheus metrics: {metrics}\n",
+        file=stream,
+        flush=True,
+    )
+    rounds = 0
+    try:
+        while True:
+            demo = Demo(duration, rate, stream, clock, seed=7 + rounds)
+            asyncio.run(demo.run())
+            rounds += 1
+            print("", file=stream)
+            for line in demo.summary().render():
+                print(line, file=stream)
+            print("", file=stream, flush=True)
+            if not serve:
+                return 0
+            print(f"round {rounds} done; again (Ctrl-C to stop; metrics: {metrics})\n", file=stream)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

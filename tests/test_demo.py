@@ -1,0 +1,245 @@
+"""``python -m seawall demo``: the command line, the schedule, the summary, and whole runs
+in a subprocess (real time: the point is a real upstream going down and coming back)."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+
+import httpx
+import pytest
+
+from seawall import CircuitState
+from seawall.__main__ import main, parser
+from seawall._demo import PHASES, Breaker, Call, Schedule, Summary, classify
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# -- the command line ------------------------------------------------------------------------
+
+
+def test_help_explains_the_demo_and_its_options(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        parser().parse_args(["demo", "--help"])
+    assert exited.value.code == 0
+    text = capsys.readouterr().out
+    for option in ("--duration", "--port", "--serve", "--rate"):
+        assert option in text
+    assert "127.0.0.1" in text
+
+
+def test_top_level_help_names_the_demo() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "seawall", "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0
+    assert "demo" in done.stdout
+    assert "outage" in done.stdout
+
+
+def test_no_command_prints_help_and_fails(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    assert "demo" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--duration", "0"], "--duration: must be > 0"),
+        (["--duration", "soon"], "--duration: not a number"),
+        (["--rate", "-3"], "--rate: must be > 0"),
+        (["--port", "70000"], "--port: must be 0-65535"),
+        (["--port", "http"], "--port: not a port number"),
+    ],
+)
+def test_bad_options_are_refused_naming_them(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["demo", *args])
+    assert exited.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+# -- the schedule and the summary --------------------------------------------------------------
+
+
+def test_the_schedule_scales_with_the_duration() -> None:
+    schedule = Schedule(10.0)
+    assert [schedule.phase(t) for t in (0.0, 1.5, 3.5, 5.0, 9.9, 12.0)] == [
+        "healthy",
+        "outage",
+        "slow",
+        "flaky",
+        "recovered",
+        "recovered",
+    ]
+    assert schedule.bounds("outage") == (1.0, 3.0)
+    assert Schedule(30.0).bounds("outage") == (3.0, 9.0)
+    assert [name for name, _ in PHASES] == ["healthy", "outage", "slow", "flaky", "recovered"]
+    with pytest.raises(KeyError):
+        schedule.bounds("sideways")
+
+
+def test_outcomes_are_classified_from_the_callers_side() -> None:
+    request = httpx.Request("GET", "http://127.0.0.1/")
+    from seawall.httpx import BulkheadFullHTTPError, CircuitOpenHTTPError
+
+    assert classify(None, httpx.Response(200)) == "ok"
+    assert classify(None, httpx.Response(503)) == "error"
+    assert classify(httpx.ReadTimeout("slow", request=request), None) == "timeout"
+    assert classify(httpx.ConnectError("down", request=request), None) == "failed"
+    open_error = CircuitOpenHTTPError("demo", retry_after=1.0, state=CircuitState.OPEN)
+    assert classify(open_error, None) == "fast-fail"
+    assert classify(BulkheadFullHTTPError("demo", detail="full"), None) == "fast-fail"
+
+
+def test_the_breaker_sample_keeps_changes_only() -> None:
+    breaker = Breaker()
+    assert breaker.state() is CircuitState.CLOSED
+    for t, state in [(0.0, "closed"), (0.1, "closed"), (2.2, "open"), (2.7, "half_open")]:
+        breaker.note(t, CircuitState(state))
+    breaker.note(3.1, CircuitState.CLOSED)
+    assert [t for t, _ in breaker.changes] == [0.0, 2.2, 2.7, 3.1]
+    assert breaker.first(CircuitState.OPEN, after=1.0) == 2.2
+    assert breaker.first(CircuitState.CLOSED, after=3.0) == 3.1
+    assert breaker.first(CircuitState.OPEN, after=2.5) is None
+
+
+def test_the_summary_table() -> None:
+    fake = SimpleNamespace(
+        schedule=Schedule(10.0),
+        calls={
+            "plain": [Call(0.5, 0.51, "ok"), Call(1.5, 2.5, "timeout"), Call(2.0, 3.0, "timeout")],
+            "seawall": [
+                Call(0.5, 0.51, "ok"),
+                Call(1.5, 2.5, "timeout"),
+                Call(2.5, 2.501, "fast-fail"),
+            ],
+        },
+        breaker=Breaker(
+            [(0.0, CircuitState.CLOSED), (2.4, CircuitState.OPEN), (3.5, CircuitState.CLOSED)]
+        ),
+        upstream=SimpleNamespace(
+            attempts={
+                ("plain", "healthy"): 1,
+                ("plain", "outage"): 2,
+                ("seawall", "healthy"): 1,
+                ("seawall", "outage"): 1,
+            }
+        ),
+    )
+    summary = Summary.of(fake)  # type: ignore[arg-type]
+    assert summary.detected == pytest.approx(1.4)
+    assert summary.recovered == pytest.approx(0.5)
+    plain, guarded = summary.figures["plain"], summary.figures["seawall"]
+    assert (plain.calls, plain.ok, plain.attempts, plain.outage_attempts) == (3, 1, 3, 2)
+    assert (guarded.outage_fast, guarded.outage_attempts) == (1, 1)
+    text = "\n".join(summary.render())
+    assert re.search(r"availability \(2xx\)\s+33\.3%\s+33\.3%", text)
+    assert re.search(r"time to detect the outage\s+-\s+1\.40s", text)
+    assert re.search(r"calls spared from the dead upstream\s+0\s+1", text)
+
+
+# -- whole runs ---------------------------------------------------------------------------------
+
+
+def _demo(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "seawall", "demo", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _lines(process: subprocess.Popen[str]) -> Iterator[str]:
+    assert process.stdout is not None
+    yield from process.stdout
+
+
+def _figures(text: str, label: str) -> tuple[str, str]:
+    match = re.search(rf"^{re.escape(label)}\s+(\S+)\s+(\S+)\s*$", text, re.MULTILINE)
+    assert match, f"no {label!r} row in:\n{text}"
+    return match.group(1), match.group(2)
+
+
+def test_a_ten_second_demo_shows_seawall_winning_and_serves_its_metrics() -> None:
+    process = _demo("--duration", "10", "--port", "0")
+    killer = threading.Timer(90, process.kill)  # generous: never a hung test run
+    killer.start()
+    seen: list[str] = []
+    scraped = ""
+    try:
+        for line in _lines(process):
+            seen.append(line)
+            found = re.search(r"Prometheus metrics: (http://127\.0\.0\.1:\d+/metrics)", line)
+            if found:
+                url = found.group(1)
+            if not scraped and re.match(r"\s+3s ", line):  # mid-run: after the outage began
+                scraped = httpx.get(url, timeout=10).text
+        code = process.wait(timeout=30)
+    finally:
+        killer.cancel()
+        process.kill()
+    text = "".join(seen)
+    assert code == 0, text
+    assert 'seawall_circuit_breaker_state{policy="demo-upstream:127.0.0.1:' in scraped
+    assert "seawall_http_client_request_duration_seconds_bucket{" in scraped
+    assert "seawall_call_duration_seconds_count{" in scraped
+    plain, guarded = (float(v.rstrip("%")) for v in _figures(text, "availability (2xx)"))
+    assert guarded > plain, text
+    detected = _figures(text, "time to detect the outage")[1]
+    assert re.fullmatch(r"\d+\.\d\ds", detected), text
+    assert float(detected[:-1]) < 3.0  # the outage lasts 2 s: found within it, or just after
+    recovered = _figures(text, "time to recover after it")[1]
+    assert re.fullmatch(r"\d+\.\d\ds", recovered), text
+    spared = int(_figures(text, "calls spared from the dead upstream")[1])
+    assert spared > 0
+    # one row a second, both clients
+    assert len([line for line in seen if re.match(r"\s*\d+s  \w+\s+\|", line)]) == 10
+
+
+def test_serve_replays_the_schedule_until_interrupted() -> None:
+    process = _demo("--duration", "2", "--port", "0", "--serve")
+    killer = threading.Timer(90, process.kill)
+    killer.start()
+    seen: list[str] = []
+    try:
+        for line in _lines(process):
+            seen.append(line)
+            if line.startswith("round 2 done"):
+                process.send_signal(signal.SIGINT)
+        code = process.wait(timeout=30)
+    finally:
+        killer.cancel()
+        process.kill()
+    text = "".join(seen)
+    assert code == 0, text
+    assert text.count("availability (2xx)") >= 2
+
+
+def test_a_taken_metrics_port_is_reported() -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "seawall", "demo", "--duration", "1", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 1
+    assert f"cannot serve metrics on 127.0.0.1:{port}" in done.stdout
+    assert "--port 0" in done.stdout
