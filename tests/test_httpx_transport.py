@@ -284,6 +284,21 @@ def test_custom_classify(kind: str) -> None:
     assert len(inner.seen) == 2
 
 
+def test_a_classifier_can_read_the_request(kind: str) -> None:
+    # Transports return responses without .request; the client sets it only afterwards.
+    def classify(response: httpx.Response) -> str:
+        return "failure" if response.request.url.path.startswith("/v1/") else "success"
+
+    inner = httpx.MockTransport(lambda request: httpx.Response(404))
+    transport = make(kind, inner, policy=policy(attempts=2), classify=classify)
+    with no_waits():
+        assert send(kind, transport, "GET", "http://a.test/v1/x").status_code == 404
+        assert send(kind, transport, "GET", "http://a.test/v2/x").status_code == 404
+    reading = transport.policies()["a.test:80"].stats.read()
+    assert reading.errors == {("failure", "404"): 1}
+    assert sum(reading.durations["success"][0]) == 1
+
+
 def test_classify_returning_nonsense_is_a_type_error(kind: str, closing: list[int]) -> None:
     transport = make(kind, scripted(200), policy=policy(), classify=lambda r: "meh")
     with pytest.raises(TypeError, match="classify"):

@@ -336,9 +336,12 @@ class _Core:
         request.extensions["timeout"] = timeout
 
     def _judge(
-        self, call: _Call, response: httpx.Response, seconds: float
+        self, request: httpx.Request, call: _Call, response: httpx.Response, seconds: float
     ) -> FailureResponse | None:
         """Record the attempt; the exception to raise for a failure or back-pressure."""
+        if self._classify is not default_classify:
+            # The client sets it only after the transport returns; a classifier may need it.
+            response.request = request
         status = response.status_code
         code = str(status)
         observe = self.stats.observe
@@ -453,7 +456,7 @@ class ResilientTransport(_Core, httpx.BaseTransport):
             raise
         call.end = end = now()
         try:
-            failure = self._judge(call, response, end - start)
+            failure = self._judge(request, call, response, end - start)
         except BaseException:
             response.close()
             raise
@@ -539,7 +542,7 @@ class AsyncResilientTransport(_Core, httpx.AsyncBaseTransport):
             raise
         call.end = end = now()
         try:
-            failure = self._judge(call, response, end - start)
+            failure = self._judge(request, call, response, end - start)
         except BaseException:
             await response.aclose()
             raise
