@@ -614,3 +614,74 @@ def test_sync_queued_call_cannot_wait_longer_than_its_attempt_timeout() -> None:
     holder.join(10)
     snap = bulkhead.snapshot()
     assert (snap.active, snap.queued, snap.admitted, snap.rejected) == (0, 0, 1, 1)
+
+
+# -- refusals on this side are not the dependency's failures --------------------------------------
+
+
+def test_a_full_bulkhead_does_not_trip_the_breaker_sync() -> None:
+    breaker = seawall.CircuitBreaker(minimum_calls=2, window_calls=2)
+    policy = seawall.Policy("full-bulkhead", breaker=breaker, bulkhead=1)
+    inside, release = threading.Event(), threading.Event()
+
+    def hold() -> str:
+        inside.set()
+        release.wait(10)
+        return "ok"
+
+    holder = threading.Thread(target=policy.call, args=(hold,))
+    holder.start()
+    assert inside.wait(10)
+    for _ in range(4):
+        with pytest.raises(seawall.BulkheadFullError):
+            policy.call(lambda: "never")
+    release.set()
+    holder.join(10)
+    snapshot = breaker.snapshot()
+    assert snapshot.state is seawall.CircuitState.CLOSED
+    assert (snapshot.successes, snapshot.failures, snapshot.ignored) == (1, 0, 4)
+    assert policy.bulkhead is not None
+    assert policy.bulkhead.active == 0
+
+
+def test_a_full_bulkhead_does_not_trip_the_breaker_async() -> None:
+    breaker = seawall.CircuitBreaker(minimum_calls=2, window_calls=2)
+    policy = seawall.Policy("full-bulkhead-async", breaker=breaker, bulkhead=1)
+
+    async def main() -> list[object]:
+        release = asyncio.Event()
+
+        async def hold() -> str:
+            await release.wait()
+            return "ok"
+
+        async def quick() -> str:
+            return "never"
+
+        holder = asyncio.create_task(policy.acall(hold))
+        await asyncio.sleep(0)
+        refused = await asyncio.gather(
+            *(policy.acall(quick) for _ in range(4)), return_exceptions=True
+        )
+        release.set()
+        return [*refused, await holder]
+
+    outcomes = asyncio.run(main())
+    assert [type(o) for o in outcomes[:4]] == [seawall.BulkheadFullError] * 4
+    assert outcomes[4] == "ok"
+    snapshot = breaker.snapshot()
+    assert snapshot.state is seawall.CircuitState.CLOSED
+    assert (snapshot.successes, snapshot.failures, snapshot.ignored) == (1, 0, 4)
+
+
+def test_an_inner_open_breaker_is_ignored_by_an_outer_one(shell: str) -> None:
+    inner = seawall.CircuitBreaker(name="inner")
+    outer = seawall.CircuitBreaker(name="outer", minimum_calls=1, window_calls=1)
+    inner.isolate()
+    pipeline = seawall.Pipeline(outer, inner, name="nested-breakers")
+    for _ in range(3):
+        with pytest.raises(seawall.CircuitOpenError) as caught:
+            through(shell, pipeline, lambda: "never")
+        assert caught.value.name == "inner"
+    assert outer.state is seawall.CircuitState.CLOSED
+    assert outer.snapshot().ignored == 3

@@ -16,7 +16,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from seawall._base import PolicyBase, remember_init
 from seawall._clock import Clock
-from seawall._errors import CircuitOpenError
+from seawall._errors import CircuitOpenError, RejectedError
 from seawall._validate import (
     ExceptionMatcher,
     check_callable,
@@ -154,6 +154,10 @@ class CircuitBreaker(PolicyBase):
     half-opens and admits ``half_open_calls`` probes: if they all succeed it closes; a failed
     probe (or one that runs past ``half_open_timeout``) opens it again for twice as long,
     jittered, up to ``max_open_duration``.
+
+    A call refused on this side of the dependency (a :class:`RejectedError`: a full bulkhead
+    or an inner open breaker) is ignored, like a cancellation: it says nothing of the
+    dependency's health.
 
     Only state changes and outcome bookkeeping take its lock, for a few arithmetic operations;
     the protected call never runs under it. One instance serves threads and asyncio tasks.
@@ -448,8 +452,9 @@ class CircuitBreaker(PolicyBase):
             self._record(ticket, outcome == _FAILURE, start, exc, None)
 
     def _classify(self, exc: BaseException) -> int:
-        # Cancellation, KeyboardInterrupt and the like say nothing about the dependency.
-        if not isinstance(exc, Exception):
+        # Cancellation, KeyboardInterrupt and the like say nothing about the dependency; nor
+        # does a call refused on this side (a full bulkhead, an inner open breaker).
+        if not isinstance(exc, Exception) or isinstance(exc, RejectedError):
             return _IGNORED
         try:
             if self._is_ignored is not None and self._is_ignored(exc):
