@@ -34,6 +34,7 @@ $(VENV)/.bench-installed: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	touch $@
 
+# Every suite (a few minutes); prints the results and writes them to benchmarks/RESULTS.md.
 bench: $(VENV)/.bench-installed
 	$(BIN)/python benchmarks/run.py
 

@@ -1,7 +1,10 @@
 """Shared machinery of the benchmark suites: interleaved timing, tables, bar checks, JSON, CLI.
 
 A suite is a module ``benchmarks/bench_<name>.py`` exposing ``SUITE = Suite(...)``; its
-``run(config)`` returns a :class:`SuiteResult`. ``benchmarks/run.py`` finds and runs them.
+``run(config)`` returns a :class:`SuiteResult`: tables (:class:`Table` for per-call overheads,
+:class:`TextTable` for anything else), bars and notes. ``benchmarks/run.py`` finds and runs
+them, prints the results, and writes them as Markdown (:func:`results_markdown`) to
+``benchmarks/RESULTS.md`` after a run of every suite (see its ``--results`` option).
 
 Method (the same for every suite, so figures are comparable): every candidate of a table,
 including the bare baseline, is timed in the same process and the same run. Each candidate
@@ -35,6 +38,7 @@ import itertools
 import json
 import os
 import platform
+import shlex
 import statistics
 import sys
 import time
@@ -55,12 +59,14 @@ __all__ = [
     "Suite",
     "SuiteResult",
     "Table",
+    "TextTable",
     "build_candidates",
     "cli",
     "dist_version",
     "measure_async",
     "measure_sync",
     "overhead_table",
+    "results_markdown",
 ]
 
 BASELINE = "bare"
@@ -285,6 +291,21 @@ class Table:
         return paired, by_min
 
 
+@dataclass
+class TextTable:
+    """A table of ready-formatted cells, for suites whose figures are not per-call overheads.
+
+    ``data`` holds the raw figures (one mapping per row) for the JSON output; ``notes`` are
+    printed under the table. The first column is left-aligned, the others right-aligned.
+    """
+
+    title: str
+    headers: list[str]
+    rows: list[list[str]]
+    notes: list[str] = field(default_factory=list)
+    data: list[dict[str, Any]] = field(default_factory=list)
+
+
 def paired_ratio(
     base: Sequence[float], candidate: Sequence[float], reference: Sequence[float]
 ) -> float | None:
@@ -322,7 +343,7 @@ class Bar:
 @dataclass
 class SuiteResult:
     name: str
-    tables: list[Table] = field(default_factory=list)
+    tables: list[Table | TextTable] = field(default_factory=list)
     bars: list[Bar] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -463,7 +484,10 @@ def _fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
-def format_table(table: Table) -> str:
+def _cells(table: Table | TextTable) -> tuple[list[str], list[list[str]], int, list[str]]:
+    """A table's headers, body, number of left-aligned columns, and the lines under it."""
+    if isinstance(table, TextTable):
+        return table.headers, table.rows, 1, list(table.notes)
     ref = table.reference or "-"
     headers = [
         "candidate",
@@ -488,21 +512,24 @@ def format_table(table: Table) -> str:
         ]
         for r in table.rows
     ]
-    widths = [max(len(h), *(len(line[i]) for line in body)) for i, h in enumerate(headers)]
+    under = [f"note: {r.candidate}: {r.note}" for r in table.rows if r.note]
+    under += [f"skipped: {s.name}: {s.reason}" for s in table.skipped]
+    return headers, body, 2, under
+
+
+def format_table(table: Table | TextTable) -> str:
+    headers, body, left, under = _cells(table)
+    widths = [max([len(h), *(len(line[i]) for line in body)]) for i, h in enumerate(headers)]
 
     def line(cells: Sequence[str]) -> str:
         return "  ".join(
-            cell.ljust(w) if i < 2 else cell.rjust(w)
+            cell.ljust(w) if i < left else cell.rjust(w)
             for i, (cell, w) in enumerate(zip(cells, widths, strict=True))
         ).rstrip()
 
     out = [table.title, line(headers), line(["-" * w for w in widths])]
     out += [line(cells) for cells in body]
-    for r in table.rows:
-        if r.note:
-            out.append(f"  note: {r.candidate}: {r.note}")
-    for s in table.skipped:
-        out.append(f"  skipped: {s.name}: {s.reason}")
+    out += [f"  {text}" for text in under]
     return "\n".join(out)
 
 
@@ -524,6 +551,124 @@ def print_suite(result: SuiteResult) -> None:
     for note in result.notes:
         print(f"note: {note}")
     print()
+
+
+# -- Markdown: benchmarks/RESULTS.md -----------------------------------------------------------
+
+RESULTS_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS.md")
+
+#: Distributions whose versions the report lists: seawall, the peers, what they run on.
+REPORT_PACKAGES = (
+    "seawall",
+    "pybreaker",
+    "circuitbreaker",
+    "aiobreaker",
+    "purgatory",
+    "interlock-cb",
+    "tenacity",
+    "stamina",
+    "backoff",
+    "httpx",
+    "httpx-retries",
+    "prometheus-client",
+    "opentelemetry-api",
+    "opentelemetry-sdk",
+)
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_table(table: Table | TextTable) -> str:
+    """The table as GitHub-flavoured Markdown: its title, the grid, and the lines under it."""
+    headers, body, left, under = _cells(table)
+    align = [":---" if i < left else "---:" for i in range(len(headers))]
+    out = [f"**{_md_cell(table.title)}**", ""]
+    out.append("| " + " | ".join(_md_cell(h) for h in headers) + " |")
+    out.append("| " + " | ".join(align) + " |")
+    out += ["| " + " | ".join(_md_cell(c) for c in cells) + " |" for cells in body]
+    if under:
+        out.append("")
+        out += [f"- {text}" for text in under]
+    return "\n".join(out)
+
+
+def format_bar_markdown(bar: Bar) -> str:
+    measured = "-" if bar.measured is None else f"{bar.measured:.3f}"
+    text = f"**{bar.status}** {bar.description}: measured {measured} (limit {bar.limit:g})"
+    return text + (f"; {bar.detail}" if bar.detail else "")
+
+
+def results_markdown(
+    results: Sequence[SuiteResult],
+    config: RunConfig,
+    *,
+    command: str,
+    titles: Mapping[str, str] | None = None,
+    generated_at: datetime | None = None,
+) -> str:
+    """The report ``benchmarks/run.py`` writes: when, where, how, and every suite's tables,
+    bar verdicts and notes, as they were printed."""
+    env = environment()
+    when = (generated_at or datetime.now(UTC)).isoformat(timespec="seconds")
+    out = [
+        "# seawall benchmark results",
+        "",
+        f"Written by `{command}` at {when}. Every figure below comes from that one run; "
+        "rerun the command (`make bench` runs `benchmarks/run.py`) to refresh this file.",
+        "",
+        "## Machine",
+        "",
+        f"- CPUs: {env['cpus']}",
+        f"- Python: {env['implementation']} {env['python']}",
+        f"- platform: {env['platform']} ({env['machine']})",
+        "",
+        "| package | version |",
+        "| :--- | :--- |",
+    ]
+    out += [f"| {name} | {dist_version(name)} |" for name in REPORT_PACKAGES]
+    out += [
+        "",
+        "## Method of the timing suites",
+        "",
+        f"{METHOD}; {config.rounds} rounds x ~{config.sample_time * 1000:g} ms per candidate. "
+        "Each suite's module docstring (`benchmarks/bench_<suite>.py`) says what it measures "
+        "and how.",
+    ]
+    for result in results:
+        title = (titles or {}).get(result.name)
+        heading = f"{result.name}: {title}" if title else result.name
+        out += ["", f"## {heading}", "", f"Ran in {result.seconds:.1f} s."]
+        for table in result.tables:
+            out += ["", markdown_table(table)]
+        if result.bars:
+            out += ["", "Bars (DESIGN §4):", ""]
+            out += [f"- {format_bar_markdown(bar)}" for bar in result.bars]
+        if result.notes:
+            out += ["", "Notes:", ""]
+            out += [f"- {note}" for note in result.notes]
+    return "\n".join(out) + "\n"
+
+
+def _command(argv: Sequence[str] | None) -> str:
+    """The command line that started this run, as one could type it again."""
+    python = sys.executable or "python"
+    try:
+        relative = os.path.relpath(python)
+    except ValueError:  # pragma: no cover - another drive (Windows)
+        relative = python
+    if not relative.startswith(os.pardir):
+        python = relative
+    args = sys.argv[1:] if argv is None else list(argv)
+    from_command_line = args == sys.argv[1:] and sys.argv[0].endswith(".py")
+    script = sys.argv[0] if from_command_line else "benchmarks/run.py"
+    return shlex.join([python, script, *args])
+
+
+def _display_path(path: str) -> str:
+    relative = os.path.relpath(path)
+    return path if relative.startswith(os.pardir) else relative
 
 
 # -- JSON and the command line -----------------------------------------------------------------
@@ -561,7 +706,15 @@ def to_json(results: Sequence[SuiteResult], config: RunConfig) -> dict[str, Any]
     }
 
 
-def cli(argv: Sequence[str] | None, suites: Mapping[str, Suite]) -> int:
+def cli(
+    argv: Sequence[str] | None, suites: Mapping[str, Suite], *, full_report: bool = False
+) -> int:
+    """Parse ``argv`` (default ``sys.argv[1:]``), run the suites, print and write results.
+
+    ``full_report``: ``suites`` is every suite there is (``benchmarks/run.py``), so a run of
+    all of them writes :data:`RESULTS_PATH` unless ``--no-results``. A suite module run on its
+    own passes ``False``: it writes a report only when ``--results`` asks for one.
+    """
     parser = argparse.ArgumentParser(
         prog="benchmarks/run.py", description="Run seawall's benchmark suites."
     )
@@ -576,6 +729,18 @@ def cli(argv: Sequence[str] | None, suites: Mapping[str, Suite]) -> int:
         help="seconds per candidate per round (default %(default)s)",
     )
     parser.add_argument("--json", metavar="PATH", help="also write results as JSON to PATH")
+    parser.add_argument(
+        "--results",
+        metavar="PATH",
+        nargs="?",
+        const=RESULTS_PATH,
+        help="write the Markdown report to PATH (without PATH: benchmarks/RESULTS.md). By "
+        "default a run of every suite writes benchmarks/RESULTS.md and a run of some suites "
+        "writes nothing",
+    )
+    parser.add_argument(
+        "--no-results", action="store_true", help="write no Markdown report, even for a full run"
+    )
     parser.add_argument(
         "--check", action="store_true", help="exit 1 if a bar fails (default: report only)"
     )
@@ -614,6 +779,13 @@ def cli(argv: Sequence[str] | None, suites: Mapping[str, Suite]) -> int:
         parser.error(f"unknown suite(s) {', '.join(unknown)}; known: {', '.join(suites)}")
     if args.rounds < 1 or args.sample_time <= 0:
         parser.error("--rounds must be >= 1 and --sample-time > 0")
+    if args.no_results and args.results:
+        parser.error("--results and --no-results contradict each other")
+    selected = list(dict.fromkeys(args.suite)) or list(suites)
+    results_path: str | None = args.results
+    full_run = full_report and set(selected) == set(suites)
+    if results_path is None and not args.no_results and full_run:
+        results_path = RESULTS_PATH  # a full run refreshes the report; a partial one does not
     config = RunConfig(rounds=args.rounds, sample_time=args.sample_time)
 
     env = environment()
@@ -626,7 +798,7 @@ def cli(argv: Sequence[str] | None, suites: Mapping[str, Suite]) -> int:
     print()
 
     results: list[SuiteResult] = []
-    for name in args.suite or list(suites):
+    for name in selected:
         start = time.perf_counter()
         result = suites[name].run(config)
         result.seconds = time.perf_counter() - start
@@ -638,6 +810,16 @@ def cli(argv: Sequence[str] | None, suites: Mapping[str, Suite]) -> int:
             json.dump(to_json(results, config), f, indent=2)
             f.write("\n")
         print(f"wrote {args.json}")
+    if results_path is not None:
+        report = results_markdown(
+            results,
+            config,
+            command=_command(argv),
+            titles={name: suite.title for name, suite in suites.items()},
+        )
+        with open(results_path, "w", encoding="utf-8") as f:
+            f.write(report)
+        print(f"wrote {_display_path(results_path)}")
     failed = [b for r in results for b in r.bars if b.status in ("FAIL", "INVALID")]
     return 1 if args.check and failed else 0
 
