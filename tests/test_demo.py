@@ -141,7 +141,7 @@ def test_the_summary_table() -> None:
     assert summary.recovered == pytest.approx(0.5)
     plain, guarded = summary.figures["plain"], summary.figures["seawall"]
     assert (plain.calls, plain.ok, plain.attempts, plain.outage_attempts) == (3, 1, 3, 2)
-    assert (guarded.outage_fast, guarded.outage_attempts) == (1, 1)
+    assert (plain.spared, guarded.spared, guarded.outage_attempts) == (0, 1, 1)
     text = "\n".join(summary.render())
     assert re.search(r"availability \(2xx\)\s+33\.3%\s+33\.3%", text)
     assert re.search(r"time to detect the outage\s+-\s+1\.40s", text)

@@ -1,22 +1,24 @@
 """The demo behind ``python -m seawall demo``: one upstream, two clients, one outage.
 
-An HTTP server on 127.0.0.1 plays a schedule over ``duration`` seconds: healthy, a full
+An HTTP server on 127.0.0.1, in a process of its own (so the clients' load does not slow it
+down), plays a schedule over ``duration`` seconds: healthy, a full
 outage (every request hangs until the upstream comes back), slow responses, partial errors
 (a share of fast 503s), recovered. Two clients send it the same open-loop load (a request
 every ``1/rate`` seconds each, whatever happened to the previous ones), with the same
 one-second httpx timeout: a plain ``httpx.AsyncClient``, and one whose transport is
-seawall's :class:`~seawall.httpx.AsyncResilientTransport` with a retry (3 attempts, a retry
-budget), a circuit breaker, a total timeout and a bulkhead.
+seawall's :class:`~seawall.httpx.AsyncResilientTransport` with a retry of fast failures
+(3 attempts, a retry budget), a circuit breaker, a total timeout and a bulkhead.
 
 Once a second a row shows both clients; at the end, a table of their SLIs. Everything is
 measured from the outside: outcomes and latencies by the clients' callers, attempts by the
-server, the breaker's state by sampling it every few milliseconds.
+server (read from its ``/__attempts`` page), the breaker's state by sampling it every 10 ms.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import random
 import sys
 from dataclasses import dataclass, field
@@ -51,6 +53,7 @@ TIMEOUT = 1.0  # both clients' httpx timeout: the usual "one second is plenty"
 FLAKY_ERRORS = 0.3  # share of 503s in the flaky phase
 CLIENTS = ("plain", "seawall")
 HEADER = "x-seawall-demo-client"
+STATS_PATH = "/__attempts"
 
 
 @dataclass(frozen=True)
@@ -105,8 +108,13 @@ class Upstream:
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
+                lines = head.split(b"\r\n")
+                if lines[0].startswith(b"GET " + STATS_PATH.encode() + b" "):
+                    self._write(writer, 200, json.dumps(self.counts()).encode())
+                    await writer.drain()
+                    continue
                 client = "?"
-                for line in head.split(b"\r\n"):
+                for line in lines[1:]:
                     name, _, value = line.partition(b":")
                     if name.strip().lower() == HEADER.encode():
                         client = value.strip().decode()
@@ -116,6 +124,18 @@ class Upstream:
             pass
         finally:
             writer.close()
+
+    def counts(self) -> dict[str, int]:
+        """Attempts by ``"client phase"``, as the stats endpoint serves them."""
+        return {f"{client} {phase}": n for (client, phase), n in self.attempts.items()}
+
+    @staticmethod
+    def _write(writer: asyncio.StreamWriter, status: int, body: bytes) -> None:
+        reason = b"OK" if status == 200 else b"Service Unavailable"
+        writer.write(
+            b"HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s"
+            % (status, reason, len(body), body)
+        )
 
     async def _answer(self, client: str, writer: asyncio.StreamWriter) -> bool:
         t = self.now()
@@ -135,14 +155,82 @@ class Upstream:
             status = 503
         else:
             await self.clock.asleep(self.rng.uniform(0.002, 0.01))
-        body = b"ok" if status == 200 else b"unavailable"
-        reason = b"OK" if status == 200 else b"Service Unavailable"
-        writer.write(
-            b"HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s"
-            % (status, reason, len(body), body)
-        )
+        self._write(writer, status, b"ok" if status == 200 else b"unavailable")
         await writer.drain()
         return True
+
+
+async def serve_upstream(duration: float, seed: int) -> None:
+    """The upstream's own process (``python -m seawall._demo upstream DURATION SEED``): so
+    that the clients' load, seawall's included, does not slow the dependency down. Prints
+    ``port N`` once listening, takes ``start T`` (the demo's start on the shared monotonic
+    clock) on stdin, and serves until stdin closes."""
+    clock = SystemClock()
+    upstream = Upstream(Schedule(duration), clock, random.Random(seed))
+    await upstream.start(clock.monotonic())
+    print(f"port {upstream.port}", flush=True)
+    loop = asyncio.get_running_loop()
+    line = await loop.run_in_executor(None, sys.stdin.readline)
+    upstream.started = float(line.split()[1])
+    await loop.run_in_executor(None, sys.stdin.read)
+    await upstream.stop()
+
+
+class UpstreamProcess:
+    """The parent's handle on the upstream's process, and the attempts it last reported."""
+
+    def __init__(self, duration: float, seed: int) -> None:
+        self.duration = duration
+        self.seed = seed
+        self.port = 0
+        self.attempts: dict[tuple[str, str], int] = {}
+        self._process: asyncio.subprocess.Process | None = None
+        self._client: httpx.AsyncClient | None = None
+
+    async def start(self) -> None:
+        self._process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "seawall._demo",
+            "upstream",
+            repr(self.duration),
+            str(self.seed),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        assert self._process.stdout is not None
+        line = await asyncio.wait_for(self._process.stdout.readline(), 60)
+        if not line.startswith(b"port "):
+            raise RuntimeError(f"the demo's upstream did not start: {line!r}")
+        self.port = int(line.split()[1])
+        self._client = httpx.AsyncClient(timeout=5.0)
+
+    async def go(self, started: float) -> None:
+        """Start the schedule at ``started`` (the parent's monotonic clock)."""
+        assert self._process is not None
+        assert self._process.stdin is not None
+        self._process.stdin.write(f"start {started!r}\n".encode())
+        await self._process.stdin.drain()
+
+    async def refresh(self) -> None:
+        """Fetch the attempts counted so far."""
+        assert self._client is not None
+        response = await self._client.get(f"http://127.0.0.1:{self.port}{STATS_PATH}")
+        counts: dict[str, int] = response.json()
+        self.attempts = {tuple(key.split(" ", 1)): n for key, n in counts.items()}  # type: ignore[misc]
+
+    async def stop(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+        process = self._process
+        if process is not None and process.returncode is None:
+            assert process.stdin is not None
+            process.stdin.close()
+            try:
+                await asyncio.wait_for(process.wait(), 5)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
 
 
 @dataclass
@@ -241,7 +329,7 @@ class Demo:
         self.rate = rate
         self.out = out
         self.clock = clock
-        self.upstream = Upstream(self.schedule, clock, random.Random(seed))
+        self.upstream = UpstreamProcess(duration, seed)
         self.calls: dict[str, list[Call]] = {name: [] for name in CLIENTS}
         self.starts: dict[str, list[float]] = {name: [] for name in CLIENTS}
         self.breaker = Breaker()
@@ -256,25 +344,30 @@ class Demo:
         return self.clock.monotonic() - self.started
 
     async def run(self) -> None:
-        self.started = self.clock.monotonic()
-        await self.upstream.start(self.started)
-        url = f"http://127.0.0.1:{self.upstream.port}/"
         plain = httpx.AsyncClient(timeout=TIMEOUT, limits=_LIMITS)
         protected = httpx.AsyncClient(timeout=TIMEOUT, transport=self.transport)
-        watcher = asyncio.create_task(self._watch_breaker())
+        watcher: asyncio.Task[None] | None = None
         try:
+            await self.upstream.start()
+            self.started = self.clock.monotonic()
+            await self.upstream.go(self.started)
+            url = f"http://127.0.0.1:{self.upstream.port}/"
+            watcher = asyncio.create_task(self._watch_breaker())
             self._header()
             load = asyncio.create_task(self._load(url, {"plain": plain, "seawall": protected}))
             second = 1
             while second <= int(self.duration):
                 await self.clock.asleep(max(0.0, second - self.now()))
+                await self.upstream.refresh()
                 self._row(second)
                 second += 1
             await load
             if self._tasks:  # the last requests: bounded by the clients' timeouts
                 await asyncio.wait(self._tasks, timeout=4 * TIMEOUT)
+            await self.upstream.refresh()
         finally:
-            watcher.cancel()
+            if watcher is not None:
+                watcher.cancel()
             for task in self._tasks:
                 task.cancel()
             await plain.aclose()
@@ -308,7 +401,7 @@ class Demo:
             for policy in self.transport.policies().values():
                 if policy.breaker is not None:
                     self.breaker.note(self.now(), policy.breaker.state)
-            await self.clock.asleep(0.005)
+            await self.clock.asleep(0.01)
 
     # -- what is printed ----------------------------------------------------------------------
 
@@ -369,7 +462,7 @@ class Figures:
     outage_p99: float | None
     attempts: int
     outage_attempts: int
-    outage_fast: int
+    spared: int  # calls that arrived during the outage, less the attempts it received
 
 
 @dataclass
@@ -394,7 +487,7 @@ class Summary:
                 outage_p99=_percentile([c.latency for c in during], 0.99),
                 attempts=sum(n for (c, _), n in demo.upstream.attempts.items() if c == name),
                 outage_attempts=demo.upstream.attempts.get((name, "outage"), 0),
-                outage_fast=sum(c.outcome == "fast-fail" for c in during),
+                spared=max(0, len(during) - demo.upstream.attempts.get((name, "outage"), 0)),
             )
         opened = demo.breaker.first(CircuitState.OPEN, after=outage[0])
         closed = demo.breaker.first(CircuitState.CLOSED, after=outage[1])
@@ -432,7 +525,7 @@ class Summary:
                 str(plain.outage_attempts),
                 str(guarded.outage_attempts),
             ),
-            ("calls spared from the dead upstream", "0", str(guarded.outage_fast)),
+            ("calls spared from the dead upstream", str(plain.spared), str(guarded.spared)),
             ("time to detect the outage", "-", seconds(self.detected)),
             ("time to recover after it", "-", seconds(self.recovered)),
         ]
@@ -492,3 +585,9 @@ def run(
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+if __name__ == "__main__":  # the upstream's process: python -m seawall._demo upstream D SEED
+    if sys.argv[1:2] != ["upstream"] or len(sys.argv) != 4:
+        sys.exit("usage: python -m seawall._demo upstream DURATION SEED")
+    asyncio.run(serve_upstream(float(sys.argv[2]), int(sys.argv[3])))
