@@ -505,6 +505,22 @@ def test_ten_thousand_hostnames_stay_capped() -> None:
     assert len(breakers) <= 50 + 5  # evicted ones are gone (a few may await collection)
 
 
+def test_server_labels_are_capped_as_address_and_port_pairs() -> None:
+    transport = ResilientTransport(
+        httpx.MockTransport(lambda request: httpx.Response(200)),
+        policy=policy(attempts=1),
+        max_hosts=2,
+    )
+    with httpx.Client(transport=transport) as client:
+        for i in range(300):
+            client.get(f"http://h{i % 7}.test:{10_000 + i}/")
+    series = transport.stats.read()
+    assert sum(sum(counts) for counts, _ in series.values()) == 300
+    others = {labels for labels in series if labels[1] == "_OTHER"}
+    assert others == {("GET", "_OTHER", "_OTHER", "200", "")}
+    assert len(series) == 3  # the first two (address, port) pairs, and _OTHER
+
+
 def test_attempt_metrics(kind: str) -> None:
     inner = scripted(500, httpx.ConnectError, 404)
     transport = make(kind, inner, policy=policy())
@@ -541,6 +557,71 @@ def test_the_template_has_no_series_its_per_host_copies_do(kind: str) -> None:
     assert name not in names
     assert f"{name}:a.test:80" in names
     calls = readings["seawall_circuit_breaker_calls_total"].values
+    assert calls[(f"{name}:a.test:80", "success")] == 1
+
+
+def test_a_fallback_answer_is_timed_from_the_clock_not_from_an_attempt(kind: str) -> None:
+    clock = FakeClock(start=1000.0)
+    template = seawall.Policy(
+        "with-fallback",
+        fallback=seawall.Fallback(httpx.Response(200, text="cached"), on=httpx.TransportError),
+        retry=seawall.Retry(
+            on=(httpx.TransportError, seawall.httpx.FailureResponse),
+            attempts=2,
+            wait=0.0,
+            clock=clock,
+        ),
+        clock=clock,
+    )
+    answers: list[int | None] = [503, None]  # a response first, then none at all
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        clock.advance(1.0)
+        status = answers.pop(0)
+        if status is None:
+            raise httpx.ConnectError("down", request=request)
+        return httpx.Response(status, request=request)
+
+    transport = make(kind, httpx.MockTransport(handler), policy=template)
+    assert send(kind, transport, "GET", "http://a.test/").text == "cached"
+    reading = transport.policies()["a.test:80"].stats.read()
+    counts, total = reading.durations["success"]
+    assert sum(counts) == 1
+    assert total == 2.0  # both attempts: not the first one's end, and never negative
+
+
+def test_a_call_without_any_response_is_not_timed_from_zero(kind: str) -> None:
+    clock = FakeClock(start=1000.0)
+    template = seawall.Policy(
+        "fallback-only",
+        fallback=seawall.Fallback(httpx.Response(200, text="cached"), on=httpx.TransportError),
+        clock=clock,
+    )
+    transport = make(kind, scripted(httpx.ConnectError), policy=template)
+    assert send(kind, transport, "GET", "http://a.test/").text == "cached"
+    counts, total = transport.policies()["a.test:80"].stats.read().durations["success"]
+    assert (sum(counts), total) == (1, 0.0)
+
+
+def test_a_template_also_used_as_a_decorator_keeps_its_own_series(kind: str) -> None:
+    name = f"shared-{kind}"
+    template = seawall.Policy(name, breaker=seawall.CircuitBreaker())
+    transport = make(kind, scripted(200), policy=template)
+    assert send(kind, transport, "GET", "http://a.test/").status_code == 200
+    names = {labels[0] for labels in read_all()["seawall_call_duration_seconds"].histograms}
+    assert f"{name}:a.test:80" in names
+    assert name not in names  # only a template so far
+
+    @template
+    def charge() -> str:
+        return "ok"
+
+    assert charge() == "ok"
+    readings = read_all()
+    durations = readings["seawall_call_duration_seconds"].histograms
+    assert sum(durations[(name, "success")][0]) == 1
+    calls = readings["seawall_circuit_breaker_calls_total"].values
+    assert calls[(name, "success")] == 1
     assert calls[(f"{name}:a.test:80", "success")] == 1
 
 

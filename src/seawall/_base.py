@@ -96,9 +96,9 @@ class PolicyBase:
         self.stats = CallStats(lambda: _name_of(owner))
         # Set by a Pipeline that composes this policy: then the pipeline reports its calls.
         self._member_of_pipeline = False
-        # Set by an httpx transport that copies this policy per host and never calls it: the
-        # copies have series, the template would only show zeros under its own name.
-        self._template = False
+        # Set by an httpx transport that copies this policy per host (to the template it is,
+        # or is part of): until called some other way, only the copies have series.
+        self._template: PolicyBase | None = None
         register(self)
 
     @property

@@ -2,7 +2,8 @@
 
 Each transport owns one :class:`HttpStats`; the metrics exporters read every live one when
 scraped (``seawall_http_client_request_duration_seconds``). Labels are bounded: methods
-outside the standard set, and server addresses beyond ``max_addresses``, become ``_OTHER``.
+outside the standard set, and server addresses beyond ``max_addresses`` (with their ports),
+become ``_OTHER``.
 """
 
 from __future__ import annotations
@@ -34,10 +35,10 @@ class HttpStats:
 
     __slots__ = (
         "__weakref__",
-        "_addresses",
         "_histograms",
         "_lock",
         "_seen",
+        "_servers",
         "max_addresses",
     )
 
@@ -45,7 +46,7 @@ class HttpStats:
         self.max_addresses = max_addresses
         self._lock = threading.Lock()
         self._histograms: dict[HttpLabels, Histogram] = {}
-        self._addresses: set[str] = set()
+        self._servers: set[tuple[str, str]] = set()
         # The histogram and labels of each label set as given, before the bounding: the hot
         # path is one lookup. Bounded too: a full cache stops growing, the misses go the slow way.
         self._seen: dict[HttpLabels, tuple[Histogram, HttpLabels]] = {}
@@ -70,11 +71,12 @@ class HttpStats:
         method, address, port, status, error_type = given
         if method not in KNOWN_METHODS:
             method = OTHER
-        if address not in self._addresses:
-            if len(self._addresses) >= self.max_addresses:
-                address = OTHER
+        server = (address, port)  # bounded as a pair: ports vary as much as hostnames
+        if server not in self._servers:
+            if len(self._servers) >= self.max_addresses:
+                address = port = OTHER
             else:
-                self._addresses.add(address)
+                self._servers.add(server)
         labels = (method, address, port, status, error_type)
         histogram = self._histograms.get(labels)
         if histogram is None:
@@ -89,9 +91,9 @@ class HttpStats:
             return {labels: histogram.read() for labels, histogram in self._histograms.items()}
 
     def addresses(self) -> int:
-        """How many distinct server addresses have their own label value."""
+        """How many distinct server addresses (with their ports) have their own labels."""
         with self._lock:
-            return len(self._addresses)
+            return len(self._servers)
 
 
 _lock = threading.Lock()

@@ -210,7 +210,7 @@ class _Core:
         self.per_host = per_host
         self.template = policy
         for part in (policy, *policy.policies):
-            part._template = True
+            part._template = policy
         self.name = policy.name
         self._clock: Clock = policy.clock
         self._lock = threading.Lock()
@@ -222,8 +222,14 @@ class _Core:
     def policies(self) -> dict[str, Policy]:
         """The policies kept now, by key, least recently used first."""
         with self._lock:
-            # One C call: requests move keys to the end without the lock.
-            hosts = list(self._hosts.items())
+            while True:
+                # Requests move keys to the end without the lock; a copy that a garbage
+                # collection pass interrupted (and another thread's request upset) is retried.
+                try:
+                    hosts = list(self._hosts.items())
+                    break
+                except RuntimeError:
+                    continue
         return {key: host.policy for key, host in hosts}
 
     def _prepare(self, request: httpx.Request) -> _Call:
@@ -259,6 +265,11 @@ class _Core:
             call.policy, call.send = host.single, host.send_single
         call.start = self._clock.monotonic()
         return call
+
+    def _succeeded(self, call: _Call) -> None:
+        # The returning attempt's own clock read; a fallback's answer has none.
+        end = call.end or self._clock.monotonic()
+        call.policy.stats.succeeded(end - call.start)  # type: ignore[union-attr]
 
     def _failed(self, call: _Call, exc: BaseException) -> None:
         if call.policy is not None:
@@ -436,7 +447,7 @@ class ResilientTransport(_Core, httpx.BaseTransport):
             if call.pending is not None:
                 call.pending.close()
         if call.policy is not None:
-            call.policy.stats.succeeded(call.end - call.start)
+            self._succeeded(call)
         return response
 
     def _attempt(self, request: httpx.Request, call: _Call) -> httpx.Response:
@@ -454,13 +465,14 @@ class ResilientTransport(_Core, httpx.BaseTransport):
                 call.method, call.address, call.port, "", type(exc).__qualname__, now() - start
             )
             raise
-        call.end = end = now()
+        end = now()
         try:
             failure = self._judge(request, call, response, end - start)
         except BaseException:
             response.close()
             raise
         if failure is None:
+            call.end = end
             return response
         call.pending = response
         raise failure
@@ -522,7 +534,7 @@ class AsyncResilientTransport(_Core, httpx.AsyncBaseTransport):
             if call.pending is not None:
                 await call.take().aclose()  # type: ignore[union-attr]
         if call.policy is not None:
-            call.policy.stats.succeeded(call.end - call.start)
+            self._succeeded(call)
         return response
 
     async def _attempt(self, request: httpx.Request, call: _Call) -> httpx.Response:
@@ -540,13 +552,14 @@ class AsyncResilientTransport(_Core, httpx.AsyncBaseTransport):
                 call.method, call.address, call.port, "", type(exc).__qualname__, now() - start
             )
             raise
-        call.end = end = now()
+        end = now()
         try:
             failure = self._judge(request, call, response, end - start)
         except BaseException:
             await response.aclose()
             raise
         if failure is None:
+            call.end = end
             return response
         call.pending = response
         raise failure

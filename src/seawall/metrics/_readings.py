@@ -15,6 +15,7 @@ from seawall._bulkhead import Bulkhead, BulkheadSnapshot
 from seawall._http_stats import live_http_stats
 from seawall._registry import live_policies
 from seawall._retry import Retry, RetrySnapshot
+from seawall._sli import CallStatsReading
 from seawall._timeout import Timeout
 from seawall.metrics._catalogue import CATALOGUE, Metric
 
@@ -61,8 +62,9 @@ def read_all(policies: Iterable[PolicyBase] | None = None) -> dict[str, Reading]
     """
     out = {metric.name: Reading(metric) for metric in CATALOGUE}
     for policy in live_policies() if policies is None else policies:
-        if policy._template:
-            continue
+        template = policy._template
+        if template is not None and not (_called(template) or _called(policy)):
+            continue  # an httpx transport's template, used only to make per-host copies
         try:
             write_own = _own_series(policy)
         except AttributeError:
@@ -93,10 +95,18 @@ def _own_series(policy: PolicyBase) -> Callable[[dict[str, Reading]], None]:
     return lambda out: None
 
 
+def _called(policy: PolicyBase) -> bool:
+    """Whether any call went through ``policy`` itself (its call-level SLI has one)."""
+    return _holds_calls(policy.stats.read())
+
+
+def _holds_calls(reading: CallStatsReading) -> bool:
+    return bool(reading.errors) or any(sum(counts) for counts, _ in reading.durations.values())
+
+
 def _read_calls(policy: PolicyBase, out: dict[str, Reading]) -> None:
     reading = policy.stats.read()
-    called = reading.errors or any(sum(counts) for counts, _ in reading.durations.values())
-    if policy._member_of_pipeline and not called:
+    if policy._member_of_pipeline and not _holds_calls(reading):
         return  # composed inside a pipeline and never called on its own: the pipeline reports
     operation = policy.name
     durations = out["seawall_call_duration_seconds"]
