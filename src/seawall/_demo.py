@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import json
 import random
+import signal
 import sys
 from dataclasses import dataclass, field
 from typing import TextIO
@@ -122,6 +123,8 @@ class Upstream:
                     return
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
             pass
+        except asyncio.CancelledError:
+            pass  # the upstream is shutting down: this connection ends with it
         finally:
             writer.close()
 
@@ -203,7 +206,7 @@ class UpstreamProcess:
         if not line.startswith(b"port "):
             raise RuntimeError(f"the demo's upstream did not start: {line!r}")
         self.port = int(line.split()[1])
-        self._client = httpx.AsyncClient(timeout=5.0)
+        self._client = httpx.AsyncClient(timeout=5.0, trust_env=False)
 
     async def go(self, started: float) -> None:
         """Start the schedule at ``started`` (the parent's monotonic clock)."""
@@ -335,7 +338,10 @@ class Demo:
         self.breaker = Breaker()
         self.started = 0.0
         self.transport = AsyncResilientTransport(
-            httpx.AsyncHTTPTransport(limits=_LIMITS), policy=protected_policy(duration)
+            httpx.AsyncHTTPTransport(limits=_LIMITS),
+            policy=protected_policy(duration),
+            # One name for the upstream across rounds (its port changes): "demo-upstream:upstream".
+            key=lambda request: "upstream",
         )
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_attempts = 0
@@ -344,9 +350,12 @@ class Demo:
         return self.clock.monotonic() - self.started
 
     async def run(self) -> None:
-        plain = httpx.AsyncClient(timeout=TIMEOUT, limits=_LIMITS)
-        protected = httpx.AsyncClient(timeout=TIMEOUT, transport=self.transport)
+        # trust_env=False: a proxy from the environment must not sit between the demo and its
+        # own loopback upstream (and would only apply to the plain client).
+        plain = httpx.AsyncClient(timeout=TIMEOUT, limits=_LIMITS, trust_env=False)
+        protected = httpx.AsyncClient(timeout=TIMEOUT, transport=self.transport, trust_env=False)
         watcher: asyncio.Task[None] | None = None
+        load: asyncio.Task[None] | None = None
         try:
             await self.upstream.start()
             self.started = self.clock.monotonic()
@@ -366,10 +375,12 @@ class Demo:
                 await asyncio.wait(self._tasks, timeout=4 * TIMEOUT)
             await self.upstream.refresh()
         finally:
-            if watcher is not None:
-                watcher.cancel()
-            for task in self._tasks:
-                task.cancel()
+            # Stop making requests before closing the clients (Ctrl-C can land mid-round).
+            for task in (load, watcher, *self._tasks):
+                if task is not None:
+                    task.cancel()
+            pending = [task for task in (load, watcher, *self._tasks) if task is not None]
+            await asyncio.gather(*pending, return_exceptions=True)
             await plain.aclose()
             await protected.aclose()
             await self.upstream.stop()
@@ -543,11 +554,10 @@ def run(
     rate: float = 40.0,
     serve: bool = False,
     out: TextIO | None = None,
-    clock: Clock | None = None,
 ) -> int:
     """Run the demo (one round, or rounds until interrupted with ``serve``); 0 when done."""
     stream = sys.stdout if out is None else out
-    clock = SystemClock() if clock is None else clock
+    clock = SystemClock()  # the upstream's process runs on the system clock too
     try:
         server, thread = start_http_server(port, addr="127.0.0.1")
     except OSError as exc:
@@ -590,4 +600,7 @@ def run(
 if __name__ == "__main__":  # the upstream's process: python -m seawall._demo upstream D SEED
     if sys.argv[1:2] != ["upstream"] or len(sys.argv) != 4:
         sys.exit("usage: python -m seawall._demo upstream DURATION SEED")
+    # Ctrl-C reaches the whole terminal's process group: the demo stops this process itself
+    # (by closing its stdin), after its last requests.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     asyncio.run(serve_upstream(float(sys.argv[2]), int(sys.argv[3])))
