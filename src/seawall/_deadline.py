@@ -22,14 +22,6 @@ class Deadline:
         self.clock = clock
         self.owner = owner
 
-    @property
-    def name(self) -> str:
-        return self.owner.name
-
-    @property
-    def seconds(self) -> float:
-        return self.owner.seconds
-
     def remaining(self) -> float:
         return max(0.0, self.at - self.clock.monotonic())
 

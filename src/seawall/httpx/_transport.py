@@ -266,14 +266,26 @@ class _Core:
         call.start = self._clock.monotonic()
         return call
 
-    def _succeeded(self, call: _Call) -> None:
-        # The returning attempt's own clock read; a fallback's answer has none.
-        end = call.end or self._clock.monotonic()
-        call.policy.stats.succeeded(end - call.start)  # type: ignore[union-attr]
-
     def _failed(self, call: _Call, exc: BaseException) -> None:
         if call.policy is not None:
             call.policy.stats.failed(exc, self._clock.monotonic() - call.start)
+
+    def _given_up(self, call: _Call, exc: FailureResponse) -> httpx.Response:
+        """Retrying is over on a bad response: the caller gets it, as it came."""
+        self._failed(call, exc)
+        if exc.response is call.pending:
+            call.pending = None
+        return exc.response
+
+    def _raised(self, call: _Call, request: httpx.Request, exc: BaseException) -> BaseException:
+        """Record the failed call; what to raise instead (an httpx error), or ``exc`` itself."""
+        self._failed(call, exc)
+        return to_httpx_error(exc, request) if isinstance(exc, Exception) else exc
+
+    def _attempt_raised(self, call: _Call, exc: Exception, seconds: float) -> None:
+        self.stats.observe(
+            call.method, call.address, call.port, "", type(exc).__qualname__, seconds
+        )
 
     def _add(self, key: str) -> _Host:
         hosts = self._hosts
@@ -432,14 +444,9 @@ class ResilientTransport(_Core, httpx.BaseTransport):
         try:
             response: httpx.Response = call.send(request, call)
         except FailureResponse as exc:
-            # Retrying is over: the caller gets the last response, as it came.
-            self._failed(call, exc)
-            if exc.response is call.pending:
-                call.pending = None
-            return exc.response
+            return self._given_up(call, exc)
         except BaseException as exc:
-            self._failed(call, exc)
-            converted = to_httpx_error(exc, request) if isinstance(exc, Exception) else exc
+            converted = self._raised(call, request, exc)
             if converted is exc:
                 raise
             raise converted from exc
@@ -447,7 +454,8 @@ class ResilientTransport(_Core, httpx.BaseTransport):
             if call.pending is not None:
                 call.pending.close()
         if call.policy is not None:
-            self._succeeded(call)
+            # The returning attempt's own clock read; a fallback's answer has none.
+            call.policy.stats.succeeded((call.end or self._clock.monotonic()) - call.start)
         return response
 
     def _attempt(self, request: httpx.Request, call: _Call) -> httpx.Response:
@@ -461,9 +469,7 @@ class ResilientTransport(_Core, httpx.BaseTransport):
         try:
             response = self.transport.handle_request(request)
         except Exception as exc:
-            self.stats.observe(
-                call.method, call.address, call.port, "", type(exc).__qualname__, now() - start
-            )
+            self._attempt_raised(call, exc, now() - start)
             raise
         end = now()
         try:
@@ -520,13 +526,9 @@ class AsyncResilientTransport(_Core, httpx.AsyncBaseTransport):
         try:
             response: httpx.Response = await call.send(request, call)
         except FailureResponse as exc:
-            self._failed(call, exc)
-            if exc.response is call.pending:
-                call.pending = None
-            return exc.response
+            return self._given_up(call, exc)
         except BaseException as exc:
-            self._failed(call, exc)
-            converted = to_httpx_error(exc, request) if isinstance(exc, Exception) else exc
+            converted = self._raised(call, request, exc)
             if converted is exc:
                 raise
             raise converted from exc
@@ -534,7 +536,8 @@ class AsyncResilientTransport(_Core, httpx.AsyncBaseTransport):
             if call.pending is not None:
                 await call.take().aclose()  # type: ignore[union-attr]
         if call.policy is not None:
-            self._succeeded(call)
+            # The returning attempt's own clock read; a fallback's answer has none.
+            call.policy.stats.succeeded((call.end or self._clock.monotonic()) - call.start)
         return response
 
     async def _attempt(self, request: httpx.Request, call: _Call) -> httpx.Response:
@@ -548,9 +551,7 @@ class AsyncResilientTransport(_Core, httpx.AsyncBaseTransport):
         try:
             response = await self.transport.handle_async_request(request)
         except Exception as exc:
-            self.stats.observe(
-                call.method, call.address, call.port, "", type(exc).__qualname__, now() - start
-            )
+            self._attempt_raised(call, exc, now() - start)
             raise
         end = now()
         try:
