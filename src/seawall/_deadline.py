@@ -45,6 +45,8 @@ _current: contextvars.ContextVar[Deadline | None] = contextvars.ContextVar(
     "seawall_deadline", default=None
 )
 current_deadline = _current.get
+#: Publish a deadline as it is (``enter`` when there may be a sooner one in force).
+publish = _current.set
 
 
 def remaining() -> float | None:

@@ -12,7 +12,7 @@ import threading
 import weakref
 from bisect import bisect_left
 
-from seawall._histogram import Histogram
+from seawall._histogram import DURATION_BUCKETS, Histogram
 from seawall._observers import observers
 
 __all__ = ["HttpLabels", "HttpStats", "live_http_stats"]
@@ -26,6 +26,8 @@ KNOWN_METHODS = frozenset(
 #: method, server address, server port, response status code ("" without a response),
 #: error type ("" when none)
 HttpLabels = tuple[str, str, str, str, str]
+_BOUNDS = DURATION_BUCKETS
+_FIRST = _BOUNDS[0]
 #: How many label sets, as given, the fast path remembers per transport.
 _SEEN_LIMIT = 4096
 
@@ -56,13 +58,18 @@ class HttpStats:
         self, method: str, address: str, port: str, status: str, error_type: str, seconds: float
     ) -> None:
         given = (method, address, port, status, error_type)
-        with self._lock:
+        lock = self._lock
+        lock.acquire()  # not ``with``: its __exit__ call costs as much as the rest here
+        try:
             seen = self._seen.get(given)
             if seen is None:
                 seen = self._bounded(given)
             histogram, labels = seen
-            histogram.counts[bisect_left(histogram.bounds, seconds)] += 1
+            # Most loopback and in-datacenter attempts land in the first bucket.
+            histogram.counts[0 if seconds <= _FIRST else bisect_left(_BOUNDS, seconds)] += 1
             histogram.sum += seconds
+        finally:
+            lock.release()
         if observers.http_request_duration is not None:
             observers.http_request_duration(labels, seconds)
 
@@ -80,7 +87,7 @@ class HttpStats:
         labels = (method, address, port, status, error_type)
         histogram = self._histograms.get(labels)
         if histogram is None:
-            histogram = self._histograms[labels] = Histogram()
+            histogram = self._histograms[labels] = Histogram(_BOUNDS)
         seen = (histogram, labels)
         if len(self._seen) < _SEEN_LIMIT:
             self._seen[given] = seen

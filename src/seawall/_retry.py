@@ -227,6 +227,7 @@ class Retry(PolicyBase):
             check_callable("stop", stop)
         self._stop: Callable[[RetryCallState], bool] | None = stop
         self.deadline = optional_number("deadline", deadline)
+        self._timed = self.deadline is not None or stop is not None
         if retry_result is not None:
             check_callable("retry_result", retry_result)
         self._retry_result = retry_result
@@ -245,7 +246,11 @@ class Retry(PolicyBase):
     # -- the shells ------------------------------------------------------------------------
 
     def _call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
-        started = self._start()
+        # Inline rather than a method: this runs on every call. The clock is read only if a
+        # deadline or stop needs the start (tenacity's stop strategies time the first try).
+        if self.budget is not None:
+            self.budget.deposit()
+        started = self._clock.monotonic() if self._timed else None
         try:
             result = fn(*args, **kwargs)
         except Exception as exc:
@@ -275,7 +280,11 @@ class Retry(PolicyBase):
     async def _acall(
         self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
     ) -> R:
-        started = self._start()
+        # Inline rather than a method: this runs on every call. The clock is read only if a
+        # deadline or stop needs the start (tenacity's stop strategies time the first try).
+        if self.budget is not None:
+            self.budget.deposit()
+        started = self._clock.monotonic() if self._timed else None
         try:
             result = await fn(*args, **kwargs)
         except Exception as exc:
@@ -303,14 +312,6 @@ class Retry(PolicyBase):
         return run.give_up()  # type: ignore[no-any-return]
 
     # -- the core --------------------------------------------------------------------------
-
-    def _start(self) -> float | None:
-        """Count the call in the budget; read the clock only if a deadline or stop needs the
-        start (tenacity's stop strategies measure from the first attempt)."""
-        if self.budget is not None:
-            self.budget.deposit()
-        timed = self.deadline is not None or self._stop is not None
-        return self._clock.monotonic() if timed else None
 
     def _begin(self, fn: Any, args: Any, kwargs: Any, started: float | None) -> _Run:
         # Without a deadline or stop the clock was not read up front: time runs from the failure.

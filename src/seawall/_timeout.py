@@ -16,6 +16,8 @@ from seawall._window import AtomicCounter
 
 _enter = _deadline.enter
 _leave = _deadline.leave
+_publish = _deadline.publish
+_current_deadline = _deadline.current_deadline
 
 __all__ = ["Timeout", "TimeoutCounts"]
 
@@ -62,6 +64,7 @@ class Timeout(PolicyBase):
         super().__init__(name=name, clock=clock)
         self.seconds = check_number("seconds", seconds)
         self.counts = TimeoutCounts()
+        self._count_success = self.counts.success.increment
 
     def _deadline(self) -> Deadline:
         clock = self._clock
@@ -70,7 +73,8 @@ class Timeout(PolicyBase):
     def _call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         clock = self._clock
         own = Deadline(clock.monotonic() + self.seconds, clock, self)
-        token = _enter(own)
+        # Outside any other deadline (the common case) this one is published as it is.
+        token = _publish(own) if _current_deadline() is None else _enter(own)
         try:
             result = fn(*args, **kwargs)
         except TimeoutExceededError:
@@ -89,13 +93,14 @@ class Timeout(PolicyBase):
         if clock.monotonic() > own.at:
             self.counts.timeout.increment()
             raise own.exceeded()
-        self.counts.success.increment()
+        self._count_success()
         return result
 
     async def _acall(
         self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
     ) -> R:
-        token = _deadline.enter(self._deadline())
+        own = self._deadline()
+        token = _publish(own) if _current_deadline() is None else _enter(own)
         # Each timeout has its own scope: an enclosing sooner one cancels on its own account.
         scope = asyncio.timeout(self.seconds)
         try:

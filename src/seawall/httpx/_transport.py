@@ -36,9 +36,9 @@ __all__ = [
 DEFAULT_RETRY_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 _VERDICTS = ("success", "failure", "backpressure")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-_TIMEOUT_KEYS = ("connect", "read", "write", "pool")
 
 Classify = Callable[[httpx.Response], str]
+_HostKey = str | tuple[str, int]
 _current_deadline = _deadline.current_deadline
 
 
@@ -124,22 +124,25 @@ class _Host:
     breaker, timeouts and bulkhead, no retry) for the others; ``None`` when the template has
     nothing but a retry. ``send`` and ``send_single`` run the transport's attempt through
     their raw shells (fused once per key: this is the per-request hot path); the transport
-    records their call-level SLI itself."""
+    records their call-level SLI itself. ``key`` is the key as users see it; ``port`` the
+    ``server.port`` label when the key is the default one (host and port)."""
 
-    __slots__ = ("policy", "send", "send_single", "single")
+    __slots__ = ("key", "policy", "port", "send", "send_single", "single")
 
     def __init__(self, policy: Policy, single: Policy | None, send: Any, send_single: Any) -> None:
         self.policy = policy
         self.single = single
         self.send = send
         self.send_single = send_single
+        self.key = ""
+        self.port = ""
 
 
 class _Call:
-    """One request's state across its attempts: the request's own timeouts, its labels for
-    the HTTP series, the response an attempt got that the next one discards, and what the
-    call-level SLI needs (the policy's stats, when the call started, when its last attempt
-    ended)."""
+    """One request's state across its attempts: its labels for the HTTP series, the request's
+    own timeouts (read at its first shortening), the response an attempt got that the next
+    one discards, and what the call-level SLI needs (the policy's stats, when the call
+    started, when its last attempt ended). Made by :meth:`_Core._prepare`."""
 
     __slots__ = (
         "address",
@@ -153,21 +156,23 @@ class _Call:
         "timeout",
     )
 
-    def __init__(self, request: httpx.Request, address: str, port: str) -> None:
-        self.policy: Policy | None = None
-        self.send: Any = None
-        self.start = self.end = 0.0
-        self.method = request.method
-        self.address = address
-        self.port = port
-        self.pending: httpx.Response | None = None
-        timeout = request.extensions.get("timeout")
-        # Never changed in place: a shortened attempt gets a new dict.
-        self.timeout: dict[str, float | None] = timeout if isinstance(timeout, dict) else {}
+    method: str
+    address: str
+    port: str
+    policy: Policy | None
+    send: Any
+    start: float
+    end: float
+    pending: httpx.Response | None
+    # Never changed in place: a shortened attempt gets a new dict.
+    timeout: dict[str, float | None] | None
 
     def take(self) -> httpx.Response | None:
         response, self.pending = self.pending, None
         return response
+
+
+_new_call = object.__new__
 
 
 class _Core:
@@ -214,7 +219,8 @@ class _Core:
         self.name = policy.name
         self._clock: Clock = policy.clock
         self._lock = threading.Lock()
-        self._hosts: OrderedDict[str, _Host] = OrderedDict()
+        # Keyed by (host, port) with the default key, else by the key function's string.
+        self._hosts: OrderedDict[_HostKey, _Host] = OrderedDict()
         self.stats = HttpStats(self.max_hosts)
 
     # -- per-host policies -------------------------------------------------------------------
@@ -230,7 +236,7 @@ class _Core:
                     break
                 except RuntimeError:
                     continue
-        return {key: host.policy for key, host in hosts}
+        return {host.key: host.policy for _, host in hosts}
 
     def _prepare(self, request: httpx.Request) -> _Call:
         """The request's state, with what sends it: its key's policy (without the retry when
@@ -240,25 +246,44 @@ class _Core:
         port = url.port
         if port is None:
             port = _DEFAULT_PORTS.get(url.scheme, 0)
-        call = _Call(request, address, str(port))
-        if not self.per_host:
-            key = ""
-        elif self._key is _default_key:
-            key = f"{address}:{port}"
-        else:
-            key = self._key(request)
-            if not isinstance(key, str):
-                raise TypeError(f"key must return a str, got {type(key).__name__}")
+        # Filled in here rather than by an __init__: one frame fewer per request.
+        call: _Call = _new_call(_Call)
+        call.method = request.method
+        call.address = address
+        call.pending = call.timeout = None
+        call.end = 0.0
         hosts = self._hosts
-        # Lock-free on a hit: OrderedDict's get and move_to_end are single C calls.
-        host = hosts.get(key)
-        if host is None:
-            host = self._add(key)
+        key: _HostKey
+        if self._key is _default_key and self.per_host:
+            # The default key, as a tuple: no formatting per request; the host keeps its
+            # port label.
+            key = (address, port)
+            host = hosts.get(key)
+            if host is None:
+                host = self._add(key, f"{address}:{port}")
+                host.port = str(port)
+            else:
+                try:  # lock-free on a hit: OrderedDict's get and move_to_end are C calls
+                    hosts.move_to_end(key)
+                except KeyError:  # evicted meanwhile: this request still uses it
+                    pass
+            call.port = host.port
         else:
-            try:
-                hosts.move_to_end(key)
-            except KeyError:  # evicted meanwhile: this request still uses it
-                pass
+            call.port = str(port)
+            if self.per_host:
+                key = self._key(request)
+                if not isinstance(key, str):
+                    raise TypeError(f"key must return a str, got {type(key).__name__}")
+            else:
+                key = ""
+            host = hosts.get(key)
+            if host is None:
+                host = self._add(key, key)
+            else:
+                try:
+                    hosts.move_to_end(key)
+                except KeyError:
+                    pass
         if request.method in self.retry_methods and isinstance(request.stream, httpx.ByteStream):
             call.policy, call.send = host.policy, host.send
         else:
@@ -287,13 +312,16 @@ class _Core:
             call.method, call.address, call.port, "", type(exc).__qualname__, seconds
         )
 
-    def _add(self, key: str) -> _Host:
+    def _add(self, key: _HostKey, shown: str) -> _Host:
+        """The host of ``key`` (``shown`` as ``shown``), made now unless another request just
+        made it; the least recently used beyond ``max_hosts`` are let go."""
         hosts = self._hosts
         with self._lock:
             host = hosts.get(key)
             if host is not None:
                 return host
-            host = hosts[key] = self._build(f"{self.name}:{key}" if self.per_host else self.name)
+            host = hosts[key] = self._build(f"{self.name}:{shown}" if self.per_host else self.name)
+            host.key = shown
             while len(hosts) > self.max_hosts:
                 hosts.popitem(last=False)
             return host
@@ -352,11 +380,21 @@ class _Core:
         if left <= 0.0:
             raise deadline.exceeded()
         own = call.timeout
-        timeout: dict[str, float | None] = {}
-        for name in _TIMEOUT_KEYS:
-            seconds = own.get(name)
-            timeout[name] = left if seconds is None or seconds > left else seconds
-        request.extensions["timeout"] = timeout
+        if own is None:
+            given = request.extensions.get("timeout")
+            own = call.timeout = given if isinstance(given, dict) else {}
+        try:  # httpx's clients always give all four
+            connect, read, write, pool = own["connect"], own["read"], own["write"], own["pool"]
+        except KeyError:
+            get = own.get
+            connect, read, write, pool = get("connect"), get("read"), get("write"), get("pool")
+        # Unrolled: this runs on every attempt under a deadline.
+        request.extensions["timeout"] = {
+            "connect": left if connect is None or connect > left else connect,
+            "read": left if read is None or read > left else read,
+            "write": left if write is None or write > left else write,
+            "pool": left if pool is None or pool > left else pool,
+        }
 
     def _judge(
         self, request: httpx.Request, call: _Call, response: httpx.Response, seconds: float
@@ -472,6 +510,11 @@ class ResilientTransport(_Core, httpx.BaseTransport):
             self._attempt_raised(call, exc, now() - start)
             raise
         end = now()
+        status = response.status_code
+        if status < 400 and self._classify is default_classify:  # the common case, inline
+            self.stats.observe(call.method, call.address, call.port, str(status), "", end - start)
+            call.end = end
+            return response
         try:
             failure = self._judge(request, call, response, end - start)
         except BaseException:
@@ -554,6 +597,11 @@ class AsyncResilientTransport(_Core, httpx.AsyncBaseTransport):
             self._attempt_raised(call, exc, now() - start)
             raise
         end = now()
+        status = response.status_code
+        if status < 400 and self._classify is default_classify:  # the common case, inline
+            self.stats.observe(call.method, call.address, call.port, str(status), "", end - start)
+            call.end = end
+            return response
         try:
             failure = self._judge(request, call, response, end - start)
         except BaseException:
