@@ -26,8 +26,12 @@ def remember_init(init: Callable[Concatenate[S, P], None]) -> Callable[Concatena
 
     @functools.wraps(init)
     def __init__(self: S, /, *args: P.args, **kwargs: P.kwargs) -> None:
-        if "_init_arguments" not in vars(self):
-            vars(self)["_init_arguments"] = (args, dict(kwargs))
+        # A plain attribute, never vars(self): asking CPython for an object's __dict__ turns
+        # its attributes into a real dict, and every attribute read on the hot path slows.
+        try:
+            self._init_arguments  # type: ignore[attr-defined]  # noqa: B018
+        except AttributeError:
+            self._init_arguments = (args, dict(kwargs))  # type: ignore[attr-defined]
         init(self, *args, **kwargs)
 
     return __init__
@@ -36,7 +40,7 @@ def remember_init(init: Callable[Concatenate[S, P], None]) -> Callable[Concatena
 def respawn(obj: S, **overrides: Any) -> S:
     """A new ``type(obj)`` built from the arguments ``obj`` was built with, and ``overrides``:
     the same configuration, none of the state (windows, counts, slots)."""
-    args, kwargs = vars(obj)["_init_arguments"]
+    args, kwargs = obj._init_arguments  # type: ignore[attr-defined]
     return type(obj)(*args, **{**kwargs, **overrides})
 
 
