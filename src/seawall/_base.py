@@ -13,7 +13,16 @@ from seawall._registry import register
 from seawall._sli import CallStats
 from seawall._validate import check_name
 
-__all__ = ["PolicyBase", "check_decoratable", "qualified_name", "remember_init", "respawn"]
+__all__ = [
+    "Bound",
+    "PolicyBase",
+    "bind",
+    "check_decoratable",
+    "qualified_name",
+    "remember_init",
+    "respawn",
+    "unbind",
+]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -42,6 +51,23 @@ def respawn(obj: S, **overrides: Any) -> S:
     the same configuration, none of the state (windows, counts, slots)."""
     args, kwargs = obj._init_arguments  # type: ignore[attr-defined]
     return type(obj)(*args, **{**kwargs, **overrides})
+
+
+class Bound(functools.partial[R]):
+    """A function with the keyword arguments of one call. The raw shells take positional
+    arguments only, because a ``**kwargs`` at every layer would cost a dict per layer per
+    call; a call with keywords is bound once, outermost. Retry unwraps it for tenacity."""
+
+
+def bind(fn: Callable[..., R], kwargs: dict[str, Any]) -> Callable[..., R]:
+    return Bound(fn, **kwargs)
+
+
+def unbind(fn: Callable[..., Any]) -> tuple[Callable[..., Any], dict[str, Any]]:
+    """``fn`` and its bound keyword arguments, as the caller gave them."""
+    if type(fn) is Bound:
+        return fn.func, dict(fn.keywords)
+    return fn, {}
 
 
 def _name_of(ref: weakref.ref[PolicyBase]) -> str:
@@ -132,12 +158,10 @@ class PolicyBase:
 
     # -- the raw shells, one pair per policy -------------------------------------------------
 
-    def _call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+    def _call(self, fn: Callable[..., R], /, *args: Any) -> R:
         raise NotImplementedError
 
-    async def _acall(
-        self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
-    ) -> R:
+    async def _acall(self, fn: Callable[..., Awaitable[R]], /, *args: Any) -> R:
         raise NotImplementedError
 
     # -- the public entries: the raw shells plus the call-level SLI ---------------------------
@@ -149,7 +173,7 @@ class PolicyBase:
         now = self._clock.monotonic
         start = now()
         try:
-            result = self._call(fn, *args, **kwargs)
+            result = self._call(bind(fn, kwargs) if kwargs else fn, *args)
         except BaseException as exc:
             self.stats.failed(exc, now() - start)
             raise
@@ -163,7 +187,7 @@ class PolicyBase:
         now = self._clock.monotonic
         start = now()
         try:
-            result = await self._acall(fn, *args, **kwargs)
+            result = await self._acall(bind(fn, kwargs) if kwargs else fn, *args)
         except BaseException as exc:
             self.stats.failed(exc, now() - start)
             raise
@@ -200,7 +224,7 @@ class PolicyBase:
         def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
             start = now()
             try:
-                result: R = raw(fn, *args, **kwargs)
+                result: R = raw(bind(fn, kwargs) if kwargs else fn, *args)
             except BaseException as exc:
                 failed(exc, now() - start)
                 raise
@@ -219,7 +243,7 @@ class PolicyBase:
         async def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
             start = now()
             try:
-                result: R = await raw(fn, *args, **kwargs)
+                result: R = await raw(bind(fn, kwargs) if kwargs else fn, *args)
             except BaseException as exc:
                 failed(exc, now() - start)
                 raise

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, ParamSpec, TypeVar
 
-from seawall._base import PolicyBase, remember_init
+from seawall._base import PolicyBase, bind, remember_init
 from seawall._clock import Clock
 from seawall._errors import CircuitOpenError, RejectedError
 from seawall._validate import (
@@ -257,16 +257,16 @@ class CircuitBreaker(PolicyBase):
 
     # -- the shells ---------------------------------------------------------------------------
 
-    def _call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
-        """Run ``fn(*args, **kwargs)`` through the breaker.
+    def _call(self, fn: Callable[..., R], /, *args: Any) -> R:
+        """Run ``fn(*args)`` through the breaker.
 
         Raises :class:`CircuitOpenError` without calling ``fn`` when the breaker refuses.
         """
         if self._state is not _CLOSED or not self._lockfree:
-            return self._call_counted(fn, *args, **kwargs)
+            return self._call_counted(fn, *args)
         # The hot path: closed, and a success needs nothing but the lock-free counter.
         try:
-            result = fn(*args, **kwargs)
+            result = fn(*args)
         except BaseException as exc:
             self._on_exception(None, exc, 0.0)
             raise
@@ -275,25 +275,23 @@ class CircuitBreaker(PolicyBase):
         self._count_success()
         return result
 
-    def _call_counted(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+    def _call_counted(self, fn: Callable[..., R], /, *args: Any) -> R:
         ticket = None if self._state is _CLOSED else self._admit()
         start = self._now() if self._slow_after is not None else 0.0
         try:
-            result = fn(*args, **kwargs)
+            result = fn(*args)
         except BaseException as exc:
             self._on_exception(ticket, exc, start)
             raise
         self._on_return(ticket, result, start)
         return result
 
-    async def _acall(
-        self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
-    ) -> R:
-        """Await ``fn(*args, **kwargs)`` through the breaker (see :meth:`call`)."""
+    async def _acall(self, fn: Callable[..., Awaitable[R]], /, *args: Any) -> R:
+        """Await ``fn(*args)`` through the breaker (see :meth:`call`)."""
         if self._state is not _CLOSED or not self._lockfree:
-            return await self._acall_counted(fn, *args, **kwargs)
+            return await self._acall_counted(fn, *args)
         try:
-            result = await fn(*args, **kwargs)
+            result = await fn(*args)
         except BaseException as exc:
             self._on_exception(None, exc, 0.0)
             raise
@@ -302,13 +300,11 @@ class CircuitBreaker(PolicyBase):
         self._count_success()
         return result
 
-    async def _acall_counted(
-        self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
-    ) -> R:
+    async def _acall_counted(self, fn: Callable[..., Awaitable[R]], /, *args: Any) -> R:
         ticket = None if self._state is _CLOSED else self._admit()
         start = self._now() if self._slow_after is not None else 0.0
         try:
-            result = await fn(*args, **kwargs)
+            result = await fn(*args)
         except BaseException as exc:
             self._on_exception(ticket, exc, start)
             raise
@@ -339,7 +335,7 @@ class CircuitBreaker(PolicyBase):
             start = now()
             try:
                 if breaker._state is not _CLOSED:
-                    result = counted(fn, *args, **kwargs)
+                    result = counted(bind(fn, kwargs) if kwargs else fn, *args)
                 else:
                     try:
                         result = fn(*args, **kwargs)
@@ -378,7 +374,7 @@ class CircuitBreaker(PolicyBase):
             start = now()
             try:
                 if breaker._state is not _CLOSED:
-                    result = await counted(fn, *args, **kwargs)
+                    result = await counted(bind(fn, kwargs) if kwargs else fn, *args)
                 else:
                     try:
                         result = await fn(*args, **kwargs)

@@ -13,7 +13,7 @@ import threading
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import ParamSpec, TypeVar
+from typing import Any, TypeVar
 
 from seawall import _deadline
 from seawall._base import PolicyBase, remember_init
@@ -26,7 +26,6 @@ from seawall._validate import check_int, check_number
 
 __all__ = ["Bulkhead", "BulkheadSnapshot"]
 
-P = ParamSpec("P")
 R = TypeVar("R")
 W = TypeVar("W", "_ThreadWaiter", "_TaskWaiter")
 
@@ -208,7 +207,7 @@ class Bulkhead(PolicyBase):
 
     # -- the shells ------------------------------------------------------------------------
 
-    def _call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+    def _call(self, fn: Callable[..., R], /, *args: Any) -> R:
         waiter = self._enter_or_queue(_ThreadWaiter)
         if waiter is not None:
             started = self._clock.monotonic()
@@ -222,13 +221,11 @@ class Bulkhead(PolicyBase):
                 raise
             self._settle(waiter, started, deadline)
         try:
-            return fn(*args, **kwargs)
+            return fn(*args)
         finally:
             self._release()
 
-    async def _acall(
-        self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
-    ) -> R:
+    async def _acall(self, fn: Callable[..., Awaitable[R]], /, *args: Any) -> R:
         waiter = self._enter_or_queue(_TaskWaiter)
         if waiter is not None:
             started = self._clock.monotonic()
@@ -240,7 +237,7 @@ class Bulkhead(PolicyBase):
                 raise
             self._settle(waiter, started)
         try:
-            return await fn(*args, **kwargs)
+            return await fn(*args)
         finally:
             self._release()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, TypeVar
 
 from seawall._base import PolicyBase
 from seawall._breaker import CircuitBreaker
@@ -16,7 +16,6 @@ from seawall._timeout import Timeout
 
 __all__ = ["Pipeline", "Policy"]
 
-P = ParamSpec("P")
 R = TypeVar("R")
 
 
@@ -62,18 +61,18 @@ class Pipeline(PolicyBase):
 
     def _raw_call(self) -> Callable[..., Any]:
         # One C-level partial instead of this class's own frame on every decorated call.
-        return functools.partial(self._outer_call, *self._inner_calls)  # type: ignore[arg-type]
+        return functools.partial(self._outer_call, *self._inner_calls)
 
     def _raw_acall(self) -> Callable[..., Any]:
-        return functools.partial(self._outer_acall, *self._inner_acalls)  # type: ignore[arg-type]
+        return functools.partial(self._outer_acall, *self._inner_acalls)
 
-    def _call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
-        return self._outer_call(*self._inner_calls, fn, *args, **kwargs)  # type: ignore[arg-type]
+    def _call(self, fn: Callable[..., R], /, *args: Any) -> R:
+        result: R = self._outer_call(*self._inner_calls, fn, *args)
+        return result
 
-    async def _acall(
-        self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
-    ) -> R:
-        return await self._outer_acall(*self._inner_acalls, fn, *args, **kwargs)  # type: ignore[arg-type]
+    async def _acall(self, fn: Callable[..., Awaitable[R]], /, *args: Any) -> R:
+        result: R = await self._outer_acall(*self._inner_acalls, fn, *args)
+        return result
 
     def __repr__(self) -> str:
         inner = ", ".join(repr(policy) for policy in self.policies)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, TypeVar
 
 from seawall._base import PolicyBase, is_async_callable, remember_init
 from seawall._clock import Clock
@@ -12,7 +12,6 @@ from seawall._window import AtomicCounter
 
 __all__ = ["Fallback"]
 
-P = ParamSpec("P")
 R = TypeVar("R")
 
 _MISSING: Any = object()
@@ -56,9 +55,9 @@ class Fallback(PolicyBase):
         self.used.increment()
         return True
 
-    def _call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+    def _call(self, fn: Callable[..., R], /, *args: Any) -> R:
         try:
-            return fn(*args, **kwargs)
+            return fn(*args)
         except Exception as exc:
             if self._is_async and self._matches(exc):
                 raise TypeError(
@@ -68,11 +67,9 @@ class Fallback(PolicyBase):
                 raise
             return self._value(exc) if self._is_function else self._value  # type: ignore[no-any-return]
 
-    async def _acall(
-        self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
-    ) -> R:
+    async def _acall(self, fn: Callable[..., Awaitable[R]], /, *args: Any) -> R:
         try:
-            return await fn(*args, **kwargs)
+            return await fn(*args)
         except Exception as exc:
             if not self._applies(exc):
                 raise

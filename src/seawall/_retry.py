@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, TypeVar
 
 import tenacity
 from tenacity import RetryCallState
@@ -14,7 +14,7 @@ from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
 from seawall import _deadline
-from seawall._base import PolicyBase, remember_init
+from seawall._base import PolicyBase, remember_init, unbind
 from seawall._budget import RetryBudget
 from seawall._clock import Clock
 from seawall._errors import RejectedError
@@ -31,7 +31,6 @@ from seawall._window import AtomicCounter
 
 __all__ = ["Retry", "RetrySnapshot", "zero_waits"]
 
-P = ParamSpec("P")
 R = TypeVar("R")
 
 WaitStrategy = wait_base | Callable[[RetryCallState], float]
@@ -245,16 +244,16 @@ class Retry(PolicyBase):
 
     # -- the shells ------------------------------------------------------------------------
 
-    def _call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+    def _call(self, fn: Callable[..., R], /, *args: Any) -> R:
         # Inline rather than a method: this runs on every call. The clock is read only if a
         # deadline or stop needs the start (tenacity's stop strategies time the first try).
         if self.budget is not None:
             self.budget.deposit()
         started = self._clock.monotonic() if self._timed else None
         try:
-            result = fn(*args, **kwargs)
+            result = fn(*args)
         except Exception as exc:
-            run = self._begin(fn, args, kwargs, started)
+            run = self._begin(fn, args, started)
             run.failed(exc)
         else:
             if self._retry_result is None or not self._retry_result(result):
@@ -262,13 +261,13 @@ class Retry(PolicyBase):
                 if observers.retry_attempts is not None:
                     observers.retry_attempts(self.name, 1)
                 return result
-            run = self._begin(fn, args, kwargs, started)
+            run = self._begin(fn, args, started)
             run.returned(result)
         while (wait := run.next_wait()) is not None:
             if wait > 0:
                 self._clock.sleep(wait)
             try:
-                result = fn(*args, **kwargs)
+                result = fn(*args)
             except Exception as exc:
                 run.failed(exc)
             else:
@@ -277,18 +276,16 @@ class Retry(PolicyBase):
                 run.returned(result)
         return run.give_up()  # type: ignore[no-any-return]
 
-    async def _acall(
-        self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
-    ) -> R:
+    async def _acall(self, fn: Callable[..., Awaitable[R]], /, *args: Any) -> R:
         # Inline rather than a method: this runs on every call. The clock is read only if a
         # deadline or stop needs the start (tenacity's stop strategies time the first try).
         if self.budget is not None:
             self.budget.deposit()
         started = self._clock.monotonic() if self._timed else None
         try:
-            result = await fn(*args, **kwargs)
+            result = await fn(*args)
         except Exception as exc:
-            run = self._begin(fn, args, kwargs, started)
+            run = self._begin(fn, args, started)
             run.failed(exc)
         else:
             if self._retry_result is None or not self._retry_result(result):
@@ -296,13 +293,13 @@ class Retry(PolicyBase):
                 if observers.retry_attempts is not None:
                     observers.retry_attempts(self.name, 1)
                 return result
-            run = self._begin(fn, args, kwargs, started)
+            run = self._begin(fn, args, started)
             run.returned(result)
         while (wait := run.next_wait()) is not None:
             if wait > 0:
                 await self._clock.asleep(wait)
             try:
-                result = await fn(*args, **kwargs)
+                result = await fn(*args)
             except Exception as exc:
                 run.failed(exc)
             else:
@@ -313,8 +310,9 @@ class Retry(PolicyBase):
 
     # -- the core --------------------------------------------------------------------------
 
-    def _begin(self, fn: Any, args: Any, kwargs: Any, started: float | None) -> _Run:
+    def _begin(self, fn: Any, args: Any, started: float | None) -> _Run:
         # Without a deadline or stop the clock was not read up front: time runs from the failure.
+        fn, kwargs = unbind(fn)  # tenacity's state shows the call as it was made
         return _Run(self, fn, args, kwargs, self._clock.monotonic() if started is None else started)
 
     def _should_retry(self, state: RetryCallState, exc: BaseException | None) -> bool:

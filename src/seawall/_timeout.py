@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import ParamSpec, TypeVar
+from typing import Any, TypeVar
 
 from seawall import _deadline
 from seawall._base import PolicyBase, remember_init
@@ -21,7 +21,6 @@ _current_deadline = _deadline.current_deadline
 
 __all__ = ["Timeout", "TimeoutCounts"]
 
-P = ParamSpec("P")
 R = TypeVar("R")
 
 
@@ -70,13 +69,13 @@ class Timeout(PolicyBase):
         clock = self._clock
         return Deadline(clock.monotonic() + self.seconds, clock, self)
 
-    def _call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+    def _call(self, fn: Callable[..., R], /, *args: Any) -> R:
         clock = self._clock
         own = Deadline(clock.monotonic() + self.seconds, clock, self)
         # Outside any other deadline (the common case) this one is published as it is.
         token = _publish(own) if _current_deadline() is None else _enter(own)
         try:
-            result = fn(*args, **kwargs)
+            result = fn(*args)
         except TimeoutExceededError:
             # Raised inside on this deadline's behalf (e.g. by a bulkhead that stopped waiting).
             (self.counts.timeout if own.remaining() <= 0.0 else self.counts.failure).increment()
@@ -96,16 +95,14 @@ class Timeout(PolicyBase):
         self._count_success()
         return result
 
-    async def _acall(
-        self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
-    ) -> R:
+    async def _acall(self, fn: Callable[..., Awaitable[R]], /, *args: Any) -> R:
         own = self._deadline()
         token = _publish(own) if _current_deadline() is None else _enter(own)
         # Each timeout has its own scope: an enclosing sooner one cancels on its own account.
         scope = asyncio.timeout(self.seconds)
         try:
             async with scope:
-                result = await fn(*args, **kwargs)
+                result = await fn(*args)
         except TimeoutError as exc:
             if scope.expired():
                 self.counts.timeout.increment()
