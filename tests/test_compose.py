@@ -11,7 +11,7 @@ import functools
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
@@ -30,7 +30,6 @@ from seawall import (
 from seawall._base import PolicyBase
 from seawall.testing import FakeClock
 
-P = ParamSpec("P")
 R = TypeVar("R")
 
 
@@ -47,21 +46,19 @@ class Recorder(PolicyBase):
         self.log = log
         self.shells: list[str] = []
 
-    def _call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+    def _call(self, fn: Callable[..., R], /, *args: Any) -> R:
         self.shells.append("sync")
         self.log.append(f"{self.label}>")
         try:
-            return fn(*args, **kwargs)
+            return fn(*args)
         finally:
             self.log.append(f"<{self.label}")
 
-    async def _acall(
-        self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
-    ) -> R:
+    async def _acall(self, fn: Callable[..., Awaitable[R]], /, *args: Any) -> R:
         self.shells.append("async")
         self.log.append(f"{self.label}>")
         try:
-            return await fn(*args, **kwargs)
+            return await fn(*args)
         finally:
             self.log.append(f"<{self.label}")
 
@@ -408,6 +405,59 @@ def test_a_policy_with_every_part_decorates_and_works(shell: str) -> None:
     policy.breaker.isolate()
     assert guarded(1) == "fallback"
     assert attempts == [21, 21]
+
+
+def test_keywords_reach_the_function_through_every_part_on_every_attempt(
+    shell: str,
+) -> None:
+    clock = FakeClock()
+    seen: list[tuple[object, ...]] = []
+    policy = Policy(
+        "svc",
+        fallback=Fallback("fallback", on=CircuitOpenError),
+        total_timeout=2.0,
+        retry=Retry(on=Boom, attempts=2, wait=0.5, clock=clock),
+        breaker=True,
+        attempt_timeout=1.0,
+        bulkhead=5,
+    )
+
+    def work(a: int, *rest: int, key: str = "k", **extra: object) -> str:
+        seen.append((a, rest, key, extra))
+        if len(seen) == 1:
+            raise Boom("first attempt")
+        return f"{a}-{key}"
+
+    # Through call()/acall() and through the decorator: the same arguments, every attempt.
+    assert through(shell, policy, work, 1, 2, key="x", flag=True) == "1-x"
+    guarded = decorate(shell, policy, work)
+    seen.clear()
+    assert guarded(3, key="y") == "3-y"
+    assert seen == [(3, (), "y", {}), (3, (), "y", {})]
+    assert clock.sleeps == [0.5, 0.5]
+
+
+def test_a_lone_retry_shows_tenacity_the_call_as_it_was_made(shell: str) -> None:
+    clock = FakeClock()
+    states: list[tuple[object, tuple[object, ...], dict[str, object]]] = []
+
+    def wait(state: Any) -> float:
+        states.append((state.fn, state.args, state.kwargs))
+        return 0.0
+
+    calls: list[int] = []
+
+    def work(a: int, *, key: str) -> str:
+        calls.append(a)
+        if len(calls) == 1:
+            raise Boom("first attempt")
+        return key
+
+    retry = Retry(on=Boom, attempts=2, wait=wait, clock=clock)
+    assert through(shell, retry, work, 7, key="z") == "z"
+    ((fn, args, kwargs),) = states
+    assert (args, kwargs) == ((7,), {"key": "z"})
+    assert getattr(fn, "__name__", None) == "work"
 
 
 # -- Policy: names and repr -----------------------------------------------------------------------
