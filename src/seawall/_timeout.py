@@ -17,6 +17,7 @@ from seawall._window import AtomicCounter
 _enter = _deadline.enter
 _leave = _deadline.leave
 _publish = _deadline.publish
+_new_deadline = object.__new__
 _current_deadline = _deadline.current_deadline
 
 __all__ = ["Timeout", "TimeoutCounts"]
@@ -71,7 +72,9 @@ class Timeout(PolicyBase):
 
     def _call(self, fn: Callable[..., R], /, *args: Any) -> R:
         clock = self._clock
-        own = Deadline(clock.monotonic() + self.seconds, clock, self)
+        # Filled in here rather than by Deadline's __init__: one frame fewer on every call.
+        own = _new_deadline(Deadline)
+        own.at, own.clock, own.owner = clock.monotonic() + self.seconds, clock, self
         # Outside any other deadline (the common case) this one is published as it is.
         token = _publish(own) if _current_deadline() is None else _enter(own)
         try:

@@ -36,6 +36,8 @@ __all__ = [
 DEFAULT_RETRY_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 _VERDICTS = ("success", "failure", "backpressure")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+#: Status codes as labels, made once.
+_CODES = {status: str(status) for status in range(100, 600)}
 
 Classify = Callable[[httpx.Response], str]
 _HostKey = str | tuple[str, int]
@@ -404,7 +406,7 @@ class _Core:
             # The client sets it only after the transport returns; a classifier may need it.
             response.request = request
         status = response.status_code
-        code = str(status)
+        code = _CODES.get(status) or str(status)
         observe = self.stats.observe
         try:
             verdict = self._classify(response)
@@ -512,7 +514,8 @@ class ResilientTransport(_Core, httpx.BaseTransport):
         end = now()
         status = response.status_code
         if status < 400 and self._classify is default_classify:  # the common case, inline
-            self.stats.observe(call.method, call.address, call.port, str(status), "", end - start)
+            code = _CODES.get(status) or str(status)
+            self.stats.observe(call.method, call.address, call.port, code, "", end - start)
             call.end = end
             return response
         try:
@@ -599,7 +602,8 @@ class AsyncResilientTransport(_Core, httpx.AsyncBaseTransport):
         end = now()
         status = response.status_code
         if status < 400 and self._classify is default_classify:  # the common case, inline
-            self.stats.observe(call.method, call.address, call.port, str(status), "", end - start)
+            code = _CODES.get(status) or str(status)
+            self.stats.observe(call.method, call.address, call.port, code, "", end - start)
             call.end = end
             return response
         try:
