@@ -256,36 +256,26 @@ class _Core:
         call.end = 0.0
         hosts = self._hosts
         key: _HostKey
-        if self._key is _default_key and self.per_host:
-            # The default key, as a tuple: no formatting per request; the host keeps its
-            # port label.
-            key = (address, port)
-            host = hosts.get(key)
-            if host is None:
-                host = self._add(key, f"{address}:{port}")
-                host.port = str(port)
-            else:
-                try:  # lock-free on a hit: OrderedDict's get and move_to_end are C calls
-                    hosts.move_to_end(key)
-                except KeyError:  # evicted meanwhile: this request still uses it
-                    pass
-            call.port = host.port
+        default = self._key is _default_key and self.per_host
+        if default:
+            key = (address, port)  # a tuple: nothing formatted per request
+        elif self.per_host:
+            key = self._key(request)
+            if not isinstance(key, str):
+                raise TypeError(f"key must return a str, got {type(key).__name__}")
         else:
-            call.port = str(port)
-            if self.per_host:
-                key = self._key(request)
-                if not isinstance(key, str):
-                    raise TypeError(f"key must return a str, got {type(key).__name__}")
-            else:
-                key = ""
-            host = hosts.get(key)
-            if host is None:
-                host = self._add(key, key)
-            else:
-                try:
-                    hosts.move_to_end(key)
-                except KeyError:
-                    pass
+            key = ""
+        host = hosts.get(key)
+        if host is None:
+            shown = key if isinstance(key, str) else f"{address}:{port}"
+            host = self._add(key, shown, str(port))
+        else:
+            try:  # lock-free on a hit: OrderedDict's get and move_to_end are C calls
+                hosts.move_to_end(key)
+            except KeyError:  # evicted meanwhile: this request still uses it
+                pass
+        # With the default key the host's port is the request's: its label is kept there.
+        call.port = host.port if default else str(port)
         if request.method in self.retry_methods and isinstance(request.stream, httpx.ByteStream):
             call.policy, call.send = host.policy, host.send
         else:
@@ -314,16 +304,19 @@ class _Core:
             call.method, call.address, call.port, "", type(exc).__qualname__, seconds
         )
 
-    def _add(self, key: _HostKey, shown: str) -> _Host:
-        """The host of ``key`` (``shown`` as ``shown``), made now unless another request just
-        made it; the least recently used beyond ``max_hosts`` are let go."""
+    def _add(self, key: _HostKey, shown: str, port: str) -> _Host:
+        """The host of ``key`` (shown to users as ``shown``; ``port``: its port label), made
+        now unless another request just made it; the least recently used beyond
+        ``max_hosts`` are let go."""
         hosts = self._hosts
         with self._lock:
             host = hosts.get(key)
             if host is not None:
                 return host
-            host = hosts[key] = self._build(f"{self.name}:{shown}" if self.per_host else self.name)
-            host.key = shown
+            host = self._build(f"{self.name}:{shown}" if self.per_host else self.name)
+            # Complete before it is published: other requests read it without the lock.
+            host.key, host.port = shown, port
+            hosts[key] = host
             while len(hosts) > self.max_hosts:
                 hosts.popitem(last=False)
             return host
