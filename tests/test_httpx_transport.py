@@ -471,6 +471,31 @@ def test_custom_key(kind: str) -> None:
     assert set(transport.policies()) == {"users", "orders"}
 
 
+def test_an_idna_host_is_one_key_with_its_unicode_labels(kind: str) -> None:
+    transport = make(kind, scripted(200, 200), policy=policy())
+    send(kind, transport, "GET", "http://xn--fiqs8s.icom.museum:8080/")
+    send(kind, transport, "GET", "http://中国.icom.museum:8080/")
+    assert list(transport.policies()) == ["中国.icom.museum:8080"]
+    assert transport.policies()["中国.icom.museum:8080"].name == "api:中国.icom.museum:8080"
+    got = {labels: sum(counts) for labels, (counts, _) in transport.stats.read().items()}
+    assert got == {("GET", "中国.icom.museum", "8080", "200", ""): 2}
+
+
+def test_hosts_are_kept_least_recently_used_first() -> None:
+    transport = ResilientTransport(
+        httpx.MockTransport(lambda request: httpx.Response(200)), policy=policy(), max_hosts=3
+    )
+    with httpx.Client(transport=transport) as client:
+        for host in ("a", "b", "c", "a", "a", "b"):
+            client.get(f"http://{host}.test/")
+        assert list(transport.policies()) == ["c.test:80", "a.test:80", "b.test:80"]
+        client.get("http://d.test/")  # evicts c, the least recently used
+        assert list(transport.policies()) == ["a.test:80", "b.test:80", "d.test:80"]
+        client.get("http://a.test/")
+        client.get("http://e.test/")  # evicts b
+        assert list(transport.policies()) == ["d.test:80", "a.test:80", "e.test:80"]
+
+
 # -- bounded memory and metrics -----------------------------------------------------------------
 
 

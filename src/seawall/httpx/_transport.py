@@ -126,18 +126,18 @@ class _Host:
     breaker, timeouts and bulkhead, no retry) for the others; ``None`` when the template has
     nothing but a retry. ``send`` and ``send_single`` run the transport's attempt through
     their raw shells (fused once per key: this is the per-request hot path); the transport
-    records their call-level SLI itself. ``key`` is the key as users see it; ``port`` the
-    ``server.port`` label when the key is the default one (host and port)."""
+    records their call-level SLI itself. ``key`` is the key as users see it; ``address`` and
+    ``port`` the labels of the request that made it, which are every request's labels when
+    the key is the default one (host and port)."""
 
-    __slots__ = ("key", "policy", "port", "send", "send_single", "single")
+    __slots__ = ("address", "key", "policy", "port", "send", "send_single", "single")
 
     def __init__(self, policy: Policy, single: Policy | None, send: Any, send_single: Any) -> None:
         self.policy = policy
         self.single = single
         self.send = send
         self.send_single = send_single
-        self.key = ""
-        self.port = ""
+        self.key = self.address = self.port = ""
 
 
 class _Call:
@@ -223,6 +223,9 @@ class _Core:
         self._lock = threading.Lock()
         # Keyed by (host, port) with the default key, else by the key function's string.
         self._hosts: OrderedDict[_HostKey, _Host] = OrderedDict()
+        # The host used last, already at the end of the LRU order: a run of requests to one
+        # host moves nothing.
+        self._last: _Host | None = None
         self.stats = HttpStats(self.max_hosts)
 
     # -- per-host policies -------------------------------------------------------------------
@@ -244,38 +247,44 @@ class _Core:
         """The request's state, with what sends it: its key's policy (without the retry when
         the request may not be retried) around one attempt."""
         url = request.url
-        address = url.host
-        port = url.port
+        try:
+            # httpx's parsed URL: its fields are plain tuple reads, where each of the URL's
+            # properties is a frame (and ``host`` an IDNA check) on every request.
+            parts: Any = url._uri_reference
+        except AttributeError:  # pragma: no cover - an httpx without it: the same names
+            parts = url
+        port = parts.port
         if port is None:
-            port = _DEFAULT_PORTS.get(url.scheme, 0)
+            port = _DEFAULT_PORTS.get(parts.scheme, 0)
         # Filled in here rather than by an __init__: one frame fewer per request.
         call: _Call = _new_call(_Call)
         call.method = request.method
-        call.address = address
         call.pending = call.timeout = None
         call.end = 0.0
         hosts = self._hosts
-        key: _HostKey
-        default = self._key is _default_key and self.per_host
-        if default:
-            key = (address, port)  # a tuple: nothing formatted per request
-        elif self.per_host:
-            key = self._key(request)
+        if self._key is _default_key and self.per_host:
+            # A tuple of the host as parsed (IDNA-encoded) and the port: nothing is formatted
+            # or decoded per request; the host's labels are made once, when it is added.
+            key: _HostKey = (parts.host, port)
+            host = hosts.get(key)
+            if host is None:
+                host = self._add(key, url.host, port)
+            call.address, call.port = host.address, host.port
+        else:
+            key = self._key(request) if self.per_host else ""
             if not isinstance(key, str):
                 raise TypeError(f"key must return a str, got {type(key).__name__}")
-        else:
-            key = ""
-        host = hosts.get(key)
-        if host is None:
-            shown = key if isinstance(key, str) else f"{address}:{port}"
-            host = self._add(key, shown, str(port))
-        else:
-            try:  # lock-free on a hit: OrderedDict's get and move_to_end are C calls
+            host = hosts.get(key)
+            if host is None:
+                host = self._add(key, url.host, port)
+            # Keys may group hosts: the labels are the request's own.
+            call.address, call.port = url.host, str(port)
+        if host is not self._last:
+            self._last = host
+            try:  # lock-free: OrderedDict's move_to_end is a C call
                 hosts.move_to_end(key)
             except KeyError:  # evicted meanwhile: this request still uses it
                 pass
-        # With the default key the host's port is the request's: its label is kept there.
-        call.port = host.port if default else str(port)
         if request.method in self.retry_methods and isinstance(request.stream, httpx.ByteStream):
             call.policy, call.send = host.policy, host.send
         else:
@@ -304,19 +313,21 @@ class _Core:
             call.method, call.address, call.port, "", type(exc).__qualname__, seconds
         )
 
-    def _add(self, key: _HostKey, shown: str, port: str) -> _Host:
-        """The host of ``key`` (shown to users as ``shown``; ``port``: its port label), made
-        now unless another request just made it; the least recently used beyond
-        ``max_hosts`` are let go."""
+    def _add(self, key: _HostKey, address: str, port: int) -> _Host:
+        """The host of ``key`` (first seen for ``address`` and ``port``), made now unless
+        another request just made it; the least recently used beyond ``max_hosts`` are let
+        go."""
         hosts = self._hosts
         with self._lock:
             host = hosts.get(key)
             if host is not None:
                 return host
+            shown = key if isinstance(key, str) else f"{address}:{port}"
             host = self._build(f"{self.name}:{shown}" if self.per_host else self.name)
             # Complete before it is published: other requests read it without the lock.
-            host.key, host.port = shown, port
+            host.key, host.address, host.port = shown, address, str(port)
             hosts[key] = host
+            self._last = host  # the newest is at the end already
             while len(hosts) > self.max_hosts:
                 hosts.popitem(last=False)
             return host
