@@ -263,6 +263,10 @@ class Retry(PolicyBase):
                 return result
             run = self._begin(fn, args, started)
             run.returned(result)
+        return self._go_on(run, fn, args)
+
+    def _go_on(self, run: _Run, fn: Callable[..., R], args: Any) -> R:
+        """After the first attempt's outcome: wait, try again, until ``run`` says stop."""
         while (wait := run.next_wait()) is not None:
             if wait > 0:
                 self._clock.sleep(wait)
@@ -295,6 +299,10 @@ class Retry(PolicyBase):
                 return result
             run = self._begin(fn, args, started)
             run.returned(result)
+        return await self._ago_on(run, fn, args)
+
+    async def _ago_on(self, run: _Run, fn: Callable[..., Awaitable[R]], args: Any) -> R:
+        """After the first attempt's outcome: wait, try again, until ``run`` says stop."""
         while (wait := run.next_wait()) is not None:
             if wait > 0:
                 await self._clock.asleep(wait)

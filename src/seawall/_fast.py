@@ -1,0 +1,191 @@
+"""A Policy's fast path: the common call, admitted at once and successful at once, in one frame.
+
+Composed through the parts' raw shells, a call passes one frame per part, and each part reads
+the clock for itself. For a call that every part lets through at once (breaker closed, a free
+bulkhead slot) and that succeeds on its first attempt in time, the fast path does in one frame
+exactly what the parts would: the same counts, the same deadline published, one clock read
+before the call and one after. Anything else goes the composed way: a breaker not closed or a
+full bulkhead before the call starts (nothing has been counted yet); a failure or a late
+return after it, when each part's verdict is handed over to that part (the timeout's counts,
+the breaker's window, the retry's loop, which makes any further attempts through the
+composed parts). ``tests/test_fast_path.py`` checks it against the composed parts, outcome by
+outcome.
+
+Used for policies of retry, breaker, attempt timeout and bulkhead (any two or more of them)
+whose parts share one clock, whose breaker's success needs no lock and whose retry does not
+judge results.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from seawall import _deadline
+from seawall._breaker import _CLOSED, CircuitBreaker
+from seawall._bulkhead import Bulkhead
+from seawall._deadline import Deadline
+from seawall._errors import TimeoutExceededError
+from seawall._observers import observers
+from seawall._retry import Retry
+from seawall._timeout import Timeout
+
+if TYPE_CHECKING:
+    from seawall._clock import Clock
+    from seawall._compose import Policy
+
+__all__ = ["fast_call"]
+
+_new_deadline = object.__new__
+_publish = _deadline.publish
+_enter = _deadline.enter
+_leave = _deadline.leave
+_current_deadline = _deadline.current_deadline
+
+
+class _Parts:
+    """What the fast path reads of a policy's parts, checked once."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.retry: Retry | None = policy.retry
+        self.breaker: CircuitBreaker | None = policy.breaker
+        self.timeout: Timeout | None = policy.attempt_timeout
+        self.bulkhead: Bulkhead | None = policy.bulkhead
+        clocks: list[Clock] = []
+        if self.retry is not None:
+            clocks.append(self.retry.clock)
+            if self.retry.budget is not None:
+                clocks.append(self.retry.budget._clock)
+        if self.breaker is not None:
+            clocks.append(self.breaker.clock)
+        if self.timeout is not None:
+            clocks.append(self.timeout.clock)
+        self.clock = clocks[0] if clocks else None
+        present = [self.retry, self.breaker, self.timeout, self.bulkhead]
+        self.eligible = (
+            policy.fallback is None
+            and policy.total_timeout is None
+            and sum(part is not None for part in present) >= 2
+            and all(clock is self.clock for clock in clocks)
+            and (self.retry is None or self.retry._retry_result is None)
+            and (self.breaker is None or self.breaker._lockfree)
+        )
+
+    def below_retry(self, policy: Policy) -> Callable[..., Any] | None:
+        """The composed parts inside the retry (what its further attempts go through)."""
+        if self.retry is None:
+            return None
+        calls = [part._call for part in policy.policies if part is not self.retry]
+        return functools.partial(calls[0], *calls[1:])
+
+
+def _count_timeout_failure(timeout: Timeout, own: Deadline, exc: BaseException) -> None:
+    """The timeout's verdict on an exception from inside it (as its own shell counts it)."""
+    counts = timeout.counts
+    if isinstance(exc, TimeoutExceededError):
+        (counts.timeout if own.remaining() <= 0.0 else counts.failure).increment()
+    elif isinstance(exc, Exception):
+        counts.failure.increment()
+    else:
+        counts.cancelled.increment()
+
+
+def fast_call(policy: Policy, composed: Callable[..., Any]) -> Callable[..., Any] | None:
+    """The sync raw shell of ``policy`` with the fast path, or ``None`` if it cannot have one.
+
+    ``composed`` is the policy's parts composed: what a call that leaves the fast path before
+    it starts goes through.
+    """
+    parts = _Parts(policy)
+    if not parts.eligible:
+        return None
+    retry, breaker, timeout, bulkhead = parts.retry, parts.breaker, parts.timeout, parts.bulkhead
+    clock: Any = parts.clock
+    now = clock.monotonic
+    below_retry = parts.below_retry(policy)
+    budget = None if retry is None else retry.budget
+    budget_window: Any = None if budget is None else budget._window
+    count_call: Any = None if budget is None else budget._count_call
+    timed = retry is not None and retry._timed
+    seconds = 0.0 if timeout is None else timeout.seconds
+    breaker_window: Any = None if breaker is None else breaker._window
+    slots: Any = None if bulkhead is None else bulkhead._lock
+    queue = None if bulkhead is None else bulkhead._waiters
+    limit = 0 if bulkhead is None else bulkhead.max_concurrent
+
+    def after_failure(fn: Any, args: Any, exc: BaseException, start: float) -> Any:
+        """The attempt failed (raised, or returned after its deadline): the breaker's verdict,
+        then the retry's loop, as the composed parts would."""
+        if breaker is not None:
+            breaker._on_exception(None, exc, 0.0)
+        if retry is None or not isinstance(exc, Exception):
+            raise exc
+        assert below_retry is not None
+        inner_args = (fn, *args)
+        run = retry._begin(below_retry, inner_args, start if timed else None)
+        run.failed(exc)
+        return retry._go_on(run, below_retry, inner_args)
+
+    def call(fn: Callable[..., Any], /, *args: Any) -> Any:
+        if breaker is not None and breaker._state is not _CLOSED:
+            return composed(fn, *args)
+        if bulkhead is not None:
+            slots.acquire()  # not ``with``: see Bulkhead._enter_or_queue
+            if bulkhead._active < limit and not queue:
+                bulkhead._active += 1
+                bulkhead._admitted += 1
+                slots.release()
+            else:
+                slots.release()
+                return composed(fn, *args)  # the bulkhead's own shell queues or refuses
+        own: Any = None
+        token: Any = None
+        try:
+            if bulkhead is not None and observers.bulkhead_wait is not None:
+                observers.bulkhead_wait(bulkhead.name, 0.0)
+            start = now()
+            if budget is not None:
+                if start >= budget_window.bucket_end:
+                    budget._roll()
+                count_call()
+            if timeout is not None:
+                # Filled in here rather than by Deadline's __init__, as Timeout does.
+                own = _new_deadline(Deadline)
+                own.at, own.clock, own.owner = start + seconds, clock, timeout
+                token = _publish(own) if _current_deadline() is None else _enter(own)
+        except BaseException:
+            if bulkhead is not None:
+                bulkhead._release()
+            raise
+        try:
+            result = fn(*args)
+        except BaseException as exc:
+            if token is not None:
+                _leave(token)
+            if bulkhead is not None:
+                bulkhead._release()
+            if timeout is not None:
+                _count_timeout_failure(timeout, own, exc)
+            return after_failure(fn, args, exc, start)
+        if token is not None:
+            _leave(token)
+        if bulkhead is not None:
+            bulkhead._release()
+        end = now()
+        if timeout is not None:
+            if end > own.at:  # each timeout judges its own deadline
+                timeout.counts.timeout.increment()
+                return after_failure(fn, args, own.exceeded(), start)
+            timeout._count_success()
+        if breaker is not None:
+            if end >= breaker_window.bucket_end:
+                breaker._roll()
+            breaker._count_success()
+        if retry is not None:
+            retry._count_first_try_success()
+            if observers.retry_attempts is not None:
+                observers.retry_attempts(retry.name, 1)
+        return result
+
+    return call
