@@ -381,6 +381,39 @@ def test_deadline_shortens_request_timeouts(kind: str) -> None:
         assert 1.5 < timeout[name] <= 2.0
 
 
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        # sooner than every timeout of the request's own, or than none at all: all are cut
+        (httpx.Timeout(5.0), {"connect": 2.0, "read": 2.0, "write": 2.0, "pool": 2.0}),
+        (httpx.Timeout(None), {"connect": 2.0, "read": 2.0, "write": 2.0, "pool": 2.0}),
+        # later than all of them: the request's own, as they are
+        (httpx.Timeout(1.0, read=1.5), {"connect": 1.0, "read": 1.5, "write": 1.0, "pool": 1.0}),
+        # between: only the longer ones are cut
+        (
+            httpx.Timeout(None, connect=1.0, read=3.0),
+            {"connect": 1.0, "read": 2.0, "write": 2.0, "pool": 2.0},
+        ),
+    ],
+)
+def test_each_attempt_gets_its_own_timeouts_cut_to_its_deadline(
+    kind: str, given: httpx.Timeout, expected: dict[str, float]
+) -> None:
+    clock = FakeClock()
+    seen: list[dict[str, float]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(dict(request.extensions["timeout"]))
+        return httpx.Response(500 if len(seen) == 1 else 200)
+
+    timeout = seawall.Timeout(2.0, clock=clock)
+    retry = seawall.Retry(on=seawall.httpx.FailureResponse, attempts=2, wait=0, clock=clock)
+    api = seawall.Policy("api", retry=retry, attempt_timeout=timeout, clock=clock)
+    transport = make(kind, httpx.MockTransport(handler), policy=api)
+    assert send(kind, transport, "GET", "https://a.test/", timeout=given).status_code == 200
+    assert seen == [expected, expected]  # the retry's attempt has a fresh 2 s
+
+
 def test_outer_sync_timeout_shortens_and_converts() -> None:
     seen: list[dict[str, float]] = []
 
