@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -18,6 +19,7 @@ import pytest
 
 import seawall
 from seawall import Bulkhead, BulkheadFullError, RejectedError, Timeout, TimeoutExceededError
+from seawall._bulkhead import _ThreadWaiter
 from seawall._histogram import DURATION_BUCKETS
 from seawall.testing import FakeClock
 
@@ -327,6 +329,72 @@ def test_threads_and_tasks_share_one_limit() -> None:
 
 
 # -- without a queue: rejected at once ------------------------------------------------------------
+
+
+@pytest.fixture
+def fast_switching() -> Any:
+    """Threads switch as often as CPython allows: races between taking and giving back slots
+    lock-free and queueing under the lock get their chance."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    yield
+    sys.setswitchinterval(before)
+
+
+def test_slots_churned_by_threads_and_tasks_all_reach_a_caller(fast_switching: Any) -> None:
+    # Short calls, many more callers than slots: slots are given back lock-free while others
+    # queue. A slot given back that no waiter got would leave a waiter to time out (10 s) and
+    # be refused; a token given back twice would let more than two in.
+    bulkhead = Bulkhead(2, max_queue=64, max_wait=HANG, name="churn")
+    peak = Peak()
+    threads, tasks, calls = 8, 8, 300
+
+    def work(kind: str) -> int:
+        peak.enter(kind)
+        if kind == "thread":
+            time.sleep(0)  # let the others run while this one holds a slot
+        peak.leave(kind)
+        return 1
+
+    async def awork() -> int:
+        await asyncio.sleep(0)
+        return work("task")
+
+    async def tasks_main() -> int:
+        async def one() -> int:
+            return sum([await bulkhead.acall(awork) for _ in range(calls)])
+
+        return sum(await asyncio.gather(*(one() for _ in range(tasks))))
+
+    def thread_main() -> int:
+        return sum(bulkhead.call(work, "thread") for _ in range(calls))
+
+    loop = ThreadCall(None, lambda: asyncio.run(tasks_main()))
+    workers = [ThreadCall(None, thread_main) for _ in range(threads)]
+    assert [w.join() for w in workers] == [calls] * threads
+    assert loop.join() == calls * tasks
+    assert peak.peak <= 2
+    snap = bulkhead.snapshot()
+    total = (threads + tasks) * calls
+    assert (snap.admitted, snap.rejected, snap.active, snap.queued) == (total, 0, 0, 0)
+    assert bulkhead.active == 0
+    assert snap.waited > 0  # the queue was used, not only the lock-free path
+
+
+def test_a_slot_given_back_while_a_caller_queues_goes_to_that_caller() -> None:
+    # The interleaving the churn test can only hope for, made certain: the slot comes back
+    # (lock-free, finding nobody queued) after the caller found none free, before it queued.
+    bulkhead = Bulkhead(1, max_queue=1, max_wait=HANG)
+    assert bulkhead._take()  # the only slot is in use
+
+    def queue_as_the_slot_comes_back() -> _ThreadWaiter:
+        bulkhead._release()
+        return _ThreadWaiter()
+
+    waiter = bulkhead._enter_or_queue(queue_as_the_slot_comes_back)
+    assert waiter is not None
+    assert waiter.granted
+    assert (bulkhead.active, bulkhead.queued) == (1, 0)
 
 
 def test_sync_without_a_queue_excess_callers_are_rejected_at_once() -> None:

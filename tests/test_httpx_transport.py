@@ -335,8 +335,7 @@ def test_a_full_bulkhead_is_an_httpx_error(kind: str) -> None:
     host_bulkhead = transport.policies()["a.test:443"].bulkhead
     assert host_bulkhead is not None
     assert host_bulkhead is not transport.template.bulkhead
-    with host_bulkhead._lock:
-        host_bulkhead._active = 1  # occupy the only slot
+    assert host_bulkhead._take()  # occupy the only slot
     with pytest.raises(httpx.TransportError) as caught:
         send(kind, transport, "GET", "https://a.test/")
     assert isinstance(caught.value, BulkheadFullHTTPError)

@@ -1372,6 +1372,7 @@ def test_nothing_from_an_exception_message_becomes_a_label(
     for family in registry.collect():
         for s in family.samples:
             for label in s.labels.values():
+                # Other tests' live policies may have "http" or "user" in their names.
                 assert "12345" not in label, s
-                assert "http" not in label, s
-                assert "user" not in label, s
+                assert "http://x/y" not in label, s
+                assert "user 1" not in label, s

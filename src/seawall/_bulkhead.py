@@ -1,14 +1,16 @@
 """Bulkhead: a limit on concurrent calls shared by threads and asyncio tasks.
 
-The core is one lock, a count of active calls and a FIFO of waiters. A waiter is either a
-thread (woken through a lock it blocks on) or a task (woken through a future on its own
-loop), so one limit holds across both. A freed slot is handed straight to the first waiter,
-so a waiter can never lose its slot to a newcomer.
+The core is a list of free-slot tokens, a FIFO of waiters and a lock for the queue. A call
+that finds a slot free while nobody waits takes a token and gives it back without the lock.
+A waiter is either a thread (woken through a lock it blocks on) or a task (woken through a
+future on its own loop), so one limit holds across both. A freed slot is handed straight to
+the first waiter, and a newcomer that finds waiters queues behind them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -23,6 +25,10 @@ from seawall._errors import BulkheadFullError
 from seawall._histogram import Histogram
 from seawall._observers import observers
 from seawall._validate import check_int, check_number
+from seawall._window import AtomicCounter
+
+# The lock-free slots rely on the GIL making one C call atomic.
+_GIL_ENABLED: bool = getattr(sys, "_is_gil_enabled", lambda: True)()
 
 __all__ = ["Bulkhead", "BulkheadSnapshot"]
 
@@ -121,9 +127,14 @@ class Bulkhead(PolicyBase):
         if self.max_wait and not self.max_queue:
             raise ValueError("max_queue must be > 0 when max_wait > 0: nothing can wait otherwise")
         self._lock = threading.Lock()
-        self._active = 0
+        # One token per free slot. Taking one (list.pop) and giving it back (list.append) are
+        # single C calls, atomic under the GIL: a call that finds a slot free takes no lock.
+        self._free: list[None] = [None] * self.max_concurrent
+        self._lockfree = _GIL_ENABLED
         self._waiters: deque[_Waiter] = deque()
-        self._admitted = 0
+        self._admitted_at_once = AtomicCounter()  # admitted without waiting (lock-free)
+        self._count_admitted = self._admitted_at_once.increment
+        self._admitted = 0  # admitted after waiting
         self._rejected = 0
         self._waits = Histogram()
 
@@ -131,30 +142,46 @@ class Bulkhead(PolicyBase):
 
     def _enter_or_queue(self, make_waiter: Callable[[], W]) -> W | None:
         """Take a slot (``None``), or join the queue (the waiter), or raise when full."""
-        # acquire/release rather than ``with``: this runs on every call, and the statement's
-        # __exit__ call costs about as much as the rest of the method.
-        lock = self._lock
-        lock.acquire()
-        try:
-            if self._active < self.max_concurrent and not self._waiters:
-                self._active += 1
-                self._admitted += 1
-                waiter = None
-                full = False
+        # Lock-free when nobody waits (a newcomer never passes a queued waiter by much: one
+        # that queues meanwhile may lose this slot to it, as if it had come a moment later).
+        if self._lockfree and not self._waiters:
+            try:
+                self._free.pop()
+            except IndexError:
+                pass
+            else:
+                self._count_admitted()
+                if observers.bulkhead_wait is not None:
+                    observers.bulkhead_wait(self.name, 0.0)
+                return None
+        waiter: W | None = None
+        full = False
+        wake: list[_Waiter] = []
+        with self._lock:
+            if not self._waiters and self._take():
+                self._count_admitted()
             elif len(self._waiters) >= self.max_queue:
                 self._rejected += 1
                 full = True
             else:
-                full = False
                 waiter = make_waiter()
                 self._waiters.append(waiter)
-        finally:
-            lock.release()
+                # A slot given back between the checks above and this append saw no waiter
+                # to hand it to: this waiter takes it (see _release).
+                wake = self._hand_over_locked()
+        self._wake(wake)
         if full:
             raise BulkheadFullError(self.name, detail="full")
         if waiter is None and observers.bulkhead_wait is not None:
             observers.bulkhead_wait(self.name, 0.0)
         return waiter
+
+    def _take(self) -> bool:
+        try:
+            self._free.pop()
+        except IndexError:
+            return False
+        return True
 
     def _settle(self, waiter: _Waiter, started: float, deadline: Deadline | None = None) -> None:
         """After a wait: keep the slot if it was handed over, else leave the queue and raise
@@ -187,23 +214,42 @@ class Bulkhead(PolicyBase):
         self._release()
 
     def _release(self) -> None:
-        lock = self._lock
-        while True:
-            lock.acquire()  # not ``with``: see _enter_or_queue
-            try:
-                if not self._waiters:
-                    self._active -= 1
-                    return
-                waiter = self._waiters.popleft()
-                waiter.granted = True  # the slot passes straight on; active stays the same
-            finally:
-                lock.release()
+        """Give a slot back; the first waiter, if any, gets it."""
+        if self._lockfree:
+            self._free.append(None)
+            # After the append: a waiter that queued before it is seen here; one that queues
+            # after it sees the token when it queues. Either way the slot reaches a waiter.
+            if self._waiters:
+                self._pass_on()
+            return
+        with self._lock:
+            self._free.append(None)
+            wake = self._hand_over_locked()
+        self._wake(wake)
+
+    def _pass_on(self) -> None:
+        """Free slots to the first waiters (a slot was given back while they wait)."""
+        with self._lock:
+            wake = self._hand_over_locked()
+        self._wake(wake)
+
+    def _hand_over_locked(self) -> list[_Waiter]:
+        """Free slots to the first waiters, in order (lock held); those to wake."""
+        wake: list[_Waiter] = []
+        waiters = self._waiters
+        while waiters and self._take():
+            waiter = waiters.popleft()
+            waiter.granted = True  # the slot is the waiter's from now on
+            wake.append(waiter)
+        return wake
+
+    def _wake(self, waiters: list[_Waiter]) -> None:
+        for waiter in waiters:
             try:
                 waiter.wake()
-                return
             except RuntimeError:
                 # Its event loop is closed: nobody will take the slot, so pass it on.
-                continue
+                self._release()
 
     # -- the shells ------------------------------------------------------------------------
 
@@ -245,7 +291,7 @@ class Bulkhead(PolicyBase):
 
     @property
     def active(self) -> int:
-        return self._active
+        return self.max_concurrent - len(self._free)
 
     @property
     def queued(self) -> int:
@@ -257,9 +303,9 @@ class Bulkhead(PolicyBase):
             return BulkheadSnapshot(
                 name=self.name,
                 limit=self.max_concurrent,
-                active=self._active,
+                active=self.max_concurrent - len(self._free),
                 queued=len(self._waiters),
-                admitted=self._admitted,
+                admitted=self._admitted_at_once.value + self._admitted,
                 rejected=self._rejected,
                 wait_buckets=buckets,
                 wait_seconds_total=wait_total,

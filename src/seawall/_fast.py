@@ -12,8 +12,8 @@ composed parts). ``tests/test_fast_path.py`` checks it against the composed part
 outcome.
 
 Used for policies of retry, breaker, attempt timeout and bulkhead (any two or more of them)
-whose parts share one clock, whose breaker's success needs no lock and whose retry does not
-judge results.
+whose parts share one clock, whose breaker's success and bulkhead's free slot need no lock,
+and whose retry does not judge results.
 """
 
 from __future__ import annotations
@@ -70,6 +70,7 @@ class _Parts:
             and all(clock is self.clock for clock in clocks)
             and (self.retry is None or self.retry._retry_result is None)
             and (self.breaker is None or self.breaker._lockfree)
+            and (self.bulkhead is None or self.bulkhead._lockfree)
         )
 
     def below_retry(self, policy: Policy) -> Callable[..., Any] | None:
@@ -110,9 +111,10 @@ def fast_call(policy: Policy, composed: Callable[..., Any]) -> Callable[..., Any
     timed = retry is not None and retry._timed
     seconds = 0.0 if timeout is None else timeout.seconds
     breaker_window: Any = None if breaker is None else breaker._window
-    slots: Any = None if bulkhead is None else bulkhead._lock
     queue = None if bulkhead is None else bulkhead._waiters
-    limit = 0 if bulkhead is None else bulkhead.max_concurrent
+    take: Any = None if bulkhead is None else bulkhead._free.pop
+    give_back: Any = None if bulkhead is None else bulkhead._free.append
+    count_admitted: Any = None if bulkhead is None else bulkhead._count_admitted
 
     def after_failure(fn: Any, args: Any, exc: BaseException, start: float) -> Any:
         """The attempt failed (raised, or returned after its deadline): the breaker's verdict,
@@ -131,14 +133,15 @@ def fast_call(policy: Policy, composed: Callable[..., Any]) -> Callable[..., Any
         if breaker is not None and breaker._state is not _CLOSED:
             return composed(fn, *args)
         if bulkhead is not None:
-            slots.acquire()  # not ``with``: see Bulkhead._enter_or_queue
-            if bulkhead._active < limit and not queue:
-                bulkhead._active += 1
-                bulkhead._admitted += 1
-                slots.release()
-            else:
-                slots.release()
-                return composed(fn, *args)  # the bulkhead's own shell queues or refuses
+            # A free slot while nobody waits, lock-free as in Bulkhead._enter_or_queue; else
+            # the bulkhead's own shell queues or refuses.
+            if queue:
+                return composed(fn, *args)
+            try:
+                take()
+            except IndexError:
+                return composed(fn, *args)
+            count_admitted()
         own: Any = None
         token: Any = None
         try:
@@ -171,7 +174,9 @@ def fast_call(policy: Policy, composed: Callable[..., Any]) -> Callable[..., Any
         if token is not None:
             _leave(token)
         if bulkhead is not None:
-            bulkhead._release()
+            give_back(None)  # as Bulkhead._release does
+            if queue:
+                bulkhead._pass_on()
         end = now()
         if timeout is not None:
             if end > own.at:  # each timeout judges its own deadline
