@@ -36,8 +36,6 @@ __all__ = [
 DEFAULT_RETRY_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 _VERDICTS = ("success", "failure", "backpressure")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-#: httpx's timeouts, in a request's ``timeout`` extension.
-_TIMEOUT_NAMES = ("connect", "read", "write", "pool")
 #: Status codes as labels, made once.
 _CODES = {status: str(status) for status in range(100, 600)}
 
@@ -144,21 +142,18 @@ class _Host:
 
 class _Call:
     """One request's state across its attempts: its labels for the HTTP series, the request's
-    own timeouts (read at its first shortening, with the shortest and longest of them), the
-    response an attempt got that the next one discards, and what the call-level SLI needs
-    (the policy's stats, when the call started, when its last attempt ended). Made by
-    :meth:`_Core._prepare`."""
+    own timeouts (read at its first shortening), the response an attempt got that the next
+    one discards, and what the call-level SLI needs (the policy's stats, when the call
+    started, when its last attempt ended). Made by :meth:`_Core._prepare`."""
 
     __slots__ = (
         "address",
         "end",
-        "longest",
         "method",
         "pending",
         "policy",
         "port",
         "send",
-        "shortest",
         "start",
         "timeout",
     )
@@ -173,8 +168,6 @@ class _Call:
     pending: httpx.Response | None
     # Never changed in place: a shortened attempt gets a new dict.
     timeout: dict[str, float | None] | None
-    shortest: float
-    longest: float
 
     def take(self) -> httpx.Response | None:
         response, self.pending = self.pending, None
@@ -394,36 +387,20 @@ class _Core:
             raise deadline.exceeded()
         own = call.timeout
         if own is None:
-            own = self._own_timeouts(request, call)
-        if left <= call.shortest:  # the common case: sooner than every timeout of its own
-            # A literal: dict.fromkeys costs twice as much here.
-            request.extensions["timeout"] = {
-                "connect": left,
-                "read": left,
-                "write": left,
-                "pool": left,
-            }
-        elif left >= call.longest:  # nothing to shorten (an earlier attempt may have)
-            request.extensions["timeout"] = own
-        else:
-            shortened: dict[str, float | None] = {}
-            for name in _TIMEOUT_NAMES:
-                value = own.get(name)
-                shortened[name] = left if value is None or value > left else value
-            request.extensions["timeout"] = shortened
-
-    @staticmethod
-    def _own_timeouts(request: httpx.Request, call: _Call) -> dict[str, float | None]:
-        """The request's own timeouts, read at its first shortening; with the shortest and
-        the longest of them (``None``: no limit)."""
-        given = request.extensions.get("timeout")
-        own: dict[str, float | None] = given if isinstance(given, dict) else {}
-        values = [own.get(name) for name in _TIMEOUT_NAMES]
-        limits = [value for value in values if value is not None]
-        call.shortest = min(limits, default=math.inf)
-        call.longest = max(limits) if len(limits) == len(values) else math.inf
-        call.timeout = own
-        return own
+            given = request.extensions.get("timeout")
+            own = call.timeout = given if isinstance(given, dict) else {}
+        try:  # httpx's clients always give all four
+            connect, read, write, pool = own["connect"], own["read"], own["write"], own["pool"]
+        except KeyError:
+            get = own.get
+            connect, read, write, pool = get("connect"), get("read"), get("write"), get("pool")
+        # Unrolled: this runs on every attempt under a deadline.
+        request.extensions["timeout"] = {
+            "connect": left if connect is None or connect > left else connect,
+            "read": left if read is None or read > left else read,
+            "write": left if write is None or write > left else write,
+            "pool": left if pool is None or pool > left else pool,
+        }
 
     def _judge(
         self, request: httpx.Request, call: _Call, response: httpx.Response, seconds: float
