@@ -11,7 +11,7 @@ from seawall._breaker import CircuitBreaker
 from seawall._bulkhead import Bulkhead
 from seawall._clock import Clock
 from seawall._fallback import Fallback
-from seawall._fast import fast_call
+from seawall._fast import fast_acall, fast_call
 from seawall._retry import Retry
 from seawall._timeout import Timeout
 
@@ -152,15 +152,24 @@ class Policy(Pipeline):
             self.attempt_timeout._inherit_name(f"{name}.attempt")
             self.attempt_timeout._name_given = True
         super().__init__(*parts, name=name, clock=clock)
-        composed = super()._raw_call()
         # The common call (let through at once, successful at once) in one frame; see _fast.
+        composed = super()._raw_call()
         self._sync_shell: Callable[..., Any] = fast_call(self, composed) or composed
+        composed = super()._raw_acall()
+        self._async_shell: Callable[..., Any] = fast_acall(self, composed) or composed
 
     def _raw_call(self) -> Callable[..., Any]:
         return self._sync_shell
 
+    def _raw_acall(self) -> Callable[..., Any]:
+        return self._async_shell
+
     def _call(self, fn: Callable[..., R], /, *args: Any) -> R:
         result: R = self._sync_shell(fn, *args)
+        return result
+
+    async def _acall(self, fn: Callable[..., Awaitable[R]], /, *args: Any) -> R:
+        result: R = await self._async_shell(fn, *args)
         return result
 
     def __repr__(self) -> str:

@@ -18,8 +18,9 @@ and whose retry does not judge results.
 
 from __future__ import annotations
 
+import asyncio
 import functools
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from seawall import _deadline
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
     from seawall._clock import Clock
     from seawall._compose import Policy
 
-__all__ = ["fast_call"]
+__all__ = ["fast_acall", "fast_call"]
 
 _new_deadline = object.__new__
 _publish = _deadline.publish
@@ -73,11 +74,12 @@ class _Parts:
             and (self.bulkhead is None or self.bulkhead._lockfree)
         )
 
-    def below_retry(self, policy: Policy) -> Callable[..., Any] | None:
+    def below_retry(self, policy: Policy, *, sync: bool) -> Callable[..., Any] | None:
         """The composed parts inside the retry (what its further attempts go through)."""
         if self.retry is None:
             return None
-        calls = [part._call for part in policy.policies if part is not self.retry]
+        inner = [part for part in policy.policies if part is not self.retry]
+        calls = [part._call if sync else part._acall for part in inner]
         return functools.partial(calls[0], *calls[1:])
 
 
@@ -104,7 +106,7 @@ def fast_call(policy: Policy, composed: Callable[..., Any]) -> Callable[..., Any
     retry, breaker, timeout, bulkhead = parts.retry, parts.breaker, parts.timeout, parts.bulkhead
     clock: Any = parts.clock
     now = clock.monotonic
-    below_retry = parts.below_retry(policy)
+    below_retry = parts.below_retry(policy, sync=True)
     budget = None if retry is None else retry.budget
     budget_window: Any = None if budget is None else budget._window
     count_call: Any = None if budget is None else budget._count_call
@@ -194,3 +196,109 @@ def fast_call(policy: Policy, composed: Callable[..., Any]) -> Callable[..., Any
         return result
 
     return call
+
+
+def fast_acall(policy: Policy, composed: Callable[..., Any]) -> Callable[..., Any] | None:
+    """The async raw shell of ``policy`` with the fast path, or ``None`` (see :func:`fast_call`;
+    the attempt timeout cancels the call as :class:`Timeout`'s async shell does)."""
+    parts = _Parts(policy)
+    if not parts.eligible:
+        return None
+    retry, breaker, timeout, bulkhead = parts.retry, parts.breaker, parts.timeout, parts.bulkhead
+    clock: Any = parts.clock
+    now = clock.monotonic
+    below_retry = parts.below_retry(policy, sync=False)
+    budget = None if retry is None else retry.budget
+    budget_window: Any = None if budget is None else budget._window
+    count_call: Any = None if budget is None else budget._count_call
+    timed = retry is not None and retry._timed
+    seconds = 0.0 if timeout is None else timeout.seconds
+    breaker_window: Any = None if breaker is None else breaker._window
+    queue = None if bulkhead is None else bulkhead._waiters
+    take: Any = None if bulkhead is None else bulkhead._free.pop
+    give_back: Any = None if bulkhead is None else bulkhead._free.append
+    count_admitted: Any = None if bulkhead is None else bulkhead._count_admitted
+
+    async def after_failure(fn: Any, args: Any, exc: BaseException, start: float) -> Any:
+        if breaker is not None:
+            breaker._on_exception(None, exc, 0.0)
+        if retry is None or not isinstance(exc, Exception):
+            raise exc
+        assert below_retry is not None
+        inner_args = (fn, *args)
+        run = retry._begin(below_retry, inner_args, start if timed else None)
+        run.failed(exc)
+        return await retry._ago_on(run, below_retry, inner_args)
+
+    async def acall(fn: Callable[..., Awaitable[Any]], /, *args: Any) -> Any:
+        if breaker is not None and breaker._state is not _CLOSED:
+            return await composed(fn, *args)
+        if bulkhead is not None:
+            if queue:
+                return await composed(fn, *args)
+            try:
+                take()
+            except IndexError:
+                return await composed(fn, *args)
+            count_admitted()
+        token: Any = None
+        scope: Any = None
+        try:
+            if bulkhead is not None and observers.bulkhead_wait is not None:
+                observers.bulkhead_wait(bulkhead.name, 0.0)
+            start = now()
+            if budget is not None:
+                if start >= budget_window.bucket_end:
+                    budget._roll()
+                count_call()
+            if timeout is not None:
+                own = _new_deadline(Deadline)
+                own.at, own.clock, own.owner = start + seconds, clock, timeout
+                token = _publish(own) if _current_deadline() is None else _enter(own)
+                scope = asyncio.timeout(seconds)
+        except BaseException:
+            if token is not None:
+                _leave(token)
+            if bulkhead is not None:
+                bulkhead._release()
+            raise
+        try:
+            if scope is not None:
+                async with scope:
+                    result = await fn(*args)
+            else:
+                result = await fn(*args)
+        except BaseException as exc:
+            if token is not None:
+                _leave(token)
+            if bulkhead is not None:
+                bulkhead._release()
+            if timeout is not None:
+                # As Timeout's async shell counts it; its own expiry becomes its error.
+                counts = timeout.counts
+                if isinstance(exc, TimeoutError) and scope.expired():
+                    counts.timeout.increment()
+                    error = TimeoutExceededError(timeout.name, seconds)
+                    error.__cause__ = exc
+                    return await after_failure(fn, args, error, start)
+                (counts.failure if isinstance(exc, Exception) else counts.cancelled).increment()
+            return await after_failure(fn, args, exc, start)
+        if token is not None:
+            _leave(token)
+        if bulkhead is not None:
+            give_back(None)  # as Bulkhead._release does
+            if queue:
+                bulkhead._pass_on()
+        if timeout is not None:
+            timeout._count_success()
+        if breaker is not None:
+            if now() >= breaker_window.bucket_end:
+                breaker._roll()
+            breaker._count_success()
+        if retry is not None:
+            retry._count_first_try_success()
+            if observers.retry_attempts is not None:
+                observers.retry_attempts(retry.name, 1)
+        return result
+
+    return acall
