@@ -172,28 +172,32 @@ def fast_call(policy: Policy, composed: Callable[..., Any]) -> Callable[..., Any
                 bulkhead._release()
             if timeout is not None:
                 _count_timeout_failure(timeout, own, exc)
-            return after_failure(fn, args, exc, start)
-        if token is not None:
-            _leave(token)
-        if bulkhead is not None:
-            give_back(None)  # as Bulkhead._release does
-            if queue:
-                bulkhead._pass_on()
-        end = now()
-        if timeout is not None:
-            if end > own.at:  # each timeout judges its own deadline
-                timeout.counts.timeout.increment()
-                return after_failure(fn, args, own.exceeded(), start)
-            timeout._count_success()
-        if breaker is not None:
-            if end >= breaker_window.bucket_end:
-                breaker._roll()
-            breaker._count_success()
-        if retry is not None:
-            retry._count_first_try_success()
-            if observers.retry_attempts is not None:
-                observers.retry_attempts(retry.name, 1)
-        return result
+            failure: BaseException = exc
+        else:
+            if token is not None:
+                _leave(token)
+            if bulkhead is not None:
+                give_back(None)  # as Bulkhead._release does
+                if queue:
+                    bulkhead._pass_on()
+            end = now()
+            if timeout is not None:
+                if end > own.at:  # each timeout judges its own deadline
+                    timeout.counts.timeout.increment()
+                    return after_failure(fn, args, own.exceeded(), start)
+                timeout._count_success()
+            if breaker is not None:
+                if end >= breaker_window.bucket_end:
+                    breaker._roll()
+                breaker._count_success()
+            if retry is not None:
+                retry._count_first_try_success()
+                if observers.retry_attempts is not None:
+                    observers.retry_attempts(retry.name, 1)
+            return result
+        # Outside the handler, as in the composed parts: further attempts (and their errors)
+        # are not made while the first attempt's exception is being handled.
+        return after_failure(fn, args, failure, start)
 
     return call
 
@@ -273,32 +277,36 @@ def fast_acall(policy: Policy, composed: Callable[..., Any]) -> Callable[..., An
                 _leave(token)
             if bulkhead is not None:
                 bulkhead._release()
+            failure: BaseException = exc
             if timeout is not None:
-                # As Timeout's async shell counts it; its own expiry becomes its error.
+                # As Timeout's async shell counts it; its own expiry becomes its error,
+                # raised from the TimeoutError.
                 counts = timeout.counts
                 if isinstance(exc, TimeoutError) and scope.expired():
                     counts.timeout.increment()
-                    error = TimeoutExceededError(timeout.name, seconds)
-                    error.__cause__ = exc
-                    return await after_failure(fn, args, error, start)
-                (counts.failure if isinstance(exc, Exception) else counts.cancelled).increment()
-            return await after_failure(fn, args, exc, start)
-        if token is not None:
-            _leave(token)
-        if bulkhead is not None:
-            give_back(None)  # as Bulkhead._release does
-            if queue:
-                bulkhead._pass_on()
-        if timeout is not None:
-            timeout._count_success()
-        if breaker is not None:
-            if now() >= breaker_window.bucket_end:
-                breaker._roll()
-            breaker._count_success()
-        if retry is not None:
-            retry._count_first_try_success()
-            if observers.retry_attempts is not None:
-                observers.retry_attempts(retry.name, 1)
-        return result
+                    failure = TimeoutExceededError(timeout.name, seconds)
+                    failure.__cause__ = failure.__context__ = exc
+                else:
+                    (counts.failure if isinstance(exc, Exception) else counts.cancelled).increment()
+        else:
+            if token is not None:
+                _leave(token)
+            if bulkhead is not None:
+                give_back(None)  # as Bulkhead._release does
+                if queue:
+                    bulkhead._pass_on()
+            if timeout is not None:
+                timeout._count_success()
+            if breaker is not None:
+                if now() >= breaker_window.bucket_end:
+                    breaker._roll()
+                breaker._count_success()
+            if retry is not None:
+                retry._count_first_try_success()
+                if observers.retry_attempts is not None:
+                    observers.retry_attempts(retry.name, 1)
+            return result
+        # Outside the handler, as in the composed parts (see fast_call).
+        return await after_failure(fn, args, failure, start)
 
     return acall
