@@ -397,6 +397,33 @@ def test_a_slot_given_back_while_a_caller_queues_goes_to_that_caller() -> None:
     assert (bulkhead.active, bulkhead.queued) == (1, 0)
 
 
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_a_failing_wait_recorder_gives_the_slot_back(kind: str) -> None:
+    # An exporter's per-event recorder that raises must not cost the bulkhead a slot.
+    from seawall._observers import observers
+
+    def broken(name: str, seconds: float) -> None:
+        raise RuntimeError("recorder")
+
+    bulkhead = Bulkhead(1)
+
+    def one_call() -> None:
+        if kind == "sync":
+            bulkhead.call(lambda: None)
+        else:
+            asyncio.run(bulkhead.acall(asyncio.sleep, 0))
+
+    saved, observers.bulkhead_wait = observers.bulkhead_wait, broken
+    try:
+        for _ in range(2):
+            with pytest.raises(RuntimeError, match="recorder"):
+                one_call()
+            assert bulkhead.active == 0
+    finally:
+        observers.bulkhead_wait = saved
+    assert bulkhead.call(lambda: "ok") == "ok"
+
+
 def test_sync_without_a_queue_excess_callers_are_rejected_at_once() -> None:
     bulkhead = Bulkhead(2, name="pool")
     gate = Gate()

@@ -152,7 +152,7 @@ class Bulkhead(PolicyBase):
             else:
                 self._count_admitted()
                 if observers.bulkhead_wait is not None:
-                    observers.bulkhead_wait(self.name, 0.0)
+                    self._record_wait(0.0)
                 return None
         waiter: W | None = None
         full = False
@@ -173,8 +173,19 @@ class Bulkhead(PolicyBase):
         if full:
             raise BulkheadFullError(self.name, detail="full")
         if waiter is None and observers.bulkhead_wait is not None:
-            observers.bulkhead_wait(self.name, 0.0)
+            self._record_wait(0.0)
         return waiter
+
+    def _record_wait(self, seconds: float) -> None:
+        """Report an admitted call's wait; if the recorder fails, the slot goes back."""
+        recorder = observers.bulkhead_wait
+        if recorder is None:
+            return
+        try:
+            recorder(self.name, seconds)
+        except BaseException:
+            self._release()
+            raise
 
     def _take(self) -> bool:
         try:
@@ -198,7 +209,7 @@ class Bulkhead(PolicyBase):
                 granted = False
         if granted:
             if observers.bulkhead_wait is not None:
-                observers.bulkhead_wait(self.name, waited)
+                self._record_wait(waited)
             return
         if deadline is not None and deadline.remaining() <= 0.0:
             raise deadline.exceeded()

@@ -137,11 +137,14 @@ def fast_call(policy: Policy, composed: Callable[..., Any]) -> Callable[..., Any
         if bulkhead is not None:
             # A free slot while nobody waits, lock-free as in Bulkhead._enter_or_queue; else
             # the bulkhead's own shell queues or refuses.
-            if queue:
-                return composed(fn, *args)
-            try:
-                take()
-            except IndexError:
+            taken = False
+            if not queue:
+                try:
+                    take()
+                    taken = True
+                except IndexError:
+                    pass
+            if not taken:  # outside the handler: the composed call is no part of it
                 return composed(fn, *args)
             count_admitted()
         own: Any = None
@@ -238,11 +241,14 @@ def fast_acall(policy: Policy, composed: Callable[..., Any]) -> Callable[..., An
         if breaker is not None and breaker._state is not _CLOSED:
             return await composed(fn, *args)
         if bulkhead is not None:
-            if queue:
-                return await composed(fn, *args)
-            try:
-                take()
-            except IndexError:
+            taken = False
+            if not queue:
+                try:
+                    take()
+                    taken = True
+                except IndexError:
+                    pass
+            if not taken:  # outside the handler: the composed call is no part of it
                 return await composed(fn, *args)
             count_admitted()
         token: Any = None
