@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import weakref
 from bisect import bisect_left
+from collections import deque
 
 from seawall._histogram import DURATION_BUCKETS, Histogram
 from seawall._observers import observers
@@ -30,16 +31,35 @@ _BOUNDS = DURATION_BUCKETS
 _FIRST = _BOUNDS[0]
 #: How many label sets, as given, the fast path remembers per transport.
 _SEEN_LIMIT = 4096
+#: Attempts a series holds before they are folded into its histogram (and on every read).
+_FOLD_AT = 256
+
+
+class _Series:
+    """One label set's histogram, and the durations observed since it was last brought up to
+    date: appended lock-free, folded into the histogram under the lock."""
+
+    __slots__ = ("histogram", "labels", "pending")
+
+    def __init__(self, labels: HttpLabels) -> None:
+        self.labels = labels
+        self.histogram = Histogram(_BOUNDS)
+        self.pending: deque[float] = deque()
 
 
 class HttpStats:
-    """Duration histograms of HTTP attempts, one per label set, under one lock."""
+    """Duration histograms of HTTP attempts, one per label set.
+
+    An attempt's duration is appended to its series' pending queue (``deque.append``, one C
+    call, atomic: no lock per attempt); the lock is taken to fold the queue into the
+    histogram, every :data:`_FOLD_AT` attempts and whenever the series are read.
+    """
 
     __slots__ = (
         "__weakref__",
-        "_histograms",
         "_lock",
         "_seen",
+        "_series",
         "_servers",
         "max_addresses",
     )
@@ -47,55 +67,72 @@ class HttpStats:
     def __init__(self, max_addresses: int) -> None:
         self.max_addresses = max_addresses
         self._lock = threading.Lock()
-        self._histograms: dict[HttpLabels, Histogram] = {}
+        self._series: dict[HttpLabels, _Series] = {}
         self._servers: set[tuple[str, str]] = set()
-        # The histogram and labels of each label set as given, before the bounding: the hot
-        # path is one lookup. Bounded too: a full cache stops growing, the misses go the slow way.
-        self._seen: dict[HttpLabels, tuple[Histogram, HttpLabels]] = {}
+        # The series of each label set as given, before the bounding: the hot path is one
+        # lookup. Bounded too: a full cache stops growing, the misses go the slow way.
+        self._seen: dict[HttpLabels, _Series] = {}
         _register(self)
 
     def observe(
         self, method: str, address: str, port: str, status: str, error_type: str, seconds: float
     ) -> None:
         given = (method, address, port, status, error_type)
-        lock = self._lock
-        lock.acquire()  # not ``with``: its __exit__ call costs as much as the rest here
-        try:
-            seen = self._seen.get(given)
-            if seen is None:
-                seen = self._bounded(given)
-            histogram, labels = seen
-            # Most loopback and in-datacenter attempts land in the first bucket.
-            histogram.counts[0 if seconds <= _FIRST else bisect_left(_BOUNDS, seconds)] += 1
-            histogram.sum += seconds
-        finally:
-            lock.release()
+        series = self._seen.get(given)
+        if series is None:
+            series = self._bounded(given)
+        pending = series.pending
+        pending.append(seconds)
+        if len(pending) >= _FOLD_AT:
+            self._fold(series)
         if observers.http_request_duration is not None:
-            observers.http_request_duration(labels, seconds)
+            observers.http_request_duration(series.labels, seconds)
 
-    def _bounded(self, given: HttpLabels) -> tuple[Histogram, HttpLabels]:
-        """The histogram of ``given`` once its method and address are bounded (lock held)."""
+    def _fold(self, series: _Series) -> None:
+        """Bring ``series``' histogram up to date. Only lock holders take from a queue, and
+        a count taken under the lock is never more than is there: nothing is lost to the
+        attempts appending meanwhile."""
+        with self._lock:
+            self._fold_locked(series)
+
+    @staticmethod
+    def _fold_locked(series: _Series) -> None:
+        pending, histogram = series.pending, series.histogram
+        counts = histogram.counts
+        total = 0.0
+        for _ in range(len(pending)):
+            seconds = pending.popleft()
+            counts[0 if seconds <= _FIRST else bisect_left(_BOUNDS, seconds)] += 1
+            total += seconds
+        histogram.sum += total
+
+    def _bounded(self, given: HttpLabels) -> _Series:
+        """The series of ``given`` once its method and address are bounded."""
         method, address, port, status, error_type = given
         if method not in KNOWN_METHODS:
             method = OTHER
         server = (address, port)  # bounded as a pair: ports vary as much as hostnames
-        if server not in self._servers:
-            if len(self._servers) >= self.max_addresses:
-                address = port = OTHER
-            else:
-                self._servers.add(server)
-        labels = (method, address, port, status, error_type)
-        histogram = self._histograms.get(labels)
-        if histogram is None:
-            histogram = self._histograms[labels] = Histogram(_BOUNDS)
-        seen = (histogram, labels)
-        if len(self._seen) < _SEEN_LIMIT:
-            self._seen[given] = seen
-        return seen
+        with self._lock:
+            if server not in self._servers:
+                if len(self._servers) >= self.max_addresses:
+                    address = port = OTHER
+                else:
+                    self._servers.add(server)
+            labels = (method, address, port, status, error_type)
+            series = self._series.get(labels)
+            if series is None:
+                series = self._series[labels] = _Series(labels)
+            if len(self._seen) < _SEEN_LIMIT:
+                self._seen[given] = series
+            return series
 
     def read(self) -> dict[HttpLabels, tuple[tuple[int, ...], float]]:
         with self._lock:
-            return {labels: histogram.read() for labels, histogram in self._histograms.items()}
+            readings = {}
+            for labels, series in self._series.items():
+                self._fold_locked(series)
+                readings[labels] = series.histogram.read()
+            return readings
 
     def addresses(self) -> int:
         """How many distinct server addresses (with their ports) have their own labels."""
