@@ -8,6 +8,7 @@ out use short ``max_wait`` values with generous bounds on the elapsed time.
 from __future__ import annotations
 
 import asyncio
+import gc
 import math
 import sys
 import threading
@@ -422,6 +423,36 @@ def test_a_failing_wait_recorder_gives_the_slot_back(kind: str) -> None:
     finally:
         observers.bulkhead_wait = saved
     assert bulkhead.call(lambda: "ok") == "ok"
+
+
+@pytest.mark.parametrize("stranded", [1, 400])
+def test_tasks_left_waiting_on_a_closed_loop_give_their_slot_back_once(stranded: int) -> None:
+    # A loop closed by hand (not asyncio.run, which cancels its tasks first) strands its
+    # queued tasks. The slot handed to each goes back, and on: however many there are, never
+    # twice (not again when the stranded task is collected), and none counts as admitted.
+    bulkhead = Bulkhead(1, max_queue=stranded, max_wait=HANG)
+    held, go = threading.Event(), threading.Event()
+
+    def hold() -> str:
+        held.set()
+        assert go.wait(HANG)
+        return "held"
+
+    holder = ThreadCall(bulkhead, hold)
+    assert held.wait(HANG)
+    loop = asyncio.new_event_loop()
+    tasks = [loop.create_task(bulkhead.acall(asyncio.sleep, 0)) for _ in range(stranded)]
+    loop.run_until_complete(asyncio.sleep(0.05))
+    assert bulkhead.queued == stranded
+    loop.close()
+    go.set()
+    assert holder.join() == "held"  # its release hands the slot through every dead waiter
+    del tasks
+    gc.collect()  # the stranded coroutines are closed: they must not give a slot back again
+    snap = bulkhead.snapshot()
+    assert (snap.active, snap.queued, snap.admitted) == (0, 0, 1)
+    assert bulkhead.call(lambda: "ok") == "ok"
+    assert bulkhead.active == 0
 
 
 def test_sync_without_a_queue_excess_callers_are_rejected_at_once() -> None:

@@ -37,31 +37,46 @@ W = TypeVar("W", "_ThreadWaiter", "_TaskWaiter")
 
 
 class _ThreadWaiter:
-    __slots__ = ("_gate", "granted")
+    """A thread in the queue. ``granted``: a slot was handed to it; ``gone``: it holds no
+    slot and is in no queue any more (its slot, if it had one, was given back for it)."""
+
+    __slots__ = ("_gate", "gone", "granted")
 
     def __init__(self) -> None:
         self.granted = False
+        self.gone = False
         self._gate = threading.Lock()
         self._gate.acquire()
 
-    def wake(self) -> None:
+    def wake(self) -> bool:
         self._gate.release()
+        return True
 
     def wait(self, timeout: float) -> None:
         self._gate.acquire(timeout=timeout)
 
 
 class _TaskWaiter:
-    __slots__ = ("_future", "_loop", "granted")
+    """A task in the queue (see :class:`_ThreadWaiter`)."""
+
+    __slots__ = ("_future", "_loop", "gone", "granted")
 
     def __init__(self) -> None:
         self.granted = False
+        self.gone = False
         self._loop = asyncio.get_running_loop()
         self._future: asyncio.Future[None] = self._loop.create_future()
 
-    def wake(self) -> None:
-        # The releasing thread may not be the loop's thread.
-        self._loop.call_soon_threadsafe(self._set)
+    def wake(self) -> bool:
+        """``False`` when its event loop is closed: nobody will ever take the slot."""
+        if self._loop.is_closed():
+            return False
+        try:
+            # The releasing thread may not be the loop's thread.
+            self._loop.call_soon_threadsafe(self._set)
+        except RuntimeError:  # closed since the check
+            return False
+        return True
 
     def _set(self) -> None:
         if not self._future.done():
@@ -204,7 +219,9 @@ class Bulkhead(PolicyBase):
                 self._waits.observe(waited)
                 granted = True
             else:
-                self._waiters.remove(waiter)
+                if not waiter.gone:
+                    self._waiters.remove(waiter)
+                    waiter.gone = True
                 self._rejected += 1
                 granted = False
         if granted:
@@ -218,9 +235,13 @@ class Bulkhead(PolicyBase):
     def _abandon(self, waiter: _Waiter) -> None:
         """A waiter was cancelled: leave the queue, or pass on a slot just handed over."""
         with self._lock:
+            if waiter.gone:  # its slot was given back already (see _wake)
+                return
+            waiter.gone = True
             if not waiter.granted:
                 self._waiters.remove(waiter)  # cancelled, not refused: counted neither way
                 return
+            waiter.granted = False
             self._admitted += 1  # it had its slot, if only for a moment
         self._release()
 
@@ -255,12 +276,19 @@ class Bulkhead(PolicyBase):
         return wake
 
     def _wake(self, waiters: list[_Waiter]) -> None:
-        for waiter in waiters:
-            try:
-                waiter.wake()
-            except RuntimeError:
-                # Its event loop is closed: nobody will take the slot, so pass it on.
-                self._release()
+        """Wake the waiters just handed a slot. The slot of one whose event loop is closed
+        goes back, and on to the next waiters: in a loop, however many such waiters there
+        are, and only if the waiter's own cancellation has not given it back already."""
+        while waiters:
+            dead = [waiter for waiter in waiters if not waiter.wake()]
+            if not dead:
+                return
+            with self._lock:
+                for waiter in dead:
+                    if waiter.granted and not waiter.gone:
+                        waiter.granted, waiter.gone = False, True
+                        self._free.append(None)
+                waiters = self._hand_over_locked()
 
     # -- the shells ------------------------------------------------------------------------
 

@@ -99,10 +99,11 @@ class Timeout(PolicyBase):
         return result
 
     async def _acall(self, fn: Callable[..., Awaitable[R]], /, *args: Any) -> R:
+        # Each timeout has its own scope: an enclosing sooner one cancels on its own account.
+        # Made first: without a running loop it raises, and no deadline may be left behind.
+        scope = asyncio.timeout(self.seconds)
         own = self._deadline()
         token = _publish(own) if _current_deadline() is None else _enter(own)
-        # Each timeout has its own scope: an enclosing sooner one cancels on its own account.
-        scope = asyncio.timeout(self.seconds)
         try:
             async with scope:
                 result = await fn(*args)
