@@ -1176,3 +1176,130 @@ def test_counts_are_exact_under_threads() -> None:
     stats = policy.stats.read()
     assert sum(stats.durations["success"][0]) == calls
     assert stats.errors == {}
+
+
+# -- found by review: what the composed parts do inside an exception's handler -------------------
+
+
+class RecorderDown(Exception):
+    pass
+
+
+def _pair(fast: bool, **parts: Any) -> PolicyBase:
+    """``Policy`` (the fast path) or the ``Pipeline`` of the same parts, in Policy order."""
+    if fast:
+        policy = Policy("p", **parts)
+        assert not isinstance(policy._sync_shell, functools.partial)
+        return policy
+    order = ("retry", "breaker", "attempt_timeout", "bulkhead")
+    return Pipeline(*(parts[name] for name in order if name in parts), name="p")
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "composed"])
+def test_a_failing_wait_recorder_is_the_attempt_s_error(fast: bool) -> None:
+    # Where the bulkhead's shell reports an admission: inside the attempt's deadline, so the
+    # timeout, the breaker and the retry judge a recorder's error like the call's own.
+    clock = FakeClock()
+    budget = RetryBudget(clock=clock)
+    retry = Retry(on=Exception, attempts=3, wait=0, budget=budget, clock=clock)
+    breaker = CircuitBreaker(minimum_calls=1, clock=clock)
+    timeout = Timeout(1.0, clock=clock)
+    bulkhead = Bulkhead(2)
+    policy = _pair(fast, retry=retry, breaker=breaker, attempt_timeout=timeout, bulkhead=bulkhead)
+    inside: list[float | None] = []
+
+    def recorder(name: str, seconds: float) -> None:
+        inside.append(seawall.remaining())
+        raise RecorderDown("exporter broke")
+
+    saved, observers.bulkhead_wait = observers.bulkhead_wait, recorder
+    try:
+        with pytest.raises(CircuitOpenError):  # retried once, into the breaker it opened
+            policy.call(lambda: "ok")
+    finally:
+        observers.bulkhead_wait = saved
+    assert inside == [1.0]
+    assert breaker.snapshot().failures == 1
+    assert timeout.counts.as_dict() == {"success": 0, "failure": 1, "timeout": 0, "cancelled": 0}
+    assert (budget.snapshot().calls, budget.snapshot().retries) == (1, 1)
+    assert {k: v for k, v in retry.snapshot().calls.items() if v} == {("failure", True): 1}
+    assert (bulkhead.snapshot().admitted, bulkhead.active) == (1, 0)
+
+
+class Inner(Exception):
+    pass
+
+
+class Outer(Exception):
+    pass
+
+
+class Callers(Exception):
+    pass
+
+
+def raise_outer_from_inner() -> None:
+    try:
+        raise Inner("root cause")
+    except Inner:
+        raise Outer("what fn raised")  # noqa: B904 - chained implicitly, on purpose
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "composed"])
+@pytest.mark.parametrize("with_retry", [False, True], ids=["no retry", "retry"])
+def test_an_error_keeps_its_own_context_inside_a_caller_s_handler(
+    fast: bool, with_retry: bool
+) -> None:
+    clock = FakeClock()
+    parts: dict[str, Any] = {
+        "breaker": CircuitBreaker(clock=clock),
+        "attempt_timeout": Timeout(1, clock=clock),
+        "bulkhead": Bulkhead(2),
+    }
+    if with_retry:
+        parts["retry"] = Retry(on=Inner, clock=clock)  # Outer is not retried
+    policy = _pair(fast, **parts)
+    seen_in_listener: list[BaseException | None] = []
+    parts["breaker"].add_listener(lambda event: seen_in_listener.append(sys.exc_info()[1]))
+    try:
+        raise Callers("the caller is handling this")
+    except Callers:
+        with pytest.raises(Outer) as caught:
+            policy.call(raise_outer_from_inner)
+    assert isinstance(caught.value.__context__, Inner)
+    assert [type(exc) for exc in seen_in_listener] == [Outer]  # judged in its handler
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "composed"])
+def test_tenacity_sees_the_retried_call_as_the_composed_retry_does(fast: bool) -> None:
+    clock = FakeClock()
+    seen: list[tuple[str, int]] = []
+
+    def wait(state: Any) -> float:
+        seen.append((state.fn.__name__, len(state.args)))
+        return 0.0
+
+    attempts = iter([Flaky("first"), None])
+
+    def flaky() -> str:
+        error = next(attempts)
+        if error is not None:
+            raise error
+        return "ok"
+
+    policy = _pair(
+        fast,
+        retry=Retry(on=Flaky, wait=wait, clock=clock),
+        breaker=CircuitBreaker(clock=clock),
+        attempt_timeout=Timeout(1, clock=clock),
+    )
+    assert policy.call(flaky) == "ok"
+    assert seen == [("_call", 2)]  # the breaker's raw shell, handed the timeout's and fn
+
+
+def test_a_timeout_s_seconds_are_read_at_each_call() -> None:
+    clock = FakeClock()
+    timeout = Timeout(1.0, clock=clock)
+    policy = Policy("p", breaker=CircuitBreaker(clock=clock), attempt_timeout=timeout)
+    timeout.seconds = 30.0
+    assert policy.call(seawall.remaining) == 30.0

@@ -19,7 +19,6 @@ and whose retry does not judge results.
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +28,7 @@ from seawall._bulkhead import Bulkhead
 from seawall._deadline import Deadline
 from seawall._errors import TimeoutExceededError
 from seawall._observers import observers
-from seawall._retry import Retry
+from seawall._retry import Retry, _Run
 from seawall._timeout import Timeout
 
 if TYPE_CHECKING:
@@ -74,13 +73,14 @@ class _Parts:
             and (self.bulkhead is None or self.bulkhead._lockfree)
         )
 
-    def below_retry(self, policy: Policy, *, sync: bool) -> Callable[..., Any] | None:
-        """The composed parts inside the retry (what its further attempts go through)."""
+    def below_retry(self, policy: Policy, *, sync: bool) -> tuple[Any, tuple[Any, ...]]:
+        """The composed parts inside the retry, as the composed retry is handed them: the
+        first part's raw shell, and the others' before the call's own function and args."""
         if self.retry is None:
-            return None
+            return None, ()
         inner = [part for part in policy.policies if part is not self.retry]
         calls = [part._call if sync else part._acall for part in inner]
-        return functools.partial(calls[0], *calls[1:])
+        return calls[0], tuple(calls[1:])
 
 
 def _count_timeout_failure(timeout: Timeout, own: Deadline, exc: BaseException) -> None:
@@ -106,37 +106,33 @@ def fast_call(policy: Policy, composed: Callable[..., Any]) -> Callable[..., Any
     retry, breaker, timeout, bulkhead = parts.retry, parts.breaker, parts.timeout, parts.bulkhead
     clock: Any = parts.clock
     now = clock.monotonic
-    below_retry = parts.below_retry(policy, sync=True)
+    inner, inner_args = parts.below_retry(policy, sync=True)
     budget = None if retry is None else retry.budget
     budget_window: Any = None if budget is None else budget._window
     count_call: Any = None if budget is None else budget._count_call
     timed = retry is not None and retry._timed
-    seconds = 0.0 if timeout is None else timeout.seconds
     breaker_window: Any = None if breaker is None else breaker._window
     queue = None if bulkhead is None else bulkhead._waiters
     take: Any = None if bulkhead is None else bulkhead._free.pop
     give_back: Any = None if bulkhead is None else bulkhead._free.append
     count_admitted: Any = None if bulkhead is None else bulkhead._count_admitted
 
-    def after_failure(fn: Any, args: Any, exc: BaseException, start: float) -> Any:
-        """The attempt failed (raised, or returned after its deadline): the breaker's verdict,
-        then the retry's loop, as the composed parts would."""
+    def verdict(fn: Any, args: Any, exc: BaseException, start: float) -> _Run | None:
+        """In the handler of the attempt's exception, as in the composed parts: the breaker's
+        verdict, then the retry's. The retry's run if it goes on, else ``None`` (re-raise)."""
         if breaker is not None:
             breaker._on_exception(None, exc, 0.0)
         if retry is None or not isinstance(exc, Exception):
-            raise exc
-        assert below_retry is not None
-        inner_args = (fn, *args)
-        run = retry._begin(below_retry, inner_args, start if timed else None)
+            return None
+        run = retry._begin(inner, (*inner_args, fn, *args), start if timed else None)
         run.failed(exc)
-        return retry._go_on(run, below_retry, inner_args)
+        return run
 
     def call(fn: Callable[..., Any], /, *args: Any) -> Any:
         if breaker is not None and breaker._state is not _CLOSED:
             return composed(fn, *args)
         if bulkhead is not None:
-            # A free slot while nobody waits, lock-free as in Bulkhead._enter_or_queue; else
-            # the bulkhead's own shell queues or refuses.
+            # A free slot while nobody waits, lock-free as in Bulkhead._enter_or_queue.
             taken = False
             if not queue:
                 try:
@@ -144,14 +140,12 @@ def fast_call(policy: Policy, composed: Callable[..., Any]) -> Callable[..., Any
                     taken = True
                 except IndexError:
                     pass
-            if not taken:  # outside the handler: the composed call is no part of it
+            if not taken:  # outside the handler: the bulkhead's own shell queues or refuses
                 return composed(fn, *args)
             count_admitted()
         own: Any = None
         token: Any = None
         try:
-            if bulkhead is not None and observers.bulkhead_wait is not None:
-                observers.bulkhead_wait(bulkhead.name, 0.0)
             start = now()
             if budget is not None:
                 if start >= budget_window.bucket_end:
@@ -160,13 +154,19 @@ def fast_call(policy: Policy, composed: Callable[..., Any]) -> Callable[..., Any
             if timeout is not None:
                 # Filled in here rather than by Deadline's __init__, as Timeout does.
                 own = _new_deadline(Deadline)
-                own.at, own.clock, own.owner = start + seconds, clock, timeout
+                own.at, own.clock, own.owner = start + timeout.seconds, clock, timeout
                 token = _publish(own) if _current_deadline() is None else _enter(own)
         except BaseException:
             if bulkhead is not None:
                 bulkhead._release()
             raise
         try:
+            if bulkhead is not None:
+                # Where the bulkhead's shell reports it: inside the deadline, and an error
+                # of the recorder's is the attempt's.
+                recorder = observers.bulkhead_wait
+                if recorder is not None:
+                    recorder(bulkhead.name, 0.0)
             result = fn(*args)
         except BaseException as exc:
             if token is not None:
@@ -175,7 +175,9 @@ def fast_call(policy: Policy, composed: Callable[..., Any]) -> Callable[..., Any
                 bulkhead._release()
             if timeout is not None:
                 _count_timeout_failure(timeout, own, exc)
-            failure: BaseException = exc
+            run = verdict(fn, args, exc, start)
+            if run is None:
+                raise
         else:
             if token is not None:
                 _leave(token)
@@ -187,7 +189,13 @@ def fast_call(policy: Policy, composed: Callable[..., Any]) -> Callable[..., Any
             if timeout is not None:
                 if end > own.at:  # each timeout judges its own deadline
                     timeout.counts.timeout.increment()
-                    return after_failure(fn, args, own.exceeded(), start)
+                    try:
+                        raise own.exceeded()
+                    except TimeoutExceededError as exc:
+                        run = verdict(fn, args, exc, start)
+                        if run is None:
+                            raise
+                    return retry._go_on(run, inner, (*inner_args, fn, *args))  # type: ignore[union-attr]
                 timeout._count_success()
             if breaker is not None:
                 if end >= breaker_window.bucket_end:
@@ -198,9 +206,9 @@ def fast_call(policy: Policy, composed: Callable[..., Any]) -> Callable[..., Any
                 if observers.retry_attempts is not None:
                     observers.retry_attempts(retry.name, 1)
             return result
-        # Outside the handler, as in the composed parts: further attempts (and their errors)
+        # Outside the handler, as in the composed retry: further attempts (and their errors)
         # are not made while the first attempt's exception is being handled.
-        return after_failure(fn, args, failure, start)
+        return retry._go_on(run, inner, (*inner_args, fn, *args))  # type: ignore[union-attr]
 
     return call
 
@@ -214,28 +222,25 @@ def fast_acall(policy: Policy, composed: Callable[..., Any]) -> Callable[..., An
     retry, breaker, timeout, bulkhead = parts.retry, parts.breaker, parts.timeout, parts.bulkhead
     clock: Any = parts.clock
     now = clock.monotonic
-    below_retry = parts.below_retry(policy, sync=False)
+    inner, inner_args = parts.below_retry(policy, sync=False)
     budget = None if retry is None else retry.budget
     budget_window: Any = None if budget is None else budget._window
     count_call: Any = None if budget is None else budget._count_call
     timed = retry is not None and retry._timed
-    seconds = 0.0 if timeout is None else timeout.seconds
     breaker_window: Any = None if breaker is None else breaker._window
     queue = None if bulkhead is None else bulkhead._waiters
     take: Any = None if bulkhead is None else bulkhead._free.pop
     give_back: Any = None if bulkhead is None else bulkhead._free.append
     count_admitted: Any = None if bulkhead is None else bulkhead._count_admitted
 
-    async def after_failure(fn: Any, args: Any, exc: BaseException, start: float) -> Any:
+    def verdict(fn: Any, args: Any, exc: BaseException, start: float) -> _Run | None:
         if breaker is not None:
             breaker._on_exception(None, exc, 0.0)
         if retry is None or not isinstance(exc, Exception):
-            raise exc
-        assert below_retry is not None
-        inner_args = (fn, *args)
-        run = retry._begin(below_retry, inner_args, start if timed else None)
+            return None
+        run = retry._begin(inner, (*inner_args, fn, *args), start if timed else None)
         run.failed(exc)
-        return await retry._ago_on(run, below_retry, inner_args)
+        return run
 
     async def acall(fn: Callable[..., Awaitable[Any]], /, *args: Any) -> Any:
         if breaker is not None and breaker._state is not _CLOSED:
@@ -248,52 +253,58 @@ def fast_acall(policy: Policy, composed: Callable[..., Any]) -> Callable[..., An
                     taken = True
                 except IndexError:
                     pass
-            if not taken:  # outside the handler: the composed call is no part of it
+            if not taken:
                 return await composed(fn, *args)
             count_admitted()
         token: Any = None
         scope: Any = None
         try:
-            if bulkhead is not None and observers.bulkhead_wait is not None:
-                observers.bulkhead_wait(bulkhead.name, 0.0)
             start = now()
             if budget is not None:
                 if start >= budget_window.bucket_end:
                     budget._roll()
                 count_call()
             if timeout is not None:
+                seconds = timeout.seconds
+                scope = asyncio.timeout(seconds)  # first, as Timeout's async shell does
                 own = _new_deadline(Deadline)
                 own.at, own.clock, own.owner = start + seconds, clock, timeout
                 token = _publish(own) if _current_deadline() is None else _enter(own)
-                scope = asyncio.timeout(seconds)
         except BaseException:
-            if token is not None:
-                _leave(token)
             if bulkhead is not None:
                 bulkhead._release()
             raise
         try:
-            if scope is not None:
-                async with scope:
+            try:
+                if bulkhead is not None:
+                    recorder = observers.bulkhead_wait
+                    if recorder is not None:
+                        recorder(bulkhead.name, 0.0)
+                if scope is not None:
+                    async with scope:
+                        result = await fn(*args)
+                else:
                     result = await fn(*args)
-            else:
-                result = await fn(*args)
+            except TimeoutError as exc:
+                # The attempt timeout's own expiry becomes its error, raised from this one,
+                # as Timeout's async shell raises it.
+                if scope is None or not scope.expired():
+                    raise
+                timeout.counts.timeout.increment()  # type: ignore[union-attr]
+                raise TimeoutExceededError(timeout.name, seconds) from exc  # type: ignore[union-attr]
         except BaseException as exc:
             if token is not None:
                 _leave(token)
             if bulkhead is not None:
                 bulkhead._release()
-            failure: BaseException = exc
-            if timeout is not None:
-                # As Timeout's async shell counts it; its own expiry becomes its error,
-                # raised from the TimeoutError.
+            if timeout is not None and not (
+                isinstance(exc, TimeoutExceededError) and scope.expired()
+            ):
                 counts = timeout.counts
-                if isinstance(exc, TimeoutError) and scope.expired():
-                    counts.timeout.increment()
-                    failure = TimeoutExceededError(timeout.name, seconds)
-                    failure.__cause__ = failure.__context__ = exc
-                else:
-                    (counts.failure if isinstance(exc, Exception) else counts.cancelled).increment()
+                (counts.failure if isinstance(exc, Exception) else counts.cancelled).increment()
+            run = verdict(fn, args, exc, start)
+            if run is None:
+                raise
         else:
             if token is not None:
                 _leave(token)
@@ -312,7 +323,7 @@ def fast_acall(policy: Policy, composed: Callable[..., Any]) -> Callable[..., An
                 if observers.retry_attempts is not None:
                     observers.retry_attempts(retry.name, 1)
             return result
-        # Outside the handler, as in the composed parts (see fast_call).
-        return await after_failure(fn, args, failure, start)
+        # Outside the handler, as in the composed retry (see fast_call).
+        return await retry._ago_on(run, inner, (*inner_args, fn, *args))  # type: ignore[union-attr]
 
     return acall
