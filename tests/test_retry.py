@@ -783,3 +783,29 @@ def test_shared_by_tasks_counts_exactly(clock: FakeClock):
 def test_public_names():
     assert seawall.Retry is Retry
     assert seawall.RetrySnapshot is retry_module.RetrySnapshot
+
+
+@pytest.mark.parametrize("retried", [False, True], ids=["not retryable", "retries spent"])
+def test_the_error_raised_keeps_its_own_context_inside_a_caller_s_handler(retried: bool) -> None:
+    class Root(Exception):
+        pass
+
+    class Raised(Exception):
+        pass
+
+    class Callers(Exception):
+        pass
+
+    def fail() -> None:
+        try:
+            raise Root("inside the call")
+        except Root:
+            raise Raised("what the call raised")  # noqa: B904 - chained implicitly, on purpose
+
+    retry = Retry(on=Raised if retried else Root, attempts=2, wait=0, clock=FakeClock())
+    try:
+        raise Callers("the caller is handling this")
+    except Callers:
+        with pytest.raises(Raised) as caught:
+            retry.call(fail)
+    assert isinstance(caught.value.__context__, Root)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import tenacity
 from tenacity import RetryCallState
@@ -65,6 +65,17 @@ class RetrySnapshot:
     def retries(self) -> int:
         """Attempts beyond the first, over all calls."""
         return self.attempts_total - sum(self.calls.values())
+
+
+def _reraise(exc: BaseException) -> NoReturn:
+    """Raise ``exc`` as it was raised. A plain ``raise exc`` out of its handler would make
+    whatever exception the caller is handling its ``__context__``, in place of its own."""
+    context = exc.__context__
+    try:
+        raise exc
+    except BaseException:
+        exc.__context__ = context
+        raise
 
 
 class _Run:
@@ -152,14 +163,14 @@ class _Run:
         if exc is None:
             return self.result
         if attempts == 1 and self.reason == "not retryable":
-            raise exc  # retrying was never in question: nothing to add
+            _reraise(exc)  # retrying was never in question: nothing to add
         elapsed = self.policy._clock.monotonic() - self.started
         plural = "attempt" if attempts == 1 else "attempts"
         exc.add_note(
             f"seawall: retry {self.policy.name!r} gave up after {attempts} {plural} over "
             f"{elapsed:.3g}s ({self.reason})"
         )
-        raise exc
+        _reraise(exc)
 
     def succeeded(self, result: Any) -> Any:
         self.policy._finished(success=True, attempts=self.state.attempt_number)
