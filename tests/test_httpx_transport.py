@@ -528,6 +528,22 @@ def test_hosts_are_kept_least_recently_used_first() -> None:
         assert list(transport.policies()) == ["d.test:80", "a.test:80", "e.test:80"]
 
 
+def test_the_host_used_last_is_not_evicted_after_a_race_left_it_short_of_the_end() -> None:
+    transport = ResilientTransport(
+        httpx.MockTransport(lambda request: httpx.Response(200)), policy=policy(), max_hosts=3
+    )
+    with httpx.Client(transport=transport) as client:
+        for host in ("a", "b", "c", "b"):
+            client.get(f"http://{host}.test/")
+        # What two racing requests can leave: b used last, but a moved behind it.
+        transport._hosts.move_to_end(("a.test", 80))
+        for _ in range(3):
+            client.get("http://b.test/")  # the shortcut: b is the host used last
+        client.get("http://d.test/")
+        client.get("http://e.test/")
+    assert list(transport.policies()) == ["b.test:80", "d.test:80", "e.test:80"]
+
+
 # -- bounded memory and metrics -----------------------------------------------------------------
 
 

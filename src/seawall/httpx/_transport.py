@@ -130,7 +130,7 @@ class _Host:
     ``port`` the labels of the request that made it, which are every request's labels when
     the key is the default one (host and port)."""
 
-    __slots__ = ("address", "key", "policy", "port", "send", "send_single", "single")
+    __slots__ = ("address", "entry", "key", "policy", "port", "send", "send_single", "single")
 
     def __init__(self, policy: Policy, single: Policy | None, send: Any, send_single: Any) -> None:
         self.policy = policy
@@ -138,6 +138,7 @@ class _Host:
         self.send = send
         self.send_single = send_single
         self.key = self.address = self.port = ""
+        self.entry: _HostKey = ""  # its key in the transport's table
 
 
 class _Call:
@@ -325,7 +326,15 @@ class _Core:
             shown = key if isinstance(key, str) else f"{address}:{port}"
             host = self._build(f"{self.name}:{shown}" if self.per_host else self.name)
             # Complete before it is published: other requests read it without the lock.
-            host.key, host.address, host.port = shown, address, str(port)
+            host.entry, host.key, host.address, host.port = key, shown, address, str(port)
+            last = self._last
+            if last is not None:
+                # Requests racing past the shortcut in _prepare may have left the host used
+                # last short of the end: it must not be the one evicted now.
+                try:
+                    hosts.move_to_end(last.entry)
+                except KeyError:  # evicted already
+                    pass
             hosts[key] = host
             self._last = host  # the newest is at the end already
             while len(hosts) > self.max_hosts:
