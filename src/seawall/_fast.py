@@ -23,12 +23,11 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from seawall import _deadline
-from seawall._breaker import _CLOSED, CircuitBreaker
-from seawall._bulkhead import Bulkhead
+from seawall._breaker import _CLOSED
 from seawall._deadline import Deadline
 from seawall._errors import TimeoutExceededError
 from seawall._observers import observers
-from seawall._retry import Retry, _Run
+from seawall._retry import _Run
 from seawall._timeout import Timeout
 
 if TYPE_CHECKING:
@@ -45,42 +44,64 @@ _current_deadline = _deadline.current_deadline
 
 
 class _Parts:
-    """What the fast path reads of a policy's parts, checked once."""
+    """What the fast path reads of a policy's parts, taken once; and the verdict on a failed
+    attempt, which both shells share."""
 
-    def __init__(self, policy: Policy) -> None:
-        self.retry: Retry | None = policy.retry
-        self.breaker: CircuitBreaker | None = policy.breaker
-        self.timeout: Timeout | None = policy.attempt_timeout
-        self.bulkhead: Bulkhead | None = policy.bulkhead
+    def __init__(self, policy: Policy, *, sync: bool) -> None:
+        retry, breaker = policy.retry, policy.breaker
+        timeout, bulkhead = policy.attempt_timeout, policy.bulkhead
+        self.retry, self.breaker, self.timeout, self.bulkhead = retry, breaker, timeout, bulkhead
         clocks: list[Clock] = []
-        if self.retry is not None:
-            clocks.append(self.retry.clock)
-            if self.retry.budget is not None:
-                clocks.append(self.retry.budget._clock)
-        if self.breaker is not None:
-            clocks.append(self.breaker.clock)
-        if self.timeout is not None:
-            clocks.append(self.timeout.clock)
-        self.clock = clocks[0] if clocks else None
-        present = [self.retry, self.breaker, self.timeout, self.bulkhead]
+        if retry is not None:
+            clocks.append(retry.clock)
+            if retry.budget is not None:
+                clocks.append(retry.budget._clock)
+        if breaker is not None:
+            clocks.append(breaker.clock)
+        if timeout is not None:
+            clocks.append(timeout.clock)
+        present = [retry, breaker, timeout, bulkhead]
         self.eligible = (
             policy.fallback is None
             and policy.total_timeout is None
             and sum(part is not None for part in present) >= 2
-            and all(clock is self.clock for clock in clocks)
-            and (self.retry is None or self.retry._retry_result is None)
-            and (self.breaker is None or self.breaker._lockfree)
-            and (self.bulkhead is None or self.bulkhead._lockfree)
+            and all(clock is clocks[0] for clock in clocks)
+            and (retry is None or retry._retry_result is None)
+            and (breaker is None or breaker._lockfree)
+            and (bulkhead is None or bulkhead._lockfree)
         )
-
-    def below_retry(self, policy: Policy, *, sync: bool) -> tuple[Any, tuple[Any, ...]]:
-        """The composed parts inside the retry, as the composed retry is handed them: the
-        first part's raw shell, and the others' before the call's own function and args."""
-        if self.retry is None:
-            return None, ()
-        inner = [part for part in policy.policies if part is not self.retry]
+        if not self.eligible:
+            return
+        self.clock: Any = clocks[0]
+        self.now: Callable[[], float] = self.clock.monotonic
+        # The composed parts inside the retry, as the composed retry is handed them: the
+        # first one's raw shell, and the others' before the call's own function and args.
+        inner = [part for part in policy.policies if part is not retry]
         calls = [part._call if sync else part._acall for part in inner]
-        return calls[0], tuple(calls[1:])
+        self.inner: Any = calls[0]
+        self.inner_args: tuple[Any, ...] = tuple(calls[1:])
+        self.timed = retry is not None and retry._timed
+        self.budget = None if retry is None else retry.budget
+        self.budget_window: Any = None if self.budget is None else self.budget._window
+        self.count_call: Any = None if self.budget is None else self.budget._count_call
+        self.breaker_window: Any = None if breaker is None else breaker._window
+        self.queue = None if bulkhead is None else bulkhead._waiters
+        self.take: Any = None if bulkhead is None else bulkhead._free.pop
+        self.give_back: Any = None if bulkhead is None else bulkhead._free.append
+        self.count_admitted: Any = None if bulkhead is None else bulkhead._count_admitted
+
+    def verdict(self, fn: Any, args: Any, exc: BaseException, start: float) -> _Run | None:
+        """In the handler of the attempt's exception, as in the composed parts: the breaker's
+        verdict, then the retry's. The retry's run if it goes on, else ``None`` (re-raise)."""
+        if self.breaker is not None:
+            self.breaker._on_exception(None, exc, 0.0)
+        retry = self.retry
+        if retry is None or not isinstance(exc, Exception):
+            return None
+        started = start if self.timed else None
+        run = retry._begin(self.inner, (*self.inner_args, fn, *args), started)
+        run.failed(exc)
+        return run
 
 
 def _count_timeout_failure(timeout: Timeout, own: Deadline, exc: BaseException) -> None:
@@ -100,33 +121,15 @@ def fast_call(policy: Policy, composed: Callable[..., Any]) -> Callable[..., Any
     ``composed`` is the policy's parts composed: what a call that leaves the fast path before
     it starts goes through.
     """
-    parts = _Parts(policy)
+    parts = _Parts(policy, sync=True)
     if not parts.eligible:
         return None
     retry, breaker, timeout, bulkhead = parts.retry, parts.breaker, parts.timeout, parts.bulkhead
-    clock: Any = parts.clock
-    now = clock.monotonic
-    inner, inner_args = parts.below_retry(policy, sync=True)
-    budget = None if retry is None else retry.budget
-    budget_window: Any = None if budget is None else budget._window
-    count_call: Any = None if budget is None else budget._count_call
-    timed = retry is not None and retry._timed
-    breaker_window: Any = None if breaker is None else breaker._window
-    queue = None if bulkhead is None else bulkhead._waiters
-    take: Any = None if bulkhead is None else bulkhead._free.pop
-    give_back: Any = None if bulkhead is None else bulkhead._free.append
-    count_admitted: Any = None if bulkhead is None else bulkhead._count_admitted
-
-    def verdict(fn: Any, args: Any, exc: BaseException, start: float) -> _Run | None:
-        """In the handler of the attempt's exception, as in the composed parts: the breaker's
-        verdict, then the retry's. The retry's run if it goes on, else ``None`` (re-raise)."""
-        if breaker is not None:
-            breaker._on_exception(None, exc, 0.0)
-        if retry is None or not isinstance(exc, Exception):
-            return None
-        run = retry._begin(inner, (*inner_args, fn, *args), start if timed else None)
-        run.failed(exc)
-        return run
+    clock, now, verdict = parts.clock, parts.now, parts.verdict
+    inner, inner_args = parts.inner, parts.inner_args
+    budget, budget_window, count_call = parts.budget, parts.budget_window, parts.count_call
+    breaker_window, queue, take = parts.breaker_window, parts.queue, parts.take
+    give_back, count_admitted = parts.give_back, parts.count_admitted
 
     def call(fn: Callable[..., Any], /, *args: Any) -> Any:
         if breaker is not None and breaker._state is not _CLOSED:
@@ -216,31 +219,15 @@ def fast_call(policy: Policy, composed: Callable[..., Any]) -> Callable[..., Any
 def fast_acall(policy: Policy, composed: Callable[..., Any]) -> Callable[..., Any] | None:
     """The async raw shell of ``policy`` with the fast path, or ``None`` (see :func:`fast_call`;
     the attempt timeout cancels the call as :class:`Timeout`'s async shell does)."""
-    parts = _Parts(policy)
+    parts = _Parts(policy, sync=False)
     if not parts.eligible:
         return None
     retry, breaker, timeout, bulkhead = parts.retry, parts.breaker, parts.timeout, parts.bulkhead
-    clock: Any = parts.clock
-    now = clock.monotonic
-    inner, inner_args = parts.below_retry(policy, sync=False)
-    budget = None if retry is None else retry.budget
-    budget_window: Any = None if budget is None else budget._window
-    count_call: Any = None if budget is None else budget._count_call
-    timed = retry is not None and retry._timed
-    breaker_window: Any = None if breaker is None else breaker._window
-    queue = None if bulkhead is None else bulkhead._waiters
-    take: Any = None if bulkhead is None else bulkhead._free.pop
-    give_back: Any = None if bulkhead is None else bulkhead._free.append
-    count_admitted: Any = None if bulkhead is None else bulkhead._count_admitted
-
-    def verdict(fn: Any, args: Any, exc: BaseException, start: float) -> _Run | None:
-        if breaker is not None:
-            breaker._on_exception(None, exc, 0.0)
-        if retry is None or not isinstance(exc, Exception):
-            return None
-        run = retry._begin(inner, (*inner_args, fn, *args), start if timed else None)
-        run.failed(exc)
-        return run
+    clock, now, verdict = parts.clock, parts.now, parts.verdict
+    inner, inner_args = parts.inner, parts.inner_args
+    budget, budget_window, count_call = parts.budget, parts.budget_window, parts.count_call
+    breaker_window, queue, take = parts.breaker_window, parts.queue, parts.take
+    give_back, count_admitted = parts.give_back, parts.count_admitted
 
     async def acall(fn: Callable[..., Awaitable[Any]], /, *args: Any) -> Any:
         if breaker is not None and breaker._state is not _CLOSED:
