@@ -78,9 +78,11 @@ def taking(clock: FakeClock, seconds: float, value: object = "ok") -> Callable[[
 
 
 def make(clock: FakeClock, **overrides: Any) -> CircuitBreaker:
-    """A small breaker: trips on 2 failures of the last 4 calls, 2 probes, open 5 s."""
+    """A small breaker: trips on 2 failures of the last 4 calls, 2 probes, open 5 s, growing.
+    Its failure-streak signal is off unless a test turns it on."""
     config: dict[str, Any] = {
         "name": "dep",
+        "consecutive_failures": None,
         "window_calls": 4,
         "minimum_calls": 2,
         "failure_ratio": 0.5,
@@ -100,7 +102,7 @@ def make(clock: FakeClock, **overrides: Any) -> CircuitBreaker:
 
 def jittered(nominal: float, rng: random.Random) -> float:
     """The open duration after a failed probing, computed as the breaker documents it."""
-    return nominal * (1.0 - 0.2 * rng.random())
+    return nominal * (1.0 + 0.2 * rng.random())
 
 
 def trip(run: Shell, breaker: CircuitBreaker, failures: int = 2) -> None:
@@ -164,7 +166,11 @@ VALUE_ERRORS = [
     ("open_duration", 0),
     ("open_duration", -5),
     ("max_open_duration", 0),
-    ("max_open_duration", 4.99),  # below the default open_duration of 5
+    ("max_open_duration", 0.59),  # below the default open_duration of 0.6
+    ("consecutive_failures", 0),
+    ("consecutive_failures", -1),
+    ("consecutive_span", -0.5),
+    ("consecutive_span", NAN),
     ("half_open_calls", 0),
     ("half_open_calls", -2),
     ("half_open_timeout", 0),
@@ -211,7 +217,10 @@ TYPE_ERRORS = [
     ("open_duration", "5"),
     ("open_duration", True),
     ("open_duration", None),
-    ("max_open_duration", None),
+    ("consecutive_failures", 5.0),
+    ("consecutive_failures", True),
+    ("consecutive_span", "0.5"),
+    ("consecutive_span", None),
     ("max_open_duration", "60"),
     ("half_open_calls", 2.5),
     ("half_open_calls", True),
@@ -253,6 +262,8 @@ def test_boundary_values_are_accepted(clock: FakeClock) -> None:
     CircuitBreaker(failure_ratio=1, minimum_calls=1, window_calls=1, half_open_calls=1)
     CircuitBreaker(slow_call_duration=0.001, slow_call_ratio=1.0, window=0.001)
     CircuitBreaker(open_duration=5, max_open_duration=5, half_open_timeout=0.001)
+    CircuitBreaker(consecutive_failures=1, consecutive_span=0)
+    CircuitBreaker(consecutive_failures=None, consecutive_span=math.inf)
     CircuitBreaker(open_duration=1.5, max_open_duration=math.inf)
     CircuitBreaker(failure_on=(Boom, KeyError), ignore_on=lambda exc: False)
     CircuitBreaker(failure_on=lambda exc: True, failure_result=bool, rng=random.Random(1))
@@ -261,8 +272,9 @@ def test_boundary_values_are_accepted(clock: FakeClock) -> None:
 
 def test_repr_of_the_defaults() -> None:
     assert repr(CircuitBreaker()) == (
-        "CircuitBreaker(name='circuitbreaker', state='closed', failure_ratio=0.5, "
-        "minimum_calls=20, window=30, open_duration=5, half_open_calls=3)"
+        "CircuitBreaker(name='circuitbreaker', state='closed', consecutive_failures=5, "
+        "consecutive_span=0.5, failure_ratio=0.5, minimum_calls=20, window=30, "
+        "open_duration=0.6, half_open_calls=1)"
     )
 
 
@@ -275,13 +287,15 @@ def test_repr_shows_configuration_and_state(clock: FakeClock) -> None:
         slow_call_duration=2.5,
         slow_call_ratio=0.8,
         open_duration=1.5,
-        half_open_calls=1,
+        max_open_duration=12,
+        half_open_calls=2,
+        consecutive_failures=None,
         clock=clock,
     )
     assert repr(breaker) == (
-        "CircuitBreaker(name='db', state='closed', failure_ratio=0.25, minimum_calls=10, "
-        "window_calls=50, slow_call_duration=2.5, slow_call_ratio=0.8, open_duration=1.5, "
-        "half_open_calls=1)"
+        "CircuitBreaker(name='db', state='closed', consecutive_failures=None, "
+        "failure_ratio=0.25, minimum_calls=10, window_calls=50, slow_call_duration=2.5, "
+        "slow_call_ratio=0.8, open_duration=1.5, max_open_duration=12, half_open_calls=2)"
     )
     breaker.isolate()
     assert "state='forced_open'" in repr(breaker)
@@ -303,34 +317,73 @@ def test_circuit_state_values() -> None:
 # -- the defaults at work -----------------------------------------------------------------------
 
 
-def test_default_breaker_trips_on_20_failures_and_needs_3_probes(
+def test_default_breaker_trips_on_a_streak_and_closes_on_one_probe(
     run: Shell, clock: FakeClock
 ) -> None:
     breaker = CircuitBreaker(clock=clock)
-    run.many(breaker, [fail()] * 19)
+    # Five failures in a row are not enough while they span less than half a second.
+    for _ in range(7):
+        run.many(breaker, [fail()])
+        clock.advance(0.0625)
     assert breaker.state is CLOSED
-    assert window(breaker) == (19, 19, 0)
-    run.many(breaker, [fail(Other())])  # failure_on=Exception by default
+    run.many(breaker, [fail(Other())])  # the 8th, 0.4375 s after the first: still closed
+    assert breaker.state is CLOSED
+    clock.advance(0.0625)
+    run.many(breaker, [fail()])  # 0.5 s after the first failure of the streak
     assert breaker.state is OPEN
     snapshot = breaker.snapshot()
-    assert snapshot.open_duration == 5.0
-    assert snapshot.retry_after == 5.0
-    clock.advance(5.0)
-    assert run.many(breaker, [ok(1), ok(2)]) == [1, 2]
-    assert breaker.state is HALF_OPEN
-    assert run(breaker, ok(3)) == 3
+    assert snapshot.open_duration == 0.6
+    assert snapshot.retry_after == pytest.approx(0.6)
+    clock.advance(0.6)
+    assert run(breaker, ok(1)) == 1  # one successful probe closes it
     assert breaker.state is CLOSED
+
+
+def test_default_streak_needs_five_failures_when_calls_are_sparse(
+    run: Shell, clock: FakeClock
+) -> None:
+    breaker = CircuitBreaker(clock=clock)
+    for _ in range(4):
+        run.many(breaker, [fail()])
+        clock.advance(0.5)  # 2 calls/s: four failures span 1.5 s
+    assert breaker.state is CLOSED
+    run.many(breaker, [fail()])
+    assert breaker.state is OPEN
+
+
+def test_default_breaker_still_trips_on_the_failure_ratio(run: Shell, clock: FakeClock) -> None:
+    """Failures that never come five in a row: the 30 s window's ratio (0.5, 20 calls)."""
+    breaker = CircuitBreaker(clock=clock)
+    for _ in range(6):
+        run.many(breaker, [fail(), fail(), ok()])
+        clock.advance(1.0)
+    assert breaker.state is CLOSED  # 18 calls: fewer than minimum_calls=20
+    run.many(breaker, [ok()])
+    assert breaker.state is CLOSED  # successes never trip it
+    run.many(breaker, [fail()])  # 13 failures of 20 calls, never more than 2 in a row
+    assert breaker.state is OPEN
 
 
 @pytest.mark.parametrize(("later", "state"), [(29.9, OPEN), (30.0, CLOSED)])
 def test_default_window_is_30_seconds(
     run: Shell, clock: FakeClock, later: float, state: CircuitState
 ) -> None:
-    breaker = CircuitBreaker(clock=clock)
+    breaker = CircuitBreaker(clock=clock, consecutive_failures=None)
     run.many(breaker, [fail()] * 19)
     clock.advance(later)
     run.many(breaker, [fail()])
     assert breaker.state is state
+
+
+def test_default_open_duration_does_not_grow(run: Shell, clock: FakeClock) -> None:
+    breaker = CircuitBreaker(clock=clock, rng=random.Random(SEED), consecutive_span=0)
+    run.many(breaker, [fail()] * 5)
+    assert breaker.state is OPEN
+    for _ in range(5):
+        clock.advance(breaker.snapshot().retry_after or 0.0)
+        run.many(breaker, [fail()])  # a failed probe
+        assert breaker.state is OPEN
+        assert 0.6 <= breaker.snapshot().open_duration <= 0.72  # jittered, never grown
 
 
 # -- CLOSED -> OPEN -----------------------------------------------------------------------------
@@ -799,7 +852,7 @@ def test_failed_probe_reopens_for_twice_as_long_jittered(run: Shell, clock: Fake
     snapshot = breaker.snapshot()
     assert snapshot.open_duration == expected
     assert snapshot.retry_after == pytest.approx(expected, rel=1e-12)
-    assert 8.0 <= expected <= 10.0
+    assert 10.0 <= expected <= 12.0
     assert snapshot.transitions[HALF_OPEN, OPEN] == 1
     calls: list[int] = []
     with pytest.raises(CircuitOpenError):
@@ -901,17 +954,19 @@ def test_half_open_retry_after_is_capped_by_the_oldest_probes_timeout(
 
 
 def test_half_open_timeout_reopens_when_the_state_is_read(run: Shell, clock: FakeClock) -> None:
-    breaker = make(clock, half_open_calls=1, half_open_timeout=30.0)
+    breaker = make(clock, half_open_calls=1, half_open_timeout=2.0)
     half_open(run, breaker, clock)  # at t=5
-    with run.hold(breaker, 1) as hung:
+    with run.hold(breaker, 1) as hung:  # admitted at t=5
         assert hung.admitted == 1
-        clock.advance(29.75)
+        clock.advance(1.75)
         assert breaker.state is HALF_OPEN
         clock.advance(0.25)
         assert breaker.state is OPEN
         duration = jittered(10.0, random.Random(SEED))  # counted as a failed probing
-        assert breaker.snapshot().open_duration == duration
         before = breaker.snapshot()
+        assert before.open_duration == duration
+        # The next probe goes open_duration after the hung one was let through (t=5).
+        assert before.retry_after == pytest.approx(5.0 + duration - 7.0)
         # The hung probe finishes late: its caller gets the result, the state is unmoved.
         assert hung.release(lambda: "late") == ["late"]
     after = breaker.snapshot()
@@ -919,24 +974,24 @@ def test_half_open_timeout_reopens_when_the_state_is_read(run: Shell, clock: Fak
     assert after.transitions == before.transitions
     assert after.successes == before.successes + 1
     assert after.retry_after == before.retry_after
-    clock.advance(duration)
+    clock.advance(before.retry_after or 0.0)
     assert breaker.state is HALF_OPEN  # fresh probing
     assert run(breaker, ok()) == "ok"
     assert breaker.state is CLOSED
 
 
 def test_half_open_timeout_reopens_on_the_next_call(run: Shell, clock: FakeClock) -> None:
-    breaker = make(clock, half_open_calls=1, half_open_timeout=30.0)
-    half_open(run, breaker, clock)
+    breaker = make(clock, half_open_calls=1, half_open_timeout=2.0)
+    half_open(run, breaker, clock)  # at t=5
     with run.hold(breaker, 1) as hung:
-        clock.advance(30.0)
+        clock.advance(2.0)
         calls: list[int] = []
         with pytest.raises(CircuitOpenError) as caught:
             run(breaker, lambda: calls.append(1))
         assert calls == []
         assert caught.value.state == "open"
         duration = jittered(10.0, random.Random(SEED))
-        assert caught.value.retry_after == pytest.approx(duration, rel=1e-12)
+        assert caught.value.retry_after == pytest.approx(5.0 + duration - 7.0, rel=1e-12)
         assert breaker.snapshot().transitions[HALF_OPEN, OPEN] == 1
         # A late failure of the timed-out probe changes nothing either.
         [late] = hung.release(fail(Boom("late")))
@@ -944,6 +999,46 @@ def test_half_open_timeout_reopens_on_the_next_call(run: Shell, clock: FakeClock
     assert breaker.state is OPEN
     assert breaker.snapshot().transitions[HALF_OPEN, OPEN] == 1
     assert breaker.snapshot().open_duration == duration
+
+
+def test_a_probe_timed_out_after_its_open_duration_lets_the_next_probe_in_at_once(
+    run: Shell, clock: FakeClock
+) -> None:
+    breaker = make(clock, half_open_calls=1, half_open_timeout=30.0, max_open_duration=5.0)
+    half_open(run, breaker, clock)  # at t=5
+    events: list[BreakerEvent] = []
+    breaker.add_listener(events.append)
+    with run.hold(breaker, 1) as hung:  # admitted at t=5
+        clock.advance(30.0)
+        # Reopened at t=35 for open_duration after t=5: already over, so probing again.
+        assert breaker.state is HALF_OPEN
+        assert run(breaker, ok("next probe")) == "next probe"
+        assert breaker.state is CLOSED
+        assert hung.release(fail(Boom("late"))) != ["done"]
+    assert breaker.state is CLOSED  # the late failure belongs to an earlier probing
+    assert [(e.from_state, e.to_state, e.at) for e in events if isinstance(e, StateChange)] == [
+        (HALF_OPEN, OPEN, 35.0),
+        (OPEN, HALF_OPEN, 35.0),
+        (HALF_OPEN, CLOSED, 35.0),
+    ]
+
+
+def test_a_probe_that_fails_late_does_not_delay_the_next_one(
+    run: Shell, clock: FakeClock
+) -> None:
+    """A probe cut by an inner timeout fails after it: the next goes open_duration after the
+    failed one was let through, not after its failure."""
+    breaker = make(clock, half_open_calls=1, max_open_duration=5.0)
+    half_open(run, breaker, clock)  # at t=5
+    with run.hold(breaker, 1) as slow:  # admitted at t=5
+        clock.advance(3.0)
+        [error] = slow.release(fail())
+    assert isinstance(error, Boom)
+    assert breaker.state is OPEN  # failed at t=8
+    duration = jittered(5.0, random.Random(SEED))
+    assert breaker.snapshot().retry_after == pytest.approx(5.0 + duration - 8.0)
+    clock.advance(5.0 + duration - 8.0)
+    assert breaker.state is HALF_OPEN
 
 
 def test_half_open_timeout_counts_from_the_oldest_probe_still_in_flight(
@@ -981,7 +1076,7 @@ def test_open_duration_grows_with_each_failed_probing_up_to_the_cap(
         assert breaker.state is OPEN
         expected = jittered(nominal, expected_rng)
         assert breaker.snapshot().open_duration == expected
-        assert 0.8 * nominal <= expected <= nominal
+        assert nominal <= expected <= 1.2 * nominal
         durations.append(expected)
     assert len(set(durations)) == 5  # jitter differs each time
     clock.advance(breaker.snapshot().open_duration)
@@ -1008,7 +1103,7 @@ def test_open_duration_without_rng_is_jittered_within_bounds(run: Shell, clock: 
     breaker = make(clock, rng=None, half_open_calls=1)
     half_open(run, breaker, clock)
     run.many(breaker, [fail()])
-    assert 8.0 <= breaker.snapshot().open_duration <= 10.0
+    assert 10.0 <= breaker.snapshot().open_duration <= 12.0
 
 
 def test_half_open_timeouts_grow_the_open_duration_too(run: Shell, clock: FakeClock) -> None:
@@ -1321,17 +1416,17 @@ def test_listener_sees_a_full_cycle_in_order(run: Shell, clock: FakeClock) -> No
 def test_half_open_timeout_and_half_open_rejections_are_events(
     run: Shell, clock: FakeClock
 ) -> None:
-    breaker = make(clock, half_open_calls=1, half_open_timeout=30.0)
+    breaker = make(clock, half_open_calls=1, half_open_timeout=2.0)
     half_open(run, breaker, clock)
     events: list[BreakerEvent] = []
     breaker.add_listener(events.append)
     with run.hold(breaker, 2) as held:
-        clock.advance(30.0)
+        clock.advance(2.0)
         assert breaker.state is OPEN
         held.release()
     assert events == [
-        CallRejected("dep", HALF_OPEN, 5.0),
-        StateChange("dep", HALF_OPEN, OPEN, 35.0),
+        CallRejected("dep", HALF_OPEN, 2.0),
+        StateChange("dep", HALF_OPEN, OPEN, 7.0),
     ]
 
 

@@ -50,6 +50,8 @@ class Config:
     window: float | None
     window_calls: int | None
     minimum_calls: int
+    consecutive_failures: int | None
+    consecutive_span: float
     failure_ratio: float
     half_open_calls: int
     open_duration: float
@@ -75,6 +77,8 @@ def configs(draw: st.DrawFn) -> Config:
         window=window,
         window_calls=window_calls,
         minimum_calls=draw(st.integers(1, 4)),
+        consecutive_failures=draw(st.none() | st.integers(1, 5)),
+        consecutive_span=draw(st.sampled_from([0.0, 0.25, 0.5, 1.0]) | st.floats(0.0, 5.0)),
         failure_ratio=draw(ratio),
         half_open_calls=draw(st.integers(1, 3)),
         open_duration=open_duration,
@@ -102,6 +106,8 @@ class Model:
         self.stretch = 0  # which half-open stretch this is (probes carry it as their ticket)
         self.probes: list[float] = []  # admission times of this stretch's probes in flight
         self.probe_successes = 0
+        self.streak = 0  # failures in a row while closed, and when the first of them ended
+        self.streak_start = 0.0
         self.successes = self.failures = self.ignored = self.rejected = self.slow_calls = 0
         self.transitions: Counter[tuple[CircuitState, CircuitState]] = Counter()
         self.not_closed = 0.0
@@ -135,11 +141,24 @@ class Model:
 
     # -- transitions ---------------------------------------------------------------------------
 
-    def go(self, to: CircuitState, now: float) -> None:
+    def streak_trips(self, now: float) -> bool:
+        """A failure joins the streak; whether the streak is now long and wide enough."""
+        if self.streak == 0:
+            self.streak_start = now
+        self.streak += 1
+        needed = self.cfg.consecutive_failures
+        return (
+            needed is not None
+            and self.streak >= needed
+            and now - self.streak_start >= self.cfg.consecutive_span
+        )
+
+    def go(self, to: CircuitState, now: float, probe_admitted: float | None = None) -> None:
         frm = self.state
         if frm is to:
             return
         self.state = to
+        self.streak = 0
         self.transitions[frm, to] += 1
         if to in REFUSING and self.refusing_since is None:
             self.refusing_since = now
@@ -147,12 +166,15 @@ class Model:
             self.not_closed += now - self.refusing_since
             self.refusing_since = None
         if to is OPEN:
-            if frm is HALF_OPEN:  # probing failed: wait longer, jittered
+            if frm is HALF_OPEN:  # probing failed: jittered, longer if growth is configured
                 self.nominal = min(self.cfg.max_open_duration, self.nominal * 2)
-                self.duration = self.nominal * (1.0 - JITTER * self.rng.random())
+                self.duration = self.nominal * (1.0 + JITTER * self.rng.random())
+                # The next probe goes open_duration after the failed one was let through.
+                assert probe_admitted is not None
+                self.open_until = max(now, probe_admitted + self.duration)
             else:
                 self.nominal = self.duration = self.cfg.open_duration
-            self.open_until = now + self.duration
+                self.open_until = now + self.duration
             self.window.clear()
         elif to is HALF_OPEN:
             self.stretch += 1
@@ -169,7 +191,9 @@ class Model:
         elif self.state is HALF_OPEN and any(
             now - started >= self.cfg.half_open_timeout for started in self.probes
         ):
-            self.go(OPEN, now)  # a probe hung
+            self.go(OPEN, now, min(self.probes))  # a probe hung
+            if now >= self.open_until:  # it was let through longer ago than the open duration
+                self.go(HALF_OPEN, now)
 
     def reset(self, now: float) -> None:
         self.go(CLOSED, now)
@@ -211,11 +235,11 @@ class Model:
         if self.state is OPEN:
             return max(0.0, self.open_until - now)
         if self.state is HALF_OPEN:
-            # Probes settle soon, or fail and the breaker opens for open_duration at least;
-            # and never later than the oldest probe's timeout.
+            # Probes settle soon, or fail and the breaker refuses for about the open
+            # duration; and never later than the oldest probe's timeout.
             oldest = min(self.probes, default=now)
             timeout_in = oldest + self.cfg.half_open_timeout - now
-            return max(0.0, min(self.cfg.open_duration, timeout_in))
+            return max(0.0, min(self.duration, timeout_in))
         return float("inf")
 
     def is_current_probe(self, ticket: int) -> bool:
@@ -236,14 +260,16 @@ class Model:
         self.successes += not failed
         self.slow_calls += slow
         if ticket == OUTSIDE:
+            if not failed:
+                self.streak = 0  # any success ends a streak
             if self.state is CLOSED:
                 self.window.append((self.bucket(now), failed, slow))
-                if (failed or slow) and self.trips(now):
+                if (failed and self.streak_trips(now)) or ((failed or slow) and self.trips(now)):
                     self.go(OPEN, now)
         elif self.is_current_probe(ticket):
             self.probes.remove(start)
             if failed or slow:
-                self.go(OPEN, now)
+                self.go(OPEN, now, start)
             else:
                 self.probe_successes += 1
                 if self.probe_successes == self.cfg.half_open_calls:
@@ -345,6 +371,8 @@ class BreakerMachine(RuleBasedStateMachine):
             window=cfg.window,
             window_calls=cfg.window_calls,
             minimum_calls=cfg.minimum_calls,
+            consecutive_failures=cfg.consecutive_failures,
+            consecutive_span=cfg.consecutive_span,
             failure_ratio=cfg.failure_ratio,
             half_open_calls=cfg.half_open_calls,
             open_duration=cfg.open_duration,

@@ -72,7 +72,9 @@ from seawall.testing import FakeClock
 cfg = json.loads(sys.argv[1])
 mp.enable(interval=cfg["interval"])
 clock = FakeClock()
-breaker = CircuitBreaker(name="mp_breaker", minimum_calls=4, clock=clock)
+breaker = CircuitBreaker(
+    name="mp_breaker", minimum_calls=4, consecutive_failures=None, clock=clock
+)
 retry = Retry(on=ValueError, attempts=3, wait=0.0, name="mp_retry", clock=clock)
 bulkhead = Bulkhead(2, name="mp_bulkhead", clock=clock)
 

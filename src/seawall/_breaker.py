@@ -66,8 +66,9 @@ _REFUSING = frozenset({_OPEN, _HALF_OPEN, _FORCED_OPEN})
 # counts while that stretch lasts and a hung probe can be timed on its own.
 Ticket = tuple[int, float] | None
 
-# Growing open durations are shortened by up to this share, at random, so that many
-# processes that tripped together do not all probe together.
+# Open spells after a failed probe are lengthened by up to this share, at random, so that
+# many processes that tripped together do not all probe together. Lengthened, never
+# shortened: so a breaker never admits more than half_open_calls probes per open_duration.
 OPEN_JITTER = 0.2
 
 # The lock-free success path relies on the GIL making one C call atomic.
@@ -148,12 +149,21 @@ class BreakerSnapshot:
 class CircuitBreaker(PolicyBase):
     """Fails calls fast while a dependency is failing, and lets it recover.
 
-    Closed, it counts outcomes over a sliding window; once ``minimum_calls`` are in the
-    window and the failure ratio (or slow-call ratio) reaches its threshold, it opens. Open,
-    it rejects every call with :class:`CircuitOpenError` for ``open_duration`` seconds, then
-    half-opens and admits ``half_open_calls`` probes: if they all succeed it closes; a failed
-    probe (or one that runs past ``half_open_timeout``) opens it again for twice as long,
-    jittered, up to ``max_open_duration``.
+    Closed, it opens on either of two signals. The fast one is a failure streak:
+    ``consecutive_failures`` failures in a row (no success between them) that span at least
+    ``consecutive_span`` seconds, so a dead dependency is cut off within about a second
+    whatever the call rate, while random partial failures (40% errors) almost never line up
+    long enough. The slow one is the failure ratio (or slow-call ratio) over a sliding
+    window, once ``minimum_calls`` are in it: partial failures that do not come in streaks.
+
+    Open, it rejects every call with :class:`CircuitOpenError` for ``open_duration`` seconds,
+    then half-opens and admits ``half_open_calls`` probes: when they all succeed it closes; a
+    failed probe (or one that runs past ``half_open_timeout``) opens it again until
+    ``open_duration`` after that probe was admitted, lengthened at random by up to 20%, so a
+    probe that hangs until its timeout does not delay the next one. So an open breaker sends
+    its dependency at most ``half_open_calls`` probes per ``open_duration``, and notices a
+    recovery within about ``open_duration``. With ``max_open_duration`` above
+    ``open_duration`` the open duration doubles with each failed probing up to that cap.
 
     A call refused on this side of the dependency (a :class:`RejectedError`: a full bulkhead
     or an inner open breaker) is ignored, like a cancellation: it says nothing of the
@@ -168,6 +178,8 @@ class CircuitBreaker(PolicyBase):
         self,
         *,
         name: str | None = None,
+        consecutive_failures: int | None = 5,
+        consecutive_span: float = 0.5,
         failure_ratio: float = 0.5,
         minimum_calls: int = 20,
         window: float | None = None,
@@ -177,14 +189,20 @@ class CircuitBreaker(PolicyBase):
         failure_on: ExceptionMatcher = Exception,
         ignore_on: ExceptionMatcher | None = None,
         failure_result: Callable[[Any], bool] | None = None,
-        open_duration: float = 5.0,
-        max_open_duration: float = 60.0,
-        half_open_calls: int = 3,
+        open_duration: float = 0.6,
+        max_open_duration: float | None = None,
+        half_open_calls: int = 1,
         half_open_timeout: float = 30.0,
         clock: Clock | None = None,
         rng: random.Random | None = None,
     ) -> None:
         super().__init__(name=name, clock=clock)
+        self._streak_needed = (
+            None
+            if consecutive_failures is None
+            else check_int("consecutive_failures", consecutive_failures)
+        )
+        self._streak_span = check_number("consecutive_span", consecutive_span, min_inclusive=True)
         self._ratio = check_number("failure_ratio", failure_ratio, maximum=1.0)
         self._minimum_calls = check_int("minimum_calls", minimum_calls)
         if window is not None and window_calls is not None:
@@ -211,7 +229,11 @@ class CircuitBreaker(PolicyBase):
             check_callable("failure_result", failure_result)
         self._failure_result = failure_result
         self._open_base = check_number("open_duration", open_duration)
-        self._open_max = check_number("max_open_duration", max_open_duration)
+        self._open_max = (
+            self._open_base
+            if max_open_duration is None
+            else check_number("max_open_duration", max_open_duration)
+        )
         if self._open_max < self._open_base:
             raise ValueError(
                 f"max_open_duration must be >= open_duration ({self._open_base:g}), "
@@ -232,6 +254,12 @@ class CircuitBreaker(PolicyBase):
         self._open_nominal = self._open_base
         self._open_current = self._open_base
         self._open_until = 0.0
+        # The failure streak: its length, its first failure's time, and the lifetime success
+        # count when it began (a success since then ends it, with nothing written on the
+        # lock-free success path).
+        self._streak = 0
+        self._streak_start = 0.0
+        self._streak_mark = 0
         # Half-open probing.
         self._probe_starts: list[float] = []  # admission times of the probes in flight
         self._probe_successes = 0
@@ -403,7 +431,7 @@ class CircuitBreaker(PolicyBase):
         ticket: Ticket = None
         rejected = False
         with self._lock:
-            change = self._advance(now)
+            changes = self._advance(now)
             state = self._state
             if state is _CLOSED or state is _DISABLED:
                 pass
@@ -417,7 +445,7 @@ class CircuitBreaker(PolicyBase):
                 self._rejected += 1
                 retry_after = self._retry_after(now)
                 rejected = True
-        if change is not None:
+        for change in changes:
             self._emit(change)
         if rejected:
             error = CircuitOpenError(self.name, retry_after, state=state.value)
@@ -490,16 +518,10 @@ class CircuitBreaker(PolicyBase):
                 if state is _CLOSED:
                     window.record(failed, slow)
                     # Successes never open the breaker: only a failure or a slow call can.
-                    if failed or slow:
-                        calls, failures, slow_calls = window.counts(self._totals())
-                        if calls >= self._min_calls and (
-                            failures / calls >= self._ratio
-                            or (
-                                self._slow_after is not None
-                                and slow_calls / calls >= self._slow_ratio
-                            )
-                        ):
-                            change = self._move(_OPEN, now)
+                    if (failed and self._streak_tripped(now)) or (
+                        (failed or slow) and self._ratio_tripped()
+                    ):
+                        change = self._move(_OPEN, now)
             else:
                 outcomes = self._probe_outcomes
                 outcomes[1 if failed else 0] += 1
@@ -508,7 +530,7 @@ class CircuitBreaker(PolicyBase):
                 if self._is_current_probe(ticket):
                     self._probe_starts.remove(ticket[1])
                     if failed or slow:
-                        change = self._move(_OPEN, now)
+                        change = self._move(_OPEN, now, probe_admitted=ticket[1])
                     else:
                         self._probe_successes += 1
                         if self._probe_successes >= self._half_open_calls:
@@ -518,6 +540,26 @@ class CircuitBreaker(PolicyBase):
                 self._emit(CallFailed(self.name, exc, result))
             if change is not None:
                 self._emit(change)
+
+    def _streak_tripped(self, now: float) -> bool:
+        """Count a failure into the streak; whether the streak now trips. Holds the lock."""
+        needed = self._streak_needed
+        if needed is None:
+            return False
+        successes = self._successes.value
+        if self._streak == 0 or successes != self._streak_mark:
+            self._streak, self._streak_start, self._streak_mark = 1, now, successes
+        else:
+            self._streak += 1
+        return self._streak >= needed and now - self._streak_start >= self._streak_span
+
+    def _ratio_tripped(self) -> bool:
+        """Whether the window's failure or slow-call ratio trips. Holds the lock."""
+        calls, failures, slow_calls = self._window.counts(self._totals())
+        return calls >= self._min_calls and (
+            failures / calls >= self._ratio
+            or (self._slow_after is not None and slow_calls / calls >= self._slow_ratio)
+        )
 
     def _roll(self) -> None:
         """Move the time window on to the bucket the clock has reached (success path)."""
@@ -540,27 +582,43 @@ class CircuitBreaker(PolicyBase):
         """A probe of the half-open stretch in progress (not of one that has ended)."""
         return ticket[0] == self._generation and self._state is _HALF_OPEN
 
-    def _advance(self, now: float) -> StateChange | None:
+    def _advance(self, now: float) -> tuple[StateChange, ...]:
         """Apply the transitions that the passing of time makes. Holds the lock."""
         state = self._state
         if state is _OPEN and now >= self._open_until:
-            return self._move(_HALF_OPEN, now)
+            return self._moved(_HALF_OPEN, now)
         if (
             state is _HALF_OPEN
             and self._probe_starts
             and now - min(self._probe_starts) >= self._half_open_timeout
         ):
-            # A probe that runs this long is as bad a sign as one that failed.
-            return self._move(_OPEN, now)
-        return None
+            # A probe that runs this long is as bad a sign as one that failed. It was let
+            # through long ago, so the next probe may be due at once.
+            reopened = self._moved(_OPEN, now, probe_admitted=min(self._probe_starts))
+            if now >= self._open_until:
+                return reopened + self._moved(_HALF_OPEN, now)
+            return reopened
+        return ()
 
-    def _move(self, to: CircuitState, now: float) -> StateChange | None:
-        """Change state and everything that goes with it. Holds the lock."""
+    def _moved(
+        self, to: CircuitState, now: float, probe_admitted: float | None = None
+    ) -> tuple[StateChange, ...]:
+        change = self._move(to, now, probe_admitted)
+        return () if change is None else (change,)
+
+    def _move(
+        self, to: CircuitState, now: float, probe_admitted: float | None = None
+    ) -> StateChange | None:
+        """Change state and everything that goes with it. Holds the lock.
+
+        ``probe_admitted``: when the probe that failed (and so reopens the breaker) was let
+        through; the next probe may go ``open_duration`` after it, not after its failure."""
         frm = self._state
         if frm is to:
             return None
         self._state = to
         self._generation += 1
+        self._streak = 0
         key = (frm, to)
         self._transitions[key] = self._transitions.get(key, 0) + 1
         if to in _REFUSING:
@@ -573,10 +631,12 @@ class CircuitBreaker(PolicyBase):
         if to is _OPEN:
             if frm is _HALF_OPEN:
                 self._open_nominal = min(self._open_max, self._open_nominal * 2)
-                self._open_current = self._open_nominal * (1.0 - OPEN_JITTER * self._random())
+                self._open_current = self._open_nominal * (1.0 + OPEN_JITTER * self._random())
+                since = now if probe_admitted is None else probe_admitted
+                self._open_until = max(now, since + self._open_current)
             else:
                 self._open_nominal = self._open_current = self._open_base
-            self._open_until = now + self._open_current
+                self._open_until = now + self._open_current
             self._window.clear(self._totals())
         elif to is _HALF_OPEN:
             self._probe_starts = []
@@ -591,10 +651,10 @@ class CircuitBreaker(PolicyBase):
         if state is _OPEN:
             return max(0.0, self._open_until - now)
         if state is _HALF_OPEN:
-            # Probes usually settle within their latency; when they fail the breaker opens
-            # for at least open_duration. Never later than the oldest probe's timeout.
+            # Probes usually settle within their latency; when they fail the breaker refuses
+            # for about the open duration. Never later than the oldest probe's timeout.
             oldest = min(self._probe_starts, default=now)
-            return max(0.0, min(self._open_base, oldest + self._half_open_timeout - now))
+            return max(0.0, min(self._open_current, oldest + self._half_open_timeout - now))
         if state is _FORCED_OPEN:
             return math.inf
         return 0.0
@@ -615,9 +675,9 @@ class CircuitBreaker(PolicyBase):
             return _CLOSED
         now = self._now()
         with self._lock:
-            change = self._advance(now)
+            changes = self._advance(now)
             state = self._state
-        if change is not None:
+        for change in changes:
             self._emit(change)
         return state
 
@@ -625,7 +685,7 @@ class CircuitBreaker(PolicyBase):
         """Read state, window and lifetime counts together, under the lock."""
         now = self._now()
         with self._lock:
-            change = self._advance(now)
+            changes = self._advance(now)
             window = self._window
             totals = self._totals()
             window.roll(now, totals)
@@ -651,7 +711,7 @@ class CircuitBreaker(PolicyBase):
                 open_duration=self._open_current,
                 retry_after=self._retry_after(now) if state in (_OPEN, _FORCED_OPEN) else None,
             )
-        if change is not None:
+        for change in changes:
             self._emit(change)
         return snapshot
 
@@ -702,9 +762,18 @@ class CircuitBreaker(PolicyBase):
             if self._slow_after is not None
             else ""
         )
+        streak = (
+            "consecutive_failures=None"
+            if self._streak_needed is None
+            else f"consecutive_failures={self._streak_needed}, "
+            f"consecutive_span={self._streak_span:g}"
+        )
+        growth = (
+            f", max_open_duration={self._open_max:g}" if self._open_max != self._open_base else ""
+        )
         return (
-            f"CircuitBreaker(name={self.name!r}, state={self._state.value!r}, "
+            f"CircuitBreaker(name={self.name!r}, state={self._state.value!r}, {streak}, "
             f"failure_ratio={self._ratio:g}, minimum_calls={self._minimum_calls}, "
-            f"{self._window_spec}{slow}, open_duration={self._open_base:g}, "
+            f"{self._window_spec}{slow}, open_duration={self._open_base:g}{growth}, "
             f"half_open_calls={self._half_open_calls})"
         )
