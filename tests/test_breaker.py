@@ -386,6 +386,154 @@ def test_default_open_duration_does_not_grow(run: Shell, clock: FakeClock) -> No
         assert 0.6 <= breaker.snapshot().open_duration <= 0.72  # jittered, never grown
 
 
+# -- the failure streak -------------------------------------------------------------------------
+
+
+def streaky(clock: FakeClock, **overrides: Any) -> CircuitBreaker:
+    """A breaker that trips only on 3 failures in a row spanning at least 1 s."""
+    config: dict[str, Any] = {
+        "consecutive_failures": 3,
+        "consecutive_span": 1.0,
+        "window_calls": 100,
+        "minimum_calls": 100,
+    }
+    return make(clock, **{**config, **overrides})
+
+
+def spaced(run: Shell, clock: FakeClock, breaker: CircuitBreaker, works: list[Any]) -> None:
+    """One call every 0.5 s."""
+    for work in works:
+        run.many(breaker, [work])
+        clock.advance(0.5)
+
+
+def test_streak_trips_on_enough_failures_over_enough_time(run: Shell, clock: FakeClock) -> None:
+    breaker = streaky(clock)
+    spaced(run, clock, breaker, [fail(), fail()])
+    assert breaker.state is CLOSED
+    run.many(breaker, [fail()])  # the third in a row, 1 s after the first
+    assert breaker.state is OPEN
+    assert breaker.snapshot().transitions == {(CLOSED, OPEN): 1}
+
+
+def test_streak_needs_its_span_however_many_failures(run: Shell, clock: FakeClock) -> None:
+    breaker = streaky(clock)
+    run.many(breaker, [fail()] * 50)  # all at once: a burst, not yet an outage
+    assert breaker.state is CLOSED
+    clock.advance(0.999)
+    run.many(breaker, [fail()])
+    assert breaker.state is CLOSED
+    clock.advance(0.001)
+    run.many(breaker, [fail()])
+    assert breaker.state is OPEN
+
+
+def test_streak_needs_its_count_however_long(run: Shell, clock: FakeClock) -> None:
+    breaker = streaky(clock)
+    run.many(breaker, [fail()])
+    clock.advance(60.0)
+    run.many(breaker, [fail()])
+    assert breaker.state is CLOSED
+    run.many(breaker, [fail()])
+    assert breaker.state is OPEN
+
+
+def test_a_success_ends_the_streak(run: Shell, clock: FakeClock) -> None:
+    breaker = streaky(clock)
+    spaced(run, clock, breaker, [fail(), fail(), ok(), fail(), fail()])
+    assert breaker.state is CLOSED  # two streaks of two
+    run.many(breaker, [fail()])  # the new streak's third, 1 s after its first
+    assert breaker.state is OPEN
+
+
+def test_an_exception_outside_failure_on_ends_the_streak(run: Shell, clock: FakeClock) -> None:
+    breaker = streaky(clock)
+    spaced(run, clock, breaker, [fail(), fail(), fail(Other()), fail(), fail()])
+    assert breaker.state is CLOSED
+
+
+@pytest.mark.parametrize(
+    "exc", [Skip(), RejectedError("full", name="inner", retry_after=1.0)], ids=["skip", "rejected"]
+)
+def test_ignored_outcomes_neither_end_nor_extend_the_streak(
+    run: Shell, clock: FakeClock, exc: BaseException
+) -> None:
+    breaker = streaky(clock)
+    spaced(run, clock, breaker, [fail(), fail(exc), fail(exc), fail()])
+    assert breaker.state is CLOSED  # two failures, 1.5 s apart
+    run.many(breaker, [fail()])
+    assert breaker.state is OPEN
+
+
+def test_a_successful_result_judged_a_failure_joins_the_streak(
+    run: Shell, clock: FakeClock
+) -> None:
+    breaker = streaky(clock, failure_result=lambda result: result == "error page")
+    spaced(run, clock, breaker, [fail(), ok("error page")])
+    run.many(breaker, [fail()])
+    assert breaker.state is OPEN
+
+
+def test_slow_successes_end_the_streak(run: Shell, clock: FakeClock) -> None:
+    breaker = streaky(clock, slow_call_duration=0.1)
+    spaced(run, clock, breaker, [fail(), taking(clock, 0.2), fail(), fail()])
+    assert breaker.state is CLOSED
+    assert breaker.snapshot().slow_calls == 1
+
+
+def test_the_streak_starts_afresh_after_the_breaker_closes(run: Shell, clock: FakeClock) -> None:
+    breaker = streaky(clock, half_open_calls=1)
+    spaced(run, clock, breaker, [fail(), fail()])
+    run.many(breaker, [fail()])
+    assert breaker.state is OPEN
+    clock.advance(5.0)
+    run.many(breaker, [ok()])  # the probe closes it
+    assert breaker.state is CLOSED
+    spaced(run, clock, breaker, [fail(), fail()])
+    assert breaker.state is CLOSED  # the failures before the trip do not count again
+    run.many(breaker, [fail()])
+    assert breaker.state is OPEN
+
+
+def test_a_disabled_breaker_never_trips_on_a_streak(run: Shell, clock: FakeClock) -> None:
+    breaker = streaky(clock)
+    breaker.disable()
+    spaced(run, clock, breaker, [fail()] * 6)
+    assert breaker.state is DISABLED
+    breaker.reset()
+    spaced(run, clock, breaker, [fail(), fail()])
+    assert breaker.state is CLOSED  # failures while disabled are not part of the streak
+
+
+def test_consecutive_failures_none_turns_the_streak_off(run: Shell, clock: FakeClock) -> None:
+    breaker = streaky(clock, consecutive_failures=None)
+    spaced(run, clock, breaker, [fail()] * 20)
+    assert breaker.state is CLOSED
+
+
+def test_consecutive_span_zero_is_a_plain_count(run: Shell, clock: FakeClock) -> None:
+    breaker = streaky(clock, consecutive_span=0)
+    run.many(breaker, [fail(), fail()])
+    assert breaker.state is CLOSED
+    run.many(breaker, [fail()])
+    assert breaker.state is OPEN
+
+
+def test_probes_are_not_part_of_a_streak(run: Shell, clock: FakeClock) -> None:
+    breaker = streaky(clock, half_open_calls=1, max_open_duration=5.0)
+    spaced(run, clock, breaker, [fail(), fail()])
+    run.many(breaker, [fail()])
+    for _ in range(3):  # failed probes reopen it; they do not trip a closed breaker later
+        clock.advance(breaker.snapshot().retry_after or 0.0)
+        run.many(breaker, [fail()])
+        assert breaker.state is OPEN
+    clock.advance(breaker.snapshot().retry_after or 0.0)
+    run.many(breaker, [ok()])
+    assert breaker.state is CLOSED
+    run.many(breaker, [fail()])
+    assert breaker.state is CLOSED
+
+
 # -- CLOSED -> OPEN -----------------------------------------------------------------------------
 
 
@@ -1023,9 +1171,7 @@ def test_a_probe_timed_out_after_its_open_duration_lets_the_next_probe_in_at_onc
     ]
 
 
-def test_a_probe_that_fails_late_does_not_delay_the_next_one(
-    run: Shell, clock: FakeClock
-) -> None:
+def test_a_probe_that_fails_late_does_not_delay_the_next_one(run: Shell, clock: FakeClock) -> None:
     """A probe cut by an inner timeout fails after it: the next goes open_duration after the
     failed one was let through, not after its failure."""
     breaker = make(clock, half_open_calls=1, max_open_duration=5.0)

@@ -85,6 +85,24 @@ def probe_everyone(run: Shell, breaker: CircuitBreaker) -> None:
 # -- half-open admission under 100 concurrent callers -------------------------------------------
 
 
+def test_default_breaker_admits_exactly_one_probe_among_100_callers(
+    run: Shell, clock: FakeClock
+) -> None:
+    breaker = CircuitBreaker(clock=clock, consecutive_span=0)
+    run.many(breaker, [fail] * 5)
+    assert breaker.state is OPEN
+    for verdict in ("fail", "succeed"):
+        clock.advance(breaker.snapshot().retry_after or 0.0)
+        with run.hold(breaker, CALLERS, together=True) as held:
+            assert held.admitted == 1
+            assert len(held.early) == CALLERS - 1
+            held.release(lambda v=verdict: "probed" if v == "succeed" else fail())
+    assert breaker.state is CLOSED
+    snapshot = breaker.snapshot()
+    assert snapshot.rejected == 2 * (CALLERS - 1)
+    assert (snapshot.successes, snapshot.failures) == (1, 6)
+
+
 @pytest.mark.parametrize("verdict", ["succeed", "fail"])
 def test_half_open_admits_exactly_half_open_calls_among_100_callers(
     run: Shell, clock: FakeClock, verdict: str
