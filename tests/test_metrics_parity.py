@@ -162,6 +162,11 @@ EXPECTED: Series = {
         (BS,): 5.0,  # open for its open_duration, then closed by the probe at once
         (BA,): 2.0,  # still open, 2 s after opening
     },
+    "seawall_circuit_breaker_open_duration_seconds": {(BS,): 5.0, (BA,): 30.0},
+    "seawall_circuit_breaker_next_probe_seconds": {
+        (BS,): 0.0,  # closed
+        (BA,): 28.0,  # open for 30 s, 2 s of them gone
+    },
     "seawall_retry_calls_total": {
         (RR, "success", "false"): 1,
         (RR, "success", "true"): 1,

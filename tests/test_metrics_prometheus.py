@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 import os
+import random
 import subprocess
 import sys
 import textwrap
@@ -717,6 +719,44 @@ def test_a_failed_probe_opens_again(registry: CollectorRegistry) -> None:
         ("half_open", "open"): 1,
     }
     assert value(registry, "seawall_circuit_breaker_open_seconds_total", policy=name) == 2.0
+
+
+def test_open_duration_and_next_probe_gauges_follow_the_breaker(
+    registry: CollectorRegistry,
+) -> None:
+    clock = FakeClock()
+    name = unique("breaker-probe-gauges")
+    breaker = CircuitBreaker(
+        name=name,
+        clock=clock,
+        consecutive_failures=None,
+        minimum_calls=1,
+        open_duration=2.0,
+        max_open_duration=8.0,
+        rng=random.Random(1),
+    )
+    open_duration = "seawall_circuit_breaker_open_duration_seconds"
+    next_probe = "seawall_circuit_breaker_next_probe_seconds"
+    assert value(registry, open_duration, policy=name) == 2.0
+    assert value(registry, next_probe, policy=name) == 0.0  # closed
+    with pytest.raises(ValueError, match="down"):
+        breaker.call(raising(ValueError("down")))
+    clock.advance(0.5)
+    assert value(registry, next_probe, policy=name) == 1.5
+    clock.advance(1.5)
+    with pytest.raises(ValueError, match="still"):
+        breaker.call(raising(ValueError("still")))  # a failed probe: the duration grows
+    grown = breaker.snapshot().open_duration
+    assert 4.0 <= grown <= 4.8
+    assert value(registry, open_duration, policy=name) == grown
+    assert value(registry, next_probe, policy=name) == grown
+    clock.advance(grown)
+    assert value(registry, next_probe, policy=name) == 0.0  # half-open: probing
+    breaker.isolate()
+    assert value(registry, next_probe, policy=name) == math.inf
+    breaker.reset()
+    assert value(registry, open_duration, policy=name) == 2.0
+    assert value(registry, next_probe, policy=name) == 0.0
 
 
 def test_breakers_sharing_a_name_share_series(registry: CollectorRegistry) -> None:

@@ -85,6 +85,23 @@ CATALOGUE: tuple[Metric, ...] = (
         ("policy",),
     ),
     Metric(
+        "seawall_circuit_breaker_open_duration_seconds",
+        "seawall.circuit_breaker.open_duration",
+        "gauge",
+        "How long a circuit breaker refuses after a trip or a failed probe before its next probe.",
+        "s",
+        ("policy",),
+    ),
+    Metric(
+        "seawall_circuit_breaker_next_probe_seconds",
+        "seawall.circuit_breaker.next_probe",
+        "gauge",
+        "Seconds until an open circuit breaker lets its next probe through: 0 unless open; "
+        "+Inf when forced open.",
+        "s",
+        ("policy",),
+    ),
+    Metric(
         "seawall_retry_calls_total",
         "seawall.retry.calls",
         "counter",

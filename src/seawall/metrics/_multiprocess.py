@@ -16,6 +16,8 @@ What a scrape shows, merged across the worker processes:
 - ``seawall_circuit_breaker_state`` (``livemax``): 1 for a state when any live process has a
   breaker of that name in it, so ``state="open"`` reads 1 when it is open in any worker
   (several states can read 1 at once: each worker has its own breaker);
+- ``seawall_circuit_breaker_open_duration_seconds`` and ``_next_probe_seconds``
+  (``livemax``): the longest over the live workers;
 - ``seawall_bulkhead_active``, ``_queued`` and ``_limit`` (``livesum``): summed over the live
   workers. The limits add up because the active calls do, so active / limit stays the
   fleet's saturation.
@@ -104,6 +106,8 @@ GaugeMode = Literal["livemax", "livesum"]
 #: the same way, across same-named policies inside one process.
 GAUGE_MODES: dict[str, GaugeMode] = {
     "seawall_circuit_breaker_state": "livemax",
+    "seawall_circuit_breaker_open_duration_seconds": "livemax",
+    "seawall_circuit_breaker_next_probe_seconds": "livemax",
     "seawall_bulkhead_active": "livesum",
     "seawall_bulkhead_queued": "livesum",
     "seawall_bulkhead_limit": "livesum",

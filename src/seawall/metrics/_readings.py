@@ -132,6 +132,9 @@ def _read_breaker(snap: BreakerSnapshot, out: dict[str, Reading]) -> None:
     for (frm, to), count in snap.transitions.items():
         transitions.add((name, frm.value, to.value), count)
     out["seawall_circuit_breaker_open_seconds_total"].add((name,), snap.not_closed_seconds)
+    # Same-named breakers: the longest open duration, the furthest next probe.
+    out["seawall_circuit_breaker_open_duration_seconds"].highest((name,), snap.open_duration)
+    out["seawall_circuit_breaker_next_probe_seconds"].highest((name,), snap.retry_after or 0.0)
 
 
 def _read_retry(snap: RetrySnapshot, out: dict[str, Reading]) -> None:
