@@ -269,10 +269,10 @@ class Breaker:
         return None
 
 
-def protected_policy(duration: float) -> Policy:
-    """The seawall client's template (copied per host by the transport); windows and open
-    durations scale with the demo, so a short run still shows a whole cycle."""
-    open_duration = max(0.25, duration / 60)
+def protected_policy() -> Policy:
+    """The seawall client's template (copied per host by the transport). Its breaker is
+    ``CircuitBreaker()`` with its defaults: they detect an outage and its end within a second
+    or two at any call rate, so the demo needs no tuning for its length."""
     return Policy(
         "demo-upstream",
         total_timeout=2 * TIMEOUT,
@@ -284,13 +284,7 @@ def protected_policy(duration: float) -> Policy:
             wait=0.02,
             budget=RetryBudget(),
         ),
-        breaker=CircuitBreaker(
-            window=max(1.0, duration / 15),
-            minimum_calls=10,
-            open_duration=open_duration,
-            max_open_duration=open_duration,
-            half_open_calls=1,
-        ),
+        breaker=CircuitBreaker(),
         bulkhead=200,
     )
 
@@ -339,7 +333,7 @@ class Demo:
         self.started = 0.0
         self.transport = AsyncResilientTransport(
             httpx.AsyncHTTPTransport(limits=_LIMITS),
-            policy=protected_policy(duration),
+            policy=protected_policy(),
             # One name for the upstream across rounds (its port changes): "demo-upstream:upstream".
             key=lambda request: "upstream",
         )
