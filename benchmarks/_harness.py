@@ -4,7 +4,9 @@ A suite is a module ``benchmarks/bench_<name>.py`` exposing ``SUITE = Suite(...)
 ``run(config)`` returns a :class:`SuiteResult`: tables (:class:`Table` for per-call overheads,
 :class:`TextTable` for anything else), bars and notes. ``benchmarks/run.py`` finds and runs
 them, prints the results, and writes them as Markdown (:func:`results_markdown`) to
-``benchmarks/RESULTS.md`` after a run of every suite (see its ``--results`` option).
+``benchmarks/RESULTS.md`` after a run of every suite (see its ``--results`` option). A suite
+may add options of its own to the command line (:attr:`Suite.options`) and pictures to its
+result (:class:`Image`), which the report shows.
 
 Method (the same for every suite, so figures are comparable): every candidate of a table,
 including the bare baseline, is timed in the same process and the same run. Each candidate
@@ -51,6 +53,7 @@ from typing import Any
 __all__ = [
     "Bar",
     "Candidate",
+    "Image",
     "Measurement",
     "Row",
     "RunConfig",
@@ -340,6 +343,14 @@ class Bar:
         return "PASS" if self.measured <= self.limit else "FAIL"
 
 
+@dataclass(frozen=True)
+class Image:
+    """A picture a suite wrote: printed as its path, shown in the Markdown report."""
+
+    caption: str
+    path: str
+
+
 @dataclass
 class SuiteResult:
     name: str
@@ -347,12 +358,18 @@ class SuiteResult:
     bars: list[Bar] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    images: list[Image] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
 class RunConfig:
     rounds: int = 40
     sample_time: float = 0.015
+    #: The suites' own command-line options (see :attr:`Suite.options`), by ``dest``.
+    options: Mapping[str, Any] = field(default_factory=dict)
+    #: This run writes the Markdown report (a full run, or ``--results``): suites that draw
+    #: pictures for it draw them then.
+    report: bool = False
 
 
 @dataclass(frozen=True)
@@ -360,6 +377,9 @@ class Suite:
     name: str
     title: str
     run: Callable[[RunConfig], SuiteResult]
+    #: Adds the suite's own options to the command line's argument group for it; their
+    #: values reach ``run`` as ``config.options[dest]`` (prefix the dests with the suite's name).
+    options: Callable[[argparse._ArgumentGroup], None] | None = None
 
 
 async def _check(c: Candidate) -> str | None:
@@ -550,6 +570,8 @@ def print_suite(result: SuiteResult) -> None:
             print(format_bar(bar))
     for note in result.notes:
         print(f"note: {note}")
+    for image in result.images:
+        print(f"picture: {_display_path(image.path)} ({image.caption})")
     print()
 
 
@@ -607,9 +629,11 @@ def results_markdown(
     command: str,
     titles: Mapping[str, str] | None = None,
     generated_at: datetime | None = None,
+    path: str = RESULTS_PATH,
 ) -> str:
     """The report ``benchmarks/run.py`` writes: when, where, how, and every suite's tables,
-    bar verdicts and notes, as they were printed."""
+    bar verdicts and notes, as they were printed, and its pictures (linked relative to
+    ``path``, where the report goes)."""
     env = environment()
     when = (generated_at or datetime.now(UTC)).isoformat(timespec="seconds")
     out = [
@@ -648,6 +672,10 @@ def results_markdown(
         if result.notes:
             out += ["", "Notes:", ""]
             out += [f"- {note}" for note in result.notes]
+        for image in result.images:
+            link = os.path.relpath(image.path, os.path.dirname(os.path.abspath(path)))
+            link = link.replace(os.sep, "/")
+            out += ["", f"![{_md_cell(image.caption)}]({link})"]
     return "\n".join(out) + "\n"
 
 
@@ -693,13 +721,19 @@ def to_json(results: Sequence[SuiteResult], config: RunConfig) -> dict[str, Any]
         "schema": 1,
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "environment": environment(),
-        "method": {"summary": METHOD, **asdict(config), "unit": "ns/call"},
+        "method": {
+            "summary": METHOD,
+            "rounds": config.rounds,
+            "sample_time": config.sample_time,
+            "unit": "ns/call",
+        },
         "suites": {
             r.name: {
                 "seconds": r.seconds,
                 "tables": [asdict(t) for t in r.tables],
                 "bars": [bar_json(b) for b in r.bars],
                 "notes": r.notes,
+                "images": [asdict(i) for i in r.images],
             }
             for r in results
         },
@@ -756,6 +790,12 @@ def cli(
         action="store_true",
         help="turn seawall's exporters off first: configure(prometheus=False, otel=False)",
     )
+    suite_options: list[str] = []
+    for suite in suites.values():
+        if suite.options is not None:
+            group = parser.add_argument_group(f"options of the {suite.name} suite")
+            suite.options(group)
+            suite_options += [action.dest for action in group._group_actions]
     args = parser.parse_args(argv)
     if args.metrics_off:
         import seawall.metrics
@@ -786,7 +826,12 @@ def cli(
     full_run = full_report and set(selected) == set(suites)
     if results_path is None and not args.no_results and full_run:
         results_path = RESULTS_PATH  # a full run refreshes the report; a partial one does not
-    config = RunConfig(rounds=args.rounds, sample_time=args.sample_time)
+    config = RunConfig(
+        rounds=args.rounds,
+        sample_time=args.sample_time,
+        options={dest: getattr(args, dest) for dest in suite_options},
+        report=results_path is not None,
+    )
 
     env = environment()
     print(
@@ -816,6 +861,7 @@ def cli(
             config,
             command=_command(argv),
             titles={name: suite.title for name, suite in suites.items()},
+            path=results_path,
         )
         with open(results_path, "w", encoding="utf-8") as f:
             f.write(report)

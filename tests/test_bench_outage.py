@@ -1,15 +1,15 @@
-"""The outage benchmark's simulation and the benchmark report: behaviour, not figures.
+"""The outage benchmark's simulation, measures and bars, and the benchmark report: behaviour,
+not figures (seawall's own outcomes are asserted in test_breaker_outcomes.py).
 
 benchmarks/ is not a package: its directory goes on ``sys.path`` (as ``benchmarks/run.py``
-does) and the modules are imported by name. pybreaker is a ``bench`` extra, absent from a
-plain ``.[dev]`` install: its client is left out (and its test skipped) without it.
+does) and the modules are imported by name. The peer breakers are a ``bench`` extra, absent
+from a plain ``.[dev]`` install: their tests are skipped without them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import importlib
-import math
 import sys
 import time
 from pathlib import Path
@@ -24,24 +24,15 @@ if str(BENCHMARKS) not in sys.path:
 outage: Any = importlib.import_module("bench_outage")
 harness: Any = importlib.import_module("_harness")
 
-CORE = [
-    (outage.NO_PROTECTION, outage.no_protection),
-    (outage.TENACITY, outage.tenacity_alone),
-    (outage.SEAWALL_DEFAULTS, outage.seawall_defaults),
-    (outage.SEAWALL_TUNED, outage.seawall_tuned),
-]
+HARD_DOWN = outage.SHAPES_BY_NAME["hard-down"]
+FLAPPING = outage.SHAPES_BY_NAME["flapping"]
 
 
-@pytest.fixture(scope="module")
-def outcomes() -> dict[str, Any]:
-    found, skipped = outage.run_scenario(outage.Scenario(), CORE)
-    assert not skipped
-    return {o.client.name: o for o in found}
+def run(client: str, shape: Any = HARD_DOWN, rate: float = 2.0) -> Any:
+    return outage.simulate(outage.SPECS[client], outage.Scenario(shape, rate))
 
 
-@pytest.fixture(scope="module")
-def summaries(outcomes: dict[str, Any]) -> dict[str, Any]:
-    return {name: outage.summarize(o) for name, o in outcomes.items()}
+# -- simulated time ----------------------------------------------------------------------------
 
 
 def test_simulated_loop_jumps_to_the_next_timer() -> None:
@@ -71,141 +62,354 @@ def test_a_hung_attempt_ends_at_the_timeout_on_simulated_time() -> None:
         assert runner.run(main()) == (True, pytest.approx(1.0))
 
 
-def test_no_protection_makes_one_attempt_per_call(summaries: dict[str, Any]) -> None:
-    s = summaries[outage.NO_PROTECTION]
-    scenario = outage.Scenario()
-    assert s.calls == len(scenario.arrivals())
-    assert s.attempts_per_call == 1.0
-    assert s.attempts_per_call_outage == 1.0
-    assert s.fast_failures == 0
-    assert s.time_to_detect is None
-    assert s.breaker_closed_after is None
-    # Exactly the calls arriving during the outage fail, each after the full timeout.
-    assert s.availability == pytest.approx((s.calls - s.outage_calls) / s.calls)
-    assert s.latency_p50_outage == pytest.approx(scenario.attempt_timeout)
-    assert s.time_to_recover == 0.0
+def test_a_simulation_with_nothing_left_to_wait_for_stops_with_an_error() -> None:
+    async def main() -> None:
+        await asyncio.get_running_loop().create_future()
+
+    with (
+        asyncio.Runner(loop_factory=outage.SimLoop) as runner,
+        pytest.raises(outage.SimulationStalled),
+    ):
+        runner.run(main())
 
 
-def test_tenacity_triples_the_load_on_a_dead_dependency(summaries: dict[str, Any]) -> None:
-    s = summaries[outage.TENACITY]
-    assert s.attempts_per_call_outage > 2.5
-    assert s.time_to_detect is None
-    assert s.latency_p50_outage > 3 * outage.Scenario().attempt_timeout
+# -- shapes ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", [outage.SEAWALL_DEFAULTS, outage.SEAWALL_TUNED])
-def test_seawall_sends_far_fewer_attempts_than_tenacity(
-    summaries: dict[str, Any], name: str
+def test_every_shape_the_matrix_promises_is_there() -> None:
+    assert [s.name for s in outage.SHAPES] == [
+        "hard-down",
+        "hanging",
+        "40% errors",
+        "slow",
+        "3 s blip",
+        "flapping",
+        "10-minute hang",
+    ]
+    assert outage.SHAPES_BY_NAME["10-minute hang"].end == 690.0
+    assert outage.SHAPES_BY_NAME["10-minute hang"].phases[0].end == 630.0
+    assert [(p.start, p.end) for p in FLAPPING.phases] == [(30, 40), (50, 60), (70, 80)]
+    assert outage.SHAPES_BY_NAME["slow"].phases[0].behaviour.seconds < outage.ATTEMPT_TIMEOUT
+
+
+def test_shape_schedule_slug_and_description() -> None:
+    assert FLAPPING.behaviour_at(29.99) is None
+    assert FLAPPING.behaviour_at(30.0).kind == "down"
+    assert FLAPPING.behaviour_at(40.0) is None
+    assert outage.SHAPES_BY_NAME["40% errors"].slug == "40pct-errors"
+    assert HARD_DOWN.describe() == (
+        "healthy 0-30 s; 30-90 s: every attempt fails (connection error after 1 ms); "
+        "healthy 90-150 s"
+    )
+    assert [until for _, until in FLAPPING.stretches()] == [50.0, 70.0, 150.0]
+
+
+def test_bad_shapes_and_behaviours_are_refused() -> None:
+    with pytest.raises(ValueError, match="sorted, disjoint"):
+        outage.Shape(
+            "x", (outage.Phase(10, 20, outage.down()), outage.Phase(15, 30, outage.down()))
+        )
+    with pytest.raises(ValueError, match="within the run"):
+        outage.Shape("x", (outage.Phase(10, 200, outage.down()),))
+    with pytest.raises(ValueError, match="unknown behaviour"):
+        outage.Behaviour("melt")
+    with pytest.raises(ValueError, match="share"):
+        outage.errors(1.5)
+
+
+def test_shapes_are_found_by_name_or_slug() -> None:
+    found = outage.find_shapes(["flapping", "40pct-errors", "Hard-Down"])
+    assert [s.name for s in found] == ["hard-down", "40% errors", "flapping"]
+    with pytest.raises(ValueError, match="unknown shape"):
+        outage.find_shapes(["meltdown"])
+
+
+# -- the simulation ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", outage.SHAPES[:-1], ids=lambda s: s.slug)
+def test_no_protection_makes_one_attempt_per_call(shape: Any) -> None:
+    o = run(outage.NO_PROTECTION, shape)
+    s = outage.summarize(o)
+    assert s.calls == len(outage.Scenario(shape, 2.0).arrivals()) == shape.end * 2
+    assert s.attempts == s.calls
+    assert s.refused == 0
+    assert all(c.attempts == 1 for c in o.calls)
+
+
+def test_what_each_behaviour_does_to_an_unprotected_call() -> None:
+    def by_arrival(shape: Any) -> dict[float, Any]:
+        return {c.arrival: c for c in run(outage.NO_PROTECTION, shape).calls}
+
+    down = by_arrival(HARD_DOWN)
+    assert down[10.0].ok
+    assert down[10.0].end == pytest.approx(10.0 + outage.HEALTHY_LATENCY)
+    assert not down[40.0].ok
+    assert down[40.0].error == "UpstreamError"
+    assert down[40.0].end == pytest.approx(40.0 + outage.FAIL_LATENCY)
+    hung = by_arrival(outage.SHAPES_BY_NAME["hanging"])[40.0]
+    assert not hung.ok
+    assert hung.error == "TimeoutError"
+    assert hung.end == pytest.approx(40.0 + outage.ATTEMPT_TIMEOUT)
+    slow = by_arrival(outage.SHAPES_BY_NAME["slow"])[40.0]
+    assert slow.ok
+    assert slow.end == pytest.approx(40.9)
+
+
+def test_forty_percent_errors_are_the_same_draws_for_every_client() -> None:
+    shape = outage.SHAPES_BY_NAME["40% errors"]
+    a = run(outage.NO_PROTECTION, shape, rate=20.0)
+    b = run(outage.TENACITY, shape, rate=20.0)
+    first_a = [c.ok for c in outage.calls_between(a.calls, 30, 90)]
+    # tenacity's retries do not change which first attempts fail: a call it could not save
+    # failed its first attempt for the unprotected client too.
+    saved = [c.ok for c in outage.calls_between(b.calls, 30, 90)]
+    assert all(ok_b for ok_a, ok_b in zip(first_a, saved, strict=True) if ok_a)
+    share = 1 - sum(first_a) / len(first_a)
+    assert 0.35 < share < 0.45
+
+
+def test_a_run_is_deterministic() -> None:
+    one = outage.summarize(run(outage.SEAWALL_POLICY, FLAPPING, rate=20.0))
+    two = outage.summarize(run(outage.SEAWALL_POLICY, FLAPPING, rate=20.0))
+    assert one == two
+
+
+def test_the_seawall_rows_use_the_breakers_own_defaults() -> None:
+    import seawall
+
+    defaults = outage.seawall_breaker_defaults()
+    shown = repr(seawall.CircuitBreaker())
+    for name in ("consecutive_failures", "failure_ratio", "open_duration", "half_open_calls"):
+        assert f"{name}={defaults[name]!r}" in shown
+    assert "clock" not in defaults
+    assert "name" not in defaults
+    trips, opened, admits, _ = outage._seawall_how(defaults)
+    assert opened == f"open_duration={defaults['open_duration']:g} s"
+    assert admits == f"half_open_calls={defaults['half_open_calls']} probe(s)"
+    assert f"{defaults['consecutive_failures']} failures in a row" in trips
+
+
+def test_a_peer_that_is_not_installed_is_skipped_with_its_reason() -> None:
+    def build(env: Any) -> Any:
+        import seawall_no_such_peer  # type: ignore[import-not-found]  # noqa: F401
+
+    spec = outage.ClientSpec("ghost", build, "ghost", has_breaker=True)
+    with pytest.raises(harness.SkipCandidate, match="not installed"):
+        outage.simulate(spec, outage.Scenario(HARD_DOWN, 2.0))
+
+
+def test_a_peer_that_no_longer_reads_the_time_where_patched_is_skipped() -> None:
+    import types
+
+    module = types.ModuleType("peer")
+    with (
+        pytest.raises(harness.SkipCandidate, match=r"peer\.clock"),
+        outage.patched(module, "clock", object(), expect=callable),
+    ):
+        pass
+    module.clock = time.monotonic  # type: ignore[attr-defined]
+    with outage.patched(module, "clock", 1.0, expect=callable):
+        assert module.clock == 1.0  # type: ignore[attr-defined]
+    assert module.clock is time.monotonic  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("client", "package", "module", "name"),
+    [
+        (outage.PYBREAKER, "pybreaker", "pybreaker", "datetime"),
+        (outage.CIRCUITBREAKER, "circuitbreaker", "circuitbreaker", "monotonic"),
+        (outage.PURGATORY, "purgatory", "purgatory.domain.model", "time"),
+        (outage.AIOBREAKER, "aiobreaker", "aiobreaker.state", "datetime"),
+    ],
+)
+def test_a_peer_runs_on_simulated_time_and_its_clock_is_put_back(
+    client: str, package: str, module: str, name: str
 ) -> None:
-    seawall_load = summaries[name].attempts_per_call_outage
-    assert seawall_load <= outage.BAR_LIMIT
-    assert seawall_load < summaries[outage.TENACITY].attempts_per_call_outage / 2
+    pytest.importorskip(package)
+    patched_module = importlib.import_module(module)
+    original = getattr(patched_module, name)
+    s = outage.summarize(run(client, HARD_DOWN, rate=20.0))
+    assert getattr(patched_module, name) is original
+    # Five failures in a row open it at once; an open time of 30-60 s on simulated time
+    # means it refuses nearly every call of the 60 s outage, and recovers after it.
+    assert s.worst_detect < 1.0
+    assert s.attempts_per_call_disturbed < 0.1
+    assert s.worst_recover < 60.0
 
 
-def _detects_and_recovers(outcome: Any, s: Any) -> None:
-    """The breaker opened during the outage and closed after it; the calls from the recovery
-    point on all succeeded, and none failed before the outage."""
-    scenario = outage.Scenario()
-    assert s.time_to_detect is not None
-    assert 0 < s.time_to_detect < scenario.outage_end - scenario.outage_start
-    assert s.fast_failures > 0
-    assert s.time_to_recover is not None
-    assert math.isfinite(s.time_to_recover)
-    assert s.breaker_closed_after is not None
-    assert s.breaker_closed_after >= 0
-    transitions = outcome.client.transitions
-    opened_at, state = transitions[0]
-    assert state == "open"
-    assert opened_at == pytest.approx(scenario.outage_start + s.time_to_detect, abs=0.1)
-    assert transitions[-1][1] == "closed"
-    assert transitions[-1][0] >= scenario.outage_end
-    recovered = scenario.outage_end + s.time_to_recover
-    assert all(c.ok for c in outcome.calls if c.arrival >= recovered)
-    assert all(c.ok for c in outcome.calls if c.arrival < scenario.outage_start)
+# -- the measures ------------------------------------------------------------------------------
 
 
-def test_seawall_defaults_detect_the_outage_and_recover_after_the_upstream(
-    outcomes: dict[str, Any], summaries: dict[str, Any]
-) -> None:
-    s = summaries[outage.SEAWALL_DEFAULTS]
-    _detects_and_recovers(outcomes[outage.SEAWALL_DEFAULTS], s)
+def calls(*rows: tuple[float, bool, int, float]) -> list[Any]:
+    return [
+        outage.Call(i, arrival, ok=ok, attempts=attempts, end=end)
+        for i, (arrival, ok, attempts, end) in enumerate(rows)
+    ]
 
 
-def test_seawall_tuned_detects_and_recovers_within_a_few_seconds(
-    outcomes: dict[str, Any], summaries: dict[str, Any]
-) -> None:
-    s = summaries[outage.SEAWALL_TUNED]
-    _detects_and_recovers(outcomes[outage.SEAWALL_TUNED], s)
-    open_duration = outage.TUNED_BREAKER["max_open_duration"]
-    # Open at most max_open_duration (no doubling), then one probe of a healthy upstream.
-    assert s.time_to_recover <= open_duration + 1.0
-    assert s.breaker_closed_after <= open_duration + 1.0
-    # Sooner than the defaults on both ends.
-    defaults = summaries[outage.SEAWALL_DEFAULTS]
-    assert s.time_to_detect < defaults.time_to_detect
-    assert s.time_to_recover < defaults.time_to_recover
+def test_detect_is_the_end_of_the_first_refused_call() -> None:
+    found = calls(
+        (9.0, True, 1, 9.1),
+        (10.0, False, 1, 10.5),  # failed at the upstream: not a refusal
+        (10.2, False, 0, 10.3),
+        (11.0, False, 0, 11.0),
+    )
+    assert outage.detect_time(found, 10.0, 20.0) == pytest.approx(0.3)
+    assert outage.detect_time(found[:2], 10.0, 20.0) is None
 
 
-def test_seawall_tuned_does_not_retry_timeouts(summaries: dict[str, Any]) -> None:
-    tuned = summaries[outage.SEAWALL_TUNED]
-    # Every failure here is a timeout: at most one attempt per call, fewer than tenacity's.
-    assert tuned.attempts_per_call_outage <= 1.0
-    assert tuned.attempts_per_call <= 1.0
-    assert tuned.attempts_per_call_outage < summaries[outage.TENACITY].attempts_per_call_outage
+def test_recover_is_the_start_of_the_unbroken_run_of_successes() -> None:
+    found = calls(
+        (20.0, False, 0, 20.0),
+        (20.5, True, 1, 20.6),
+        (21.0, False, 1, 21.0),  # a failure after the first success still counts
+        (21.5, True, 1, 21.6),
+        (22.0, True, 1, 22.1),
+    )
+    assert outage.recover_time(found, 20.0, 30.0) == pytest.approx(1.5)
+    assert outage.recover_time(found[3:], 20.0, 30.0) == 0.0
+    assert outage.recover_time(found[:3], 20.0, 30.0) is None  # the stretch ends failing
 
 
-def test_the_bar_is_checked_on_the_tuned_row(
-    outcomes: dict[str, Any], summaries: dict[str, Any], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # The runs already made, not the whole client list again (pybreaker's included).
-    monkeypatch.setattr(outage, "run_scenario", lambda scenario: (list(outcomes.values()), []))
-    result = outage.run(harness.RunConfig())
-    (bar,) = result.bars
-    assert bar.valid
-    assert bar.measured == summaries[outage.SEAWALL_TUNED].attempts_per_call_outage
-    assert bar.status == "PASS"
-    defaults = summaries[outage.SEAWALL_DEFAULTS].attempts_per_call_outage
-    assert f"{defaults:.2f}" in bar.detail
+def test_probe_peak_counts_attempts_in_any_one_second() -> None:
+    assert outage.peak_in_window([0.0, 0.5, 0.99, 1.0, 1.2, 5.0]) == 4
+    assert outage.peak_in_window([]) == 0
+    assert outage.probe_peak([0.0, 0.5, 10.0, 10.4, 10.9, 12.0], 1.0, 12.0) == 3
 
 
-@pytest.mark.parametrize("name", [outage.SEAWALL_DEFAULTS, outage.SEAWALL_TUNED])
-def test_the_scenario_is_deterministic(summaries: dict[str, Any], name: str) -> None:
-    build = dict(outage.CLIENTS)[name]
-    assert outage.summarize(outage.simulate(build)) == summaries[name]
+def test_percentile_is_nearest_rank() -> None:
+    assert outage.percentile(list(range(1, 101)), 99) == 99
+    assert outage.percentile([3.0], 99) == 3.0
 
 
-def test_pybreaker_runs_on_simulated_time_and_is_put_back() -> None:
-    pybreaker = pytest.importorskip("pybreaker")
-    original = pybreaker.datetime
-    s = outage.summarize(outage.simulate(outage.tenacity_pybreaker))
-    assert pybreaker.datetime is original
-    assert s.time_to_detect is not None
-    assert s.time_to_detect < 5.0
-    # reset_timeout=5 on simulated time: closed again a few simulated seconds after recovery.
-    assert s.breaker_closed_after is not None
-    assert 0 <= s.breaker_closed_after < 2 * outage.RESET_TIMEOUT
-    assert s.attempts_per_call_outage < 1.0
+def test_summary_is_per_phase_and_takes_the_worst() -> None:
+    s = outage.summarize(run(outage.SEAWALL, FLAPPING, rate=20.0))
+    assert len(s.detect) == len(s.recover) == len(s.probes_peak) == 3
+    assert s.worst_detect == max(s.detect)
+    assert s.worst_recover == max(s.recover)
+    assert s.disturbed_calls == 3 * 10 * 20
+    assert s.refused > 0
 
 
-def test_the_outage_table_renders_as_markdown(outcomes: dict[str, Any]) -> None:
-    table = outage.outage_table(list(outcomes.values()))
+def test_series_gives_a_share_per_second_and_the_refusing_spans() -> None:
+    s = outage.series(run(outage.SEAWALL, HARD_DOWN, rate=20.0))
+    assert len(s.success_share) == 150
+    assert s.success_share[10] == 1.0
+    assert s.success_share[60] < 0.2
+    assert all(30.0 <= a < b <= 92.0 for a, b in s.refusing)
+
+
+# -- the matrix, its tables and bars -----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def small() -> Any:
+    shapes = [HARD_DOWN, FLAPPING]
+    clients = [outage.SPECS[outage.NO_PROTECTION], outage.SPECS[outage.SEAWALL]]
+    return outage.run_matrix(shapes, [2.0, 20.0], clients, plots=True)
+
+
+def test_the_matrix_runs_every_cell_and_keeps_series_at_the_plot_rate(small: Any) -> None:
+    assert len(small.summaries) == 2 * 2 * 2
+    assert set(small.series) == {
+        (shape, client)
+        for shape in ("hard-down", "flapping")
+        for client in (outage.NO_PROTECTION, outage.SEAWALL)
+    }
+
+
+def test_the_shape_table_compares_with_no_protection(small: Any) -> None:
+    clients = [outage.SPECS[outage.NO_PROTECTION], outage.SPECS[outage.SEAWALL]]
+    table = outage.shape_table(small, FLAPPING, clients)
+    assert table.headers == outage.SHAPE_HEADERS
+    assert [row[:2] for row in table.rows] == [
+        [outage.NO_PROTECTION, "2"],
+        [outage.SEAWALL, "2"],
+        [outage.NO_PROTECTION, "20"],
+        [outage.SEAWALL, "20"],
+    ]
+    base = small.get("flapping", 20.0, outage.NO_PROTECTION)
+    mine = small.get("flapping", 20.0, outage.SEAWALL)
+    row = table.rows[3]
+    assert row[3] == f"{(mine.availability - base.availability) * 100:+.1f}"
+    assert table.rows[2][3] == "ref"
+    assert table.rows[2][6] == "n/a"
+    assert "worst of the 3 phases" in table.notes[0]
     text = harness.markdown_table(table)
-    lines = text.splitlines()
-    assert lines[0].startswith("**outage on simulated time")
-    header = "| " + " | ".join(outage.HEADERS) + " |"
-    assert header in lines
-    separator = lines[lines.index(header) + 1]
-    assert separator.startswith("| :--- | ---: |")
-    assert separator.count("|") == len(outage.HEADERS) + 1
-    rows = [line for line in lines if line.startswith(f"| {outage.SEAWALL_TUNED} |")]
-    assert len(rows) == 1
-    assert rows[0].count("|") == len(outage.HEADERS) + 1
-    notes = [line for line in lines if line.startswith(f"- {outage.SEAWALL_TUNED}: ")]
-    assert len(notes) == 1
-    assert "CircuitBreaker(window=5, minimum_calls=10" in notes[0]
-    assert "; breaker transitions (state, simulated s): open " in notes[0]
-    # The console form shows the same rows.
-    assert outage.SEAWALL_TUNED in harness.format_table(table)
+    assert text.splitlines()[0].startswith("**flapping (150 s)")
+
+
+def test_the_bars_name_their_worst_case(small: Any) -> None:
+    bars = {b.id: b for b in outage.matrix_bars(small)}
+    assert set(bars) == {
+        "outage_availability",
+        "outage_detect_2s",
+        "outage_recover_2s",
+        "outage_detect_5s",
+        "outage_recover_5s",
+        "outage_attempts_per_call",
+        "outage_probe_load",
+    }
+    assert all(b.valid for b in bars.values())
+    assert "worst: " in bars["outage_detect_2s"].detail
+    assert "@20/s" in bars["outage_detect_2s"].detail
+    assert "@2/s" in bars["outage_detect_5s"].detail
+    assert bars["outage_probe_load"].detail.startswith("bound: half_open_calls / open_duration")
+
+
+def test_the_bars_are_invalid_when_no_protection_does_not_make_one_attempt_per_call(
+    small: Any,
+) -> None:
+    import dataclasses
+
+    broken = outage.Matrix(small.shapes, small.rates, dict(small.summaries))
+    key = ("hard-down", 20.0, outage.NO_PROTECTION)
+    broken.summaries[key] = dataclasses.replace(broken.summaries[key], attempts=1)
+    bars = outage.matrix_bars(broken)
+    assert all(not b.valid for b in bars)
+    assert all(b.status == "INVALID" for b in bars)
+    assert "hard-down @20/s" in bars[0].detail
+
+
+def test_a_bar_with_no_case_selected_is_not_run() -> None:
+    bar = outage._worst_bar("x", "x", 1.0, [])
+    assert bar.measured is None
+    assert "not run" in bar.detail
+
+
+def test_the_suite_runs_part_of_the_matrix_from_its_options() -> None:
+    config = harness.RunConfig(
+        options={"outage_rates": [2.0], "outage_shapes": "hard-down", "outage_jobs": 1}
+    )
+    result = outage.SUITE.run(config)
+    titles = [t.title for t in result.tables]
+    assert titles[0].startswith("clients: ")
+    assert titles[1].startswith("hard-down (150 s)")
+    assert titles[2].startswith("retry budget: ")
+    assert {b.id for b in result.bars} >= {"outage_detect_5s", "outage_retry_budget"}
+    assert result.images == []  # no report, no --plots: no pictures
+
+
+def test_pictures_are_one_png_per_shape(small: Any, tmp_path: Path, monkeypatch: Any) -> None:
+    pytest.importorskip("matplotlib")
+    monkeypatch.setattr(outage, "IMG_DIR", str(tmp_path))
+    clients = [outage.SPECS[outage.NO_PROTECTION], outage.SPECS[outage.SEAWALL]]
+    images, note = outage.draw_pictures(small, clients)
+    assert note == ""
+    assert [Path(i.path).name for i in images] == ["outage-hard-down.png", "outage-flapping.png"]
+    for image in images:
+        assert Path(image.path).read_bytes().startswith(b"\x89PNG")
+
+
+def test_no_pictures_without_the_plot_rate(small: Any) -> None:
+    quiet = outage.Matrix(small.shapes, [2.0], dict(small.summaries))
+    images, note = outage.draw_pictures(quiet, [])
+    assert images == []
+    assert "did not run" in note or "matplotlib is not installed" in note
+
+
+# -- the report that benchmarks/run.py writes ------------------------------------------------
 
 
 def test_markdown_escapes_pipes() -> None:
@@ -213,51 +417,58 @@ def test_markdown_escapes_pipes() -> None:
     assert "| x \\| y | 1 |" in harness.markdown_table(table).splitlines()
 
 
-# -- the report that benchmarks/run.py writes ------------------------------------------------
+def _suites(small: Any, tmp_path: Path) -> dict[str, Any]:
+    picture = tmp_path / "img" / "p.png"
 
-
-def _suites(outcomes: dict[str, Any]) -> dict[str, Any]:
     def quick(config: Any) -> Any:
         result = harness.SuiteResult("quick")
-        result.tables.append(outage.outage_table(list(outcomes.values())))
+        clients = [outage.SPECS[outage.NO_PROTECTION], outage.SPECS[outage.SEAWALL]]
+        result.tables.append(outage.shape_table(small, HARD_DOWN, clients))
         result.bars.append(harness.Bar("b", "a bar", 1.2, 0.5, "some detail"))
-        result.notes.append("a note")
+        result.notes.append(f"a note; report={config.report}; x={config.options.get('quick_x')}")
+        result.images.append(harness.Image("a picture", str(picture)))
         return result
 
     def other(config: Any) -> Any:
         return harness.SuiteResult("other", notes=["the other suite ran"])
 
+    def options(group: Any) -> None:
+        group.add_argument("--x", dest="quick_x")
+
     return {
-        "quick": harness.Suite("quick", "a quick suite", quick),
+        "quick": harness.Suite("quick", "a quick suite", quick, options),
         "other": harness.Suite("other", "another suite", other),
     }
 
 
 def test_report_written_to_the_path_asked_for(
-    outcomes: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    small: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "report.md"
-    assert harness.cli(["quick", "--results", str(path)], _suites(outcomes)) == 0
+    suites = _suites(small, tmp_path)
+    assert harness.cli(["quick", "--x", "7", "--results", str(path)], suites) == 0
     report = path.read_text(encoding="utf-8")
     assert report.startswith("# seawall benchmark results\n")
-    assert f"benchmarks/run.py quick --results {path}`" in report
+    assert f"benchmarks/run.py quick --x 7 --results {path}`" in report
     assert "- CPUs: " in report
     assert "- Python: " in report
-    assert "| tenacity | " in report
     assert "## quick: a quick suite" in report
-    assert f"| {outage.SEAWALL_TUNED} |" in report
+    assert f"| {outage.SEAWALL} | 2 |" in report
     assert "- **PASS** a bar: measured 0.500 (limit 1.2); some detail" in report
-    assert "- a note" in report
+    assert "- a note; report=True; x=7" in report
+    assert "![a picture](img/p.png)" in report  # relative to the report
     assert "## other" not in report
-    assert f"wrote {path}" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"wrote {path}" in out
+    assert "picture: " in out
 
 
 def test_report_written_by_default_only_for_a_full_run(
-    outcomes: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    small: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     default = tmp_path / "RESULTS.md"
     monkeypatch.setattr(harness, "RESULTS_PATH", str(default))
-    suites = _suites(outcomes)
+    suites = _suites(small, tmp_path)
     assert harness.cli(["quick"], suites, full_report=True) == 0
     assert not default.exists()  # a partial run leaves the full report alone
     assert harness.cli(["--no-results"], suites, full_report=True) == 0
