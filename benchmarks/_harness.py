@@ -321,7 +321,8 @@ def paired_ratio(
 
 @dataclass
 class Bar:
-    """A DESIGN §4 bar: ``measured <= limit`` passes; ``measured is None`` means skipped.
+    """A bar the project holds itself to: ``measured <= limit`` passes; ``measured is None``
+    means skipped.
 
     ``valid=False`` (a row it depends on failed its sanity check) makes it ``INVALID``, which
     ``--check`` treats as a failure.
@@ -667,7 +668,7 @@ def results_markdown(
         for table in result.tables:
             out += ["", markdown_table(table)]
         if result.bars:
-            out += ["", "Bars (DESIGN §4):", ""]
+            out += ["", "Bars:", ""]
             out += [f"- {format_bar_markdown(bar)}" for bar in result.bars]
         if result.notes:
             out += ["", "Notes:", ""]
@@ -906,7 +907,7 @@ def invalid_rows(table: Table, names: tuple[str, ...]) -> list[str]:
 
 
 METRICS_NOTE = (
-    "metrics on, as DESIGN §4 asks: seawall records its call-level SLI and keeps every "
+    "metrics on, as users run it: seawall records its call-level SLI and keeps every "
     "count on the success path; its exporters only read them when scraped, so turning "
     "them off (configure(prometheus=False, otel=False)) changes nothing measured here"
 )
@@ -929,7 +930,7 @@ def overhead_suite(
     missing: str,
 ) -> SuiteResult:
     """What every overhead suite does: a sync and an async table against a reference, the
-    DESIGN §4 bar on the sync ratio of ``subject``, and the async ratio as a note."""
+    bar on the sync ratio of ``subject``, and the async ratio as a note."""
     result = SuiteResult(name)
     sync_candidates, sync_skipped = build_candidates(sync)
     async_candidates, async_skipped = build_candidates(async_)

@@ -25,7 +25,7 @@ the median over rounds, ``x httpx`` is the **paired** figure: the median over ro
 client's median / plain httpx's median in the same round), and ``(min)`` the ratio of the best
 rounds. The pooled median and p90 over every request are in the notes.
 
-DESIGN §4 bar: seawall's transport adds at most 5%: its median time per request <= 1.05 x plain
+The bar: seawall's transport adds at most 5%: its median time per request <= 1.05 x plain
 httpx's (sync, paired). The async figures (``httpx.AsyncClient`` with
 ``AsyncResilientTransport``) are reported alongside, not as a bar.
 

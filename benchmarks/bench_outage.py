@@ -98,7 +98,7 @@ probe load: the peak probes in any 1 s of the hard-down and 10-minute-hang outag
 ``no protection`` client must make exactly one attempt per call in every run, or every bar is
 ``INVALID``.
 
-Second part, the retry budget (DESIGN: with a RetryBudget of ratio 0.2 a dead dependency sees
+Second part, the retry budget (the promise: with a RetryBudget of ratio 0.2 a dead dependency sees
 at most 1.2 attempts per logical call): the hard-down shape, at each rate, against clients
 that retry its connection errors and timeouts, 3 attempts: ``tenacity`` (``tenacity.retry(stop
 =stop_after_attempt(3), wait=wait_exponential_jitter(0.1, max=5, jitter=0.1),
@@ -1401,7 +1401,7 @@ def matrix_bars(matrix: Matrix) -> list[Bar]:
 
 
 def budget_bar(matrix: Matrix) -> Bar:
-    """DESIGN: with a RetryBudget of ratio 0.2, a dead dependency sees at most 1.2 attempts
+    """The promise: with a RetryBudget of ratio 0.2, a dead dependency sees at most 1.2 attempts
     per call, where the ratio is the cap: rate >= min_per_second / ratio."""
     import seawall
 

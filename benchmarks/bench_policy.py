@@ -9,7 +9,7 @@ function (async), every library with its defaults otherwise. After timing, each 
 checked to have stayed on the success path: breakers closed with no failure, no retry, the
 bulkhead empty with nothing rejected, no timeout.
 
-DESIGN §4 bar: a full Policy's overhead <= 0.2 x (tenacity + pybreaker)'s (sync). The async
+The bar: a full Policy's overhead <= 0.2 x (tenacity + pybreaker)'s (sync). The async
 ratio is reported alongside, not as a bar.
 
 Run: ``python benchmarks/run.py policy`` (or ``python benchmarks/bench_policy.py``).

@@ -8,7 +8,7 @@ default parameters). After timing, each candidate is checked to have stayed on t
 (seawall: no retries, no budget refusal; tenacity: one attempt; stamina: active, not in testing
 mode, so that its real retrying path was timed).
 
-DESIGN §4 bar: seawall retry overhead <= 0.1 x tenacity's (sync, decorated). The async ratio is
+The bar: seawall retry overhead <= 0.1 x tenacity's (sync, decorated). The async ratio is
 reported alongside, not as a bar.
 
 Run: ``python benchmarks/run.py retry`` (or ``python benchmarks/bench_retry.py``).

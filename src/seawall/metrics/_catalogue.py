@@ -1,4 +1,4 @@
-"""The one catalogue of seawall's metrics (DESIGN §3), used by both exporters."""
+"""The one catalogue of seawall's metrics, used by both exporters."""
 
 from __future__ import annotations
 
