@@ -29,3 +29,69 @@ def test_the_two_commands_and_every_example_are_in_the_readme() -> None:
     )
     for name in examples:
         assert f"examples/{name}" in README, name
+
+
+# -- figures the README takes from benchmarks/RESULTS.md -------------------------------------
+
+RESULTS = (Path(__file__).resolve().parent.parent / "benchmarks" / "RESULTS.md").read_text(
+    encoding="utf-8"
+)
+MATRIX_MARKER = "<!-- outage matrix: every cell is checked against benchmarks/RESULTS.md"
+
+
+def _table_after(text: str, marker: str) -> list[list[str]]:
+    lines = text[text.index(marker) :].splitlines()[1:]
+    rows = []
+    for line in lines:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip("|").split("|")])
+    return rows
+
+
+def _results_row(shape: str, client: str, rate: str) -> list[str]:
+    """The row of ``client`` at ``rate`` in the table titled ``shape`` in RESULTS.md."""
+    found = re.search(rf"^\*\*{re.escape(shape)}[ :(]", RESULTS, re.MULTILINE)
+    assert found, f"no {shape} table in benchmarks/RESULTS.md"
+    section = RESULTS[found.start() :]
+    section = section[: section.index("\n\n**")] if "\n\n**" in section else section
+    for line in section.splitlines():
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        if line.startswith("|") and cells[:2] == [client, rate]:
+            return cells
+    raise AssertionError(f"no row for {client} at {rate} calls/s in the {shape} table")
+
+
+def test_the_outage_matrix_in_the_readme_is_the_one_in_results() -> None:
+    header, _, *rows = _table_after(README, MATRIX_MARKER)
+    rate = header[0].removesuffix(" calls/s")
+    clients = [c.replace("`CircuitBreaker()`", "").strip() for c in header[1:]]
+    assert clients[:2] == ["no protection", "seawall"]
+    assert len(rows) == 7
+    for row in rows:
+        shape = re.sub(r" \(.*\)$", "", row[0])
+        for client, cell in zip(clients, row[1:], strict=True):
+            found = _results_row(shape, client, rate)
+            availability, detect, recover = found[2], found[6], found[7]
+            if client == "no protection":
+                assert cell == availability, (shape, client)
+            else:
+                assert cell == f"{availability}, {detect} / {recover}", (shape, client)
+
+
+def test_the_retry_budget_figures_in_the_readme_are_the_ones_in_results() -> None:
+    rows = _table_after(README, "<!-- retry budget: every cell is checked")[2:]
+    names = {
+        "tenacity, 3 attempts": "tenacity, 3 attempts",
+        "seawall `Retry` + `RetryBudget()`, no breaker": (
+            "seawall Retry + RetryBudget(), no breaker"
+        ),
+        "seawall's default transport policy (retry, budget, breaker)": (
+            "seawall default policy [info]"
+        ),
+    }
+    assert [row[0] for row in rows] == list(names)
+    for label, at20, at200 in rows:
+        for rate, cell in (("20", at20), ("200", at200)):
+            found = _results_row("retry budget", names[label], rate)
+            assert cell == found[2], (label, rate)
