@@ -1416,3 +1416,45 @@ def test_nothing_from_an_exception_message_becomes_a_label(
                 assert "12345" not in label, s
                 assert "http://x/y" not in label, s
                 assert "user 1" not in label, s
+
+
+# -- a policy written straight on a function -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda name: seawall.Policy(name, retry=seawall.Retry(on=OSError), breaker=True),
+        lambda name: seawall.Pipeline(seawall.Timeout(5), seawall.Bulkhead(4), name=name),
+        lambda name: seawall.Fallback(lambda exc: 0, on=OSError, name=name),
+        lambda name: seawall.Retry(on=OSError, name=name),
+    ],
+    ids=["Policy", "Pipeline", "Fallback", "Retry"],
+)
+@pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
+def test_a_policy_written_on_a_function_lives_as_long_as_the_function(
+    registry: CollectorRegistry, make: Callable[[str], Any], is_async: bool
+) -> None:
+    import gc
+
+    name = unique("inline")
+    if is_async:
+
+        async def afn() -> int:
+            return 1
+
+        decorated: Any = make(name)(afn)
+    else:
+
+        def fn() -> int:
+            return 1
+
+        decorated = make(name)(fn)
+    gc.collect()  # nothing but the decorated function holds the policy now
+    for _ in range(3):
+        result = decorated()
+        if is_async:
+            result = asyncio.run(result)
+        assert result == 1
+    gc.collect()
+    assert value(registry, f"{CALLS}_count", operation=name, outcome="success") == 3

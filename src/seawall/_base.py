@@ -205,9 +205,13 @@ class PolicyBase:
     def __call__(self, fn: Callable[P, Any]) -> Callable[P, Any]:
         check_decoratable(fn)
         self._adopt_name(fn)
-        if is_async_callable(fn):
-            return self._decorate_async(fn)
-        return self._decorate_sync(fn)
+        decorated: Callable[P, Any] = (
+            self._decorate_async(fn) if is_async_callable(fn) else self._decorate_sync(fn)
+        )
+        # The live-policy registry holds policies weakly, and a fused wrapper may hold only the
+        # policy's parts: the decorated function keeps its policy, and so its series, alive.
+        setattr(decorated, "__seawall_policy__", self)  # noqa: B010  (a name mypy cannot know)
+        return decorated
 
     def _raw_call(self) -> Callable[..., Any]:
         """The raw sync shell a decorator calls (a pipeline fuses its members into one)."""
