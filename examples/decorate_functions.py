@@ -157,7 +157,8 @@ async def pricing_demo() -> None:
     log("async: the pricing service is dead; each attempt times out after 100 ms")
     log(await priced("A-1"))  # 3 attempts, 3 timeouts: the retry gives up
     # Its first attempt is the 4th failure in the window: the breaker opens, and the retry's
-    # next attempt is refused with CircuitOpenError, which the caller gets.
+    # next attempt is refused. The caller gets the timeout that reached the service; the
+    # refusal is in the error's note.
     log(await priced("A-2"))
 
     log("async: open, so calls fail fast without reaching the service")

@@ -346,8 +346,42 @@ def test_an_isolated_breaker_inside_a_retry_rejects_once_without_sleeping(shell:
     # Not retried blindly: the retry gave up on the rejection at once (the note's wording
     # after "rejected" belongs to test_retry).
     [note] = info.value.__notes__
-    assert note.startswith("seawall: retry 'svc' gave up after 1 attempt over 0s (rejected")
+    assert note.startswith(
+        "seawall: retry 'svc' gave up after 1 attempt (0 made, 1 refused: CircuitOpenError) "
+        "over 0s (rejected"
+    )
     assert retry.snapshot().calls[("failure", False)] == 1
+
+
+def test_a_breaker_that_opens_during_the_retries_leaves_the_caller_the_real_failure(
+    shell: str,
+) -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker(
+        clock=clock, consecutive_failures=None, minimum_calls=2, window_calls=2
+    )
+    policy = Policy(
+        "svc", retry=Retry(on=ConnectionError, attempts=3, clock=clock), breaker=breaker
+    )
+    made: list[int] = []
+
+    def pay() -> None:
+        made.append(1)
+        raise ConnectionError(f"refused {len(made)}")
+
+    with pytest.raises(ConnectionError) as info:
+        through(shell, policy, pay)
+    # Two attempts reached the dependency, the third was refused: the caller gets what the
+    # dependency said, and the note says what happened to each attempt.
+    assert made == [1, 1]
+    assert info.value.args == ("refused 2",)
+    [note] = info.value.__notes__
+    assert note.startswith(
+        "seawall: retry 'svc' gave up after 3 attempts (2 made, 1 refused: CircuitOpenError) "
+    )
+    assert breaker.state is seawall.CircuitState.OPEN
+    reading = policy.stats.read()
+    assert reading.errors == {("failure", "ConnectionError"): 1}
 
 
 def test_the_fallback_catches_an_open_circuit(shell: str) -> None:

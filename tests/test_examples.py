@@ -34,7 +34,7 @@ SCRIPTS: dict[str, list[str]] = {
         "retry:    calls=4 attempts=6 retries=2",
         "breaker:  state=closed successes=4 failures=2 rejected=0",
         "get_price('A-1') -> failed: 'pricing.attempt' exceeded its timeout of 0.1s",
-        "get_price('A-2') -> refused: CircuitOpenError, retry_after=",
+        "get_price('A-2') -> failed: 'pricing.attempt' exceeded its timeout of 0.1s",
         "get_price('A-3') -> refused: CircuitOpenError, retry_after=",
         "requests that reached the pricing service while open: 0",
         "get_price('A-6') -> ok: 9.99",

@@ -741,7 +741,9 @@ def test_streaming_response_is_not_read(kind: str) -> None:
     asyncio.run(main())
 
 
-def test_rejected_after_a_failure_closes_the_response(kind: str, closing: list[int]) -> None:
+def test_a_breaker_opened_by_a_failed_attempt_leaves_the_caller_its_response(
+    kind: str, closing: list[int]
+) -> None:
     breaker = seawall.CircuitBreaker(minimum_calls=1, failure_ratio=0.5, open_duration=60)
     template = seawall.Policy(
         "api",
@@ -751,6 +753,10 @@ def test_rejected_after_a_failure_closes_the_response(kind: str, closing: list[i
         breaker=breaker,
     )
     transport = make(kind, scripted(500), policy=template)
-    with pytest.raises(CircuitOpenHTTPError):
+    # The 500 opened the breaker and the retry's next attempt was refused: the caller gets
+    # the response the dependency gave (read, as a client reads it), not the refusal.
+    response = send(kind, transport, "GET", "https://a.test/")
+    assert response.status_code == 500
+    assert closing == [500]  # closed once, by the client that read it
+    with pytest.raises(CircuitOpenHTTPError):  # the host's breaker is open
         send(kind, transport, "GET", "https://a.test/")
-    assert closing == [500]

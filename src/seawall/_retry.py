@@ -84,7 +84,17 @@ class _Run:
     The shells make the attempts and the waits; this says whether and how long to wait.
     """
 
-    __slots__ = ("_deadline_at", "exc", "policy", "reason", "result", "started", "state")
+    __slots__ = (
+        "_deadline_at",
+        "exc",
+        "made_exc",
+        "policy",
+        "reason",
+        "refused",
+        "result",
+        "started",
+        "state",
+    )
 
     def __init__(self, policy: Retry, fn: Any, args: Any, kwargs: Any, started: float) -> None:
         self.policy = policy
@@ -96,9 +106,17 @@ class _Run:
         self.exc: BaseException | None = None
         self.result: Any = None
         self.reason = ""
+        # The last failure of an attempt that was made, and the attempts refused (a
+        # RejectedError from inside: the dependency was not called).
+        self.made_exc: BaseException | None = None
+        self.refused = 0
 
     def failed(self, exc: BaseException) -> None:
         self.exc, self.result = exc, None
+        if isinstance(exc, RejectedError):
+            self.refused += 1
+        else:
+            self.made_exc = exc
         self.state.set_exception((type(exc), exc, exc.__traceback__))
         self.state.outcome_timestamp = self.policy._clock.monotonic()
 
@@ -166,9 +184,19 @@ class _Run:
             _reraise(exc)  # retrying was never in question: nothing to add
         elapsed = self.policy._clock.monotonic() - self.started
         plural = "attempt" if attempts == 1 else "attempts"
+        made = ""
+        if self.refused:
+            made = f" ({attempts - self.refused} made, {self.refused} refused"
+            if isinstance(exc, RejectedError):
+                made += f": {type(exc).__name__}"
+            made += ")"
+        if isinstance(exc, RejectedError) and self.made_exc is not None:
+            # Refused after attempts that reached the dependency (a breaker opened during the
+            # retries): the caller gets what the dependency said, not the refusal.
+            exc = self.made_exc
         exc.add_note(
-            f"seawall: retry {self.policy.name!r} gave up after {attempts} {plural} over "
-            f"{elapsed:.3g}s ({self.reason})"
+            f"seawall: retry {self.policy.name!r} gave up after {attempts} {plural}{made} "
+            f"over {elapsed:.3g}s ({self.reason})"
         )
         _reraise(exc)
 
