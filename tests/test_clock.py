@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 import time
 
@@ -201,3 +202,18 @@ def test_policies_use_the_clock_given() -> None:
 def test_policies_reject_what_is_not_a_clock(bad: object) -> None:
     with pytest.raises(TypeError, match=r"clock must provide monotonic\(\), sleep\(\) and asleep"):
         seawall.CircuitBreaker(clock=bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_fake_clock_refuses_a_time_that_is_not_finite(bad: float) -> None:
+    with pytest.raises(ValueError, match="start must be a finite number"):
+        FakeClock(bad)
+    clock = FakeClock()
+    with pytest.raises(ValueError, match="seconds must be a finite number"):
+        clock.advance(bad)
+    with pytest.raises(ValueError, match="seconds must be a finite number"):
+        clock.sleep(bad)
+    with pytest.raises(TypeError, match="seconds must be a number"):
+        clock.advance("1")  # type: ignore[arg-type]
+    assert clock.monotonic() == 0.0
+    assert clock.sleeps == []

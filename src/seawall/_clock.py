@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 import time
 from typing import Protocol, runtime_checkable
@@ -52,6 +53,15 @@ class SystemClock:
 system_clock = SystemClock()
 
 
+def _finite(param: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{param} must be a number, got {type(value).__name__}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"{param} must be a finite number, got {value!r}")
+    return number
+
+
 class FakeClock:
     """A clock that moves only when told to, for tests that must not sleep.
 
@@ -62,9 +72,7 @@ class FakeClock:
     """
 
     def __init__(self, start: float = 0.0) -> None:
-        if isinstance(start, bool) or not isinstance(start, int | float):
-            raise TypeError(f"start must be a number, got {type(start).__name__}")
-        self._now = float(start)
+        self._now = _finite("start", start)
         self._lock = threading.Lock()
         self.sleeps: list[float] = []
 
@@ -73,12 +81,13 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         """Move the clock forward by ``seconds`` (must not be negative)."""
-        if seconds < 0:
+        if _finite("seconds", seconds) < 0:
             raise ValueError(f"seconds must be >= 0, got {seconds!r}")
         with self._lock:
             self._now += seconds
 
     def sleep(self, seconds: float) -> None:
+        _finite("seconds", seconds)  # a wait of nan or inf would break every later reading
         with self._lock:
             self.sleeps.append(seconds)
             self._now += max(seconds, 0.0)
