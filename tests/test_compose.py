@@ -769,3 +769,12 @@ def test_an_inner_open_breaker_is_ignored_by_an_outer_one(shell: str) -> None:
         assert caught.value.name == "inner"
     assert outer.state is seawall.CircuitState.CLOSED
     assert outer.snapshot().ignored == 3
+
+
+def test_an_attempt_timeout_longer_than_the_total_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"attempt_timeout \(5s\) must not exceed total_timeout"):
+        Policy("svc", total_timeout=1, attempt_timeout=5)
+    with pytest.raises(ValueError, match=r"attempt_timeout \(2s\) must not exceed"):
+        Policy("svc", total_timeout=Timeout(1.5), attempt_timeout=Timeout(2))
+    policy = Policy("svc", total_timeout=2, attempt_timeout=2)  # equal: allowed
+    assert policy.attempt_timeout is not None

@@ -809,3 +809,25 @@ def test_the_error_raised_keeps_its_own_context_inside_a_caller_s_handler(retrie
         with pytest.raises(Raised) as caught:
             retry.call(fail)
     assert isinstance(caught.value.__context__, Root)
+
+
+@pytest.mark.parametrize(
+    ("on", "spelled"),
+    [
+        ([OSError], "on=(OSError,)"),
+        ([OSError, ValueError], "on=(OSError, ValueError)"),
+        ({KeyError}, "on=(KeyError,)"),
+    ],
+)
+def test_exception_types_in_a_list_or_set_are_told_to_be_a_tuple(on: Any, spelled: str) -> None:
+    with pytest.raises(TypeError, match=r"on must give several exception types as a tuple") as info:
+        Retry(on=on)
+    assert str(info.value).endswith(spelled)
+    with pytest.raises(TypeError, match=r"failure_on must give several exception types as a tuple"):
+        CircuitBreaker(failure_on=on)
+
+
+@pytest.mark.parametrize("on", [[], [OSError, "x"], ["OSError"]])
+def test_a_list_that_is_not_only_exception_types_is_refused_plainly(on: Any) -> None:
+    with pytest.raises(TypeError, match=r"on must be exception types or a predicate"):
+        Retry(on=on)

@@ -145,6 +145,13 @@ class Policy(Pipeline):
         ]
         if not parts:
             raise ValueError("a Policy needs at least one of its parts")
+        total, attempt = self.total_timeout, self.attempt_timeout
+        if total is not None and attempt is not None and attempt.seconds > total.seconds:
+            # The total would cut every attempt first: the attempt timeout could never act.
+            raise ValueError(
+                f"attempt_timeout ({attempt.seconds:g}s) must not exceed total_timeout "
+                f"({total.seconds:g}s)"
+            )
         if not isinstance(name, str):
             raise TypeError(f"name must be a str, got {type(name).__name__}")
         if self.total_timeout is not None and self.attempt_timeout is not None:

@@ -91,4 +91,16 @@ def classifier(param: str, value: object) -> Callable[[BaseException], bool] | N
     if callable(value) and not isinstance(value, type):
         predicate: Callable[[BaseException], bool] = value
         return predicate
+    if (
+        isinstance(value, list | set | frozenset)
+        and value
+        and all(_is_exception_type(item) for item in value)
+    ):
+        # What isinstance() and tenacity take is a tuple: say so rather than only "wrong".
+        names = [item.__name__ for item in value]
+        spelled = f"({names[0]},)" if len(names) == 1 else f"({', '.join(names)})"
+        raise TypeError(
+            f"{param} must give several exception types as a tuple, not a "
+            f"{type(value).__name__}: {param}={spelled}"
+        )
     raise TypeError(f"{param} must be exception types or a predicate, got {value!r}")
