@@ -133,6 +133,7 @@ this process). ``--rounds`` and ``--sample-time`` do not apply.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import bisect
 import concurrent.futures
@@ -1562,7 +1563,7 @@ def add_options(group: Any) -> None:
     group.add_argument(
         "--plots",
         dest="outage_plots",
-        action=argparse_optional_bool(),
+        action=argparse.BooleanOptionalAction,
         default=None,
         help="outage: draw the pictures (default: only when the report is written)",
     )
@@ -1573,12 +1574,6 @@ def add_options(group: Any) -> None:
         metavar="N",
         help=f"outage: worker processes (default {default_jobs()}: one per CPU, at most 4)",
     )
-
-
-def argparse_optional_bool() -> Any:
-    import argparse
-
-    return argparse.BooleanOptionalAction
 
 
 def run(config: RunConfig) -> SuiteResult:

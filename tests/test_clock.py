@@ -206,12 +206,12 @@ def test_policies_reject_what_is_not_a_clock(bad: object) -> None:
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
 def test_fake_clock_refuses_a_time_that_is_not_finite(bad: float) -> None:
-    with pytest.raises(ValueError, match="start must be a finite number"):
+    with pytest.raises(ValueError, match=r"start must be in \(-inf, inf\)"):
         FakeClock(bad)
     clock = FakeClock()
-    with pytest.raises(ValueError, match="seconds must be a finite number"):
+    with pytest.raises(ValueError, match=r"seconds must be in \(-inf, inf\)"):
         clock.advance(bad)
-    with pytest.raises(ValueError, match="seconds must be a finite number"):
+    with pytest.raises(ValueError, match=r"seconds must be in \(-inf, inf\)"):
         clock.sleep(bad)
     with pytest.raises(TypeError, match="seconds must be a number"):
         clock.advance("1")  # type: ignore[arg-type]

@@ -8,6 +8,8 @@ import threading
 import time
 from typing import Protocol, runtime_checkable
 
+from seawall._validate import check_number
+
 __all__ = ["Clock", "FakeClock", "SystemClock", "system_clock"]
 
 
@@ -54,12 +56,9 @@ system_clock = SystemClock()
 
 
 def _finite(param: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{param} must be a number, got {type(value).__name__}")
-    number = float(value)
-    if not math.isfinite(number):
-        raise ValueError(f"{param} must be a finite number, got {value!r}")
-    return number
+    """``value`` as a float, or the TypeError/ValueError naming ``param``: a fake time of nan
+    or inf would break every later reading."""
+    return check_number(param, value, minimum=-math.inf, maximum=math.inf, max_inclusive=False)
 
 
 class FakeClock:
@@ -87,7 +86,7 @@ class FakeClock:
             self._now += seconds
 
     def sleep(self, seconds: float) -> None:
-        _finite("seconds", seconds)  # a wait of nan or inf would break every later reading
+        _finite("seconds", seconds)
         with self._lock:
             self.sleeps.append(seconds)
             self._now += max(seconds, 0.0)
