@@ -57,6 +57,8 @@ class Server:
                     self.send_header("Content-Length", str(len(body)))
                     self.end_headers()
                     self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up on it (a timeout)
                 finally:
                     with server.lock:
                         server.in_flight -= 1
@@ -190,3 +192,62 @@ def test_bulkhead_caps_concurrency_at_the_server(servers: list[Server]) -> None:
     assert asyncio.run(main()) == [200] * 200
     assert server.requests == 200
     assert 1 < server.most_in_flight <= 20
+
+
+def _attempt_series(transport: ResilientTransport | AsyncResilientTransport) -> dict[str, int]:
+    """Attempts recorded per error type (status-less ones only)."""
+    counts: dict[str, int] = {}
+    for (_, _, _, status, error_type), (buckets, _) in transport.stats.read().items():
+        if status == "":
+            counts[error_type] = counts.get(error_type, 0) + sum(buckets)
+    return counts
+
+
+def _timeout_policy(name: str) -> seawall.Policy:
+    return seawall.Policy(
+        name,
+        total_timeout=5.0,
+        attempt_timeout=0.3,
+        retry=seawall.Retry(on=(httpx.TransportError, FailureResponse), attempts=3, wait=0.0),
+    )
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_attempt_timeouts_are_retried_and_recorded_alike_sync_and_async(
+    servers: list[Server], kind: str
+) -> None:
+    # A hanging upstream: each attempt is cut by the attempt timeout, seen by the retry as an
+    # httpx timeout, and recorded as an attempt; the caller gets the same error either way.
+    server = start(servers, delay=2.0)
+    url = f"{server.url}/200"
+    error: BaseException
+    if kind == "sync":
+        transport: ResilientTransport | AsyncResilientTransport = ResilientTransport(
+            policy=_timeout_policy("hang-sync")
+        )
+        assert isinstance(transport, ResilientTransport)
+        with (
+            httpx.Client(transport=transport, timeout=None) as client,
+            pytest.raises(httpx.TimeoutException) as caught,
+        ):
+            client.get(url)
+        error = caught.value
+    else:
+        transport = AsyncResilientTransport(policy=_timeout_policy("hang-async"))
+        assert isinstance(transport, AsyncResilientTransport)
+
+        async def main() -> BaseException:
+            async with httpx.AsyncClient(transport=transport, timeout=None) as client:
+                with pytest.raises(httpx.TimeoutException) as caught:
+                    await client.get(url)
+            return caught.value
+
+        error = asyncio.run(main())
+    assert server.requests == 3
+    assert isinstance(error, seawall.httpx.TimeoutHTTPError)
+    assert _attempt_series(transport) == {"TimeoutHTTPError": 3}
+    (host,) = transport.policies().values()
+    assert host.attempt_timeout is not None
+    assert host.attempt_timeout.counts.as_dict()["timeout"] == 3
+    errors = host.stats.read().errors
+    assert errors == {("timeout", "TimeoutHTTPError"): 1}

@@ -760,3 +760,109 @@ def test_a_breaker_opened_by_a_failed_attempt_leaves_the_caller_its_response(
     assert closing == [500]  # closed once, by the client that read it
     with pytest.raises(CircuitOpenHTTPError):  # the host's breaker is open
         send(kind, transport, "GET", "https://a.test/")
+
+
+# -- attempts ended by a timeout or a cancellation ------------------------------------------------
+
+
+def _attempts_by_error(transport: Transport) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for (_, _, _, status, error_type), (buckets, _) in transport.stats.read().items():
+        if status == "":
+            counts[error_type] = counts.get(error_type, 0) + sum(buckets)
+    return counts
+
+
+def test_async_attempt_cut_by_its_timeout_is_retried_and_recorded() -> None:
+    calls = 0
+
+    async def hang(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(5)
+        return httpx.Response(200)
+
+    transport = AsyncResilientTransport(
+        httpx.MockTransport(hang), policy=policy(attempt_timeout=0.05, total_timeout=3.0)
+    )
+    with pytest.raises(TimeoutHTTPError):
+        send("async", transport, "GET", "https://up.test/")
+    assert calls == 3
+    assert _attempts_by_error(transport) == {"TimeoutHTTPError": 3}
+    (host,) = transport.policies().values()
+    assert host.stats.read().errors == {("timeout", "TimeoutHTTPError"): 1}
+
+
+def test_sync_attempt_whose_cut_timeout_expires_is_the_deadlines_timeout() -> None:
+    clock = FakeClock()
+
+    def slow(request: httpx.Request) -> httpx.Response:
+        # httpx's own timeout, cut to the attempt's deadline, fires once it has passed.
+        clock.advance(request.extensions["timeout"]["read"])
+        raise httpx.ReadTimeout("timed out", request=request)
+
+    api = seawall.Policy(
+        "api",
+        retry=seawall.Retry(on=httpx.TransportError, attempts=2, wait=0.0, clock=clock),
+        attempt_timeout=seawall.Timeout(0.5, clock=clock),
+        clock=clock,
+    )
+    transport = ResilientTransport(httpx.MockTransport(slow), policy=api)
+    with pytest.raises(TimeoutHTTPError) as caught:
+        send("sync", transport, "GET", "https://up.test/")
+    assert isinstance(caught.value.__cause__, httpx.ReadTimeout)
+    assert _attempts_by_error(transport) == {"TimeoutHTTPError": 2}
+
+
+def test_sync_httpx_timeout_before_the_deadline_stays_as_it_is() -> None:
+    clock = FakeClock()
+
+    def quick_timeout(request: httpx.Request) -> httpx.Response:
+        clock.advance(0.1)  # the request's own 0.1 s read timeout, well before the deadline
+        raise httpx.ReadTimeout("timed out", request=request)
+
+    api = seawall.Policy(
+        "api",
+        retry=seawall.Retry(on=httpx.TransportError, attempts=2, wait=0.0, clock=clock),
+        attempt_timeout=seawall.Timeout(5.0, clock=clock),
+        clock=clock,
+    )
+    transport = ResilientTransport(httpx.MockTransport(quick_timeout), policy=api)
+    with pytest.raises(httpx.ReadTimeout) as caught:
+        send("sync", transport, "GET", "https://up.test/", timeout=0.1)
+    assert not isinstance(caught.value, TimeoutHTTPError)
+    assert _attempts_by_error(transport) == {"ReadTimeout": 2}
+
+
+def test_async_attempt_cancelled_by_the_caller_is_recorded_as_cancelled() -> None:
+    started = asyncio.Event()
+
+    async def hang(request: httpx.Request) -> httpx.Response:
+        started.set()
+        await asyncio.sleep(5)
+        return httpx.Response(200)
+
+    transport = AsyncResilientTransport(httpx.MockTransport(hang), policy=policy())
+
+    async def main() -> None:
+        async with httpx.AsyncClient(transport=transport) as client:
+            task = asyncio.create_task(client.get("https://up.test/"))
+            await started.wait()
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+    asyncio.run(main())
+    assert _attempts_by_error(transport) == {"CancelledError": 1}
+    (host,) = transport.policies().values()
+    assert host.stats.read().errors == {("cancelled", "CancelledError"): 1}
+
+
+def test_sync_attempt_interrupted_is_recorded() -> None:
+    def interrupted(request: httpx.Request) -> httpx.Response:
+        raise KeyboardInterrupt
+
+    transport = ResilientTransport(httpx.MockTransport(interrupted), policy=policy())
+    with pytest.raises(KeyboardInterrupt):
+        send("sync", transport, "GET", "https://up.test/")
+    assert _attempts_by_error(transport) == {"KeyboardInterrupt": 1}

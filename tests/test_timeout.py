@@ -65,6 +65,49 @@ def test_async_call_past_its_limit_is_cancelled_and_reported() -> None:
     assert timeout.counts.as_dict() == counts(timeout=1)
 
 
+def _swallows_cancellation(seen: list[str]) -> Any:
+    async def stubborn() -> str:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            seen.append("cancelled")  # and returns anyway, late
+        return "late"
+
+    return stubborn
+
+
+def test_async_late_return_after_swallowing_cancellation_is_a_timeout() -> None:
+    timeout = Timeout(0.05, name="stubborn")
+    seen: list[str] = []
+
+    async def main() -> None:
+        with pytest.raises(TimeoutExceededError):
+            await timeout.acall(_swallows_cancellation(seen))
+
+    asyncio.run(main())
+    assert seen == ["cancelled"]
+    assert timeout.counts.as_dict() == counts(timeout=1)
+
+
+def test_async_late_return_through_a_policy_is_a_timeout_and_retried() -> None:
+    # The policy's one-frame path (retry, breaker, attempt timeout) drops it the same way.
+    seen: list[str] = []
+    retry = seawall.Retry(on=TimeoutExceededError, attempts=2, wait=0.0)
+    policy = seawall.Policy("stubborn-policy", retry=retry, breaker=True, attempt_timeout=0.05)
+
+    async def main() -> None:
+        with pytest.raises(TimeoutExceededError):
+            await policy.acall(_swallows_cancellation(seen))
+
+    asyncio.run(main())
+    assert seen == ["cancelled", "cancelled"]
+    assert policy.attempt_timeout is not None
+    assert policy.attempt_timeout.counts.as_dict() == counts(timeout=2)
+    assert policy.stats.read().errors == {("timeout", "TimeoutExceededError"): 1}
+    assert policy.breaker is not None
+    assert policy.breaker.snapshot().failures == 2
+
+
 def test_async_decorated_function_times_out_under_its_own_name() -> None:
     seen: list[str] = []
 

@@ -30,8 +30,10 @@ class Deadline:
         return self.clock.monotonic() > self.at
 
     def exceeded(self) -> TimeoutExceededError:
-        """The error to raise on behalf of the timeout that owns this deadline."""
-        return TimeoutExceededError(self.owner.name, self.owner.seconds)
+        """The error to raise on behalf of the timeout that owns this deadline (of the class it
+        raises: seawall's httpx transports give their timeouts an httpx-compatible one)."""
+        owner = self.owner
+        return owner.error(owner.name, owner.seconds)
 
 
 class _Owner(Protocol):
@@ -39,6 +41,7 @@ class _Owner(Protocol):
     def name(self) -> str: ...
 
     seconds: float
+    error: type[TimeoutExceededError]
 
 
 _current: contextvars.ContextVar[Deadline | None] = contextvars.ContextVar(

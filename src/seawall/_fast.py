@@ -245,6 +245,8 @@ def fast_acall(policy: Policy, composed: Callable[..., Any]) -> Callable[..., An
             count_admitted()
         token: Any = None
         scope: Any = None
+        own: Any = None
+        expired: Any = None  # the error this shell raised for the scope's expiry
         try:
             start = now()
             if budget is not None:
@@ -278,17 +280,15 @@ def fast_acall(policy: Policy, composed: Callable[..., Any]) -> Callable[..., An
                 if scope is None or not scope.expired():
                     raise
                 timeout.counts.timeout.increment()  # type: ignore[union-attr]
-                raise TimeoutExceededError(timeout.name, seconds) from exc  # type: ignore[union-attr]
+                expired = own.exceeded()
+                raise expired from exc
         except BaseException as exc:
             if token is not None:
                 _leave(token)
             if bulkhead is not None:
                 bulkhead._release()
-            if timeout is not None and not (
-                isinstance(exc, TimeoutExceededError) and scope.expired()
-            ):
-                counts = timeout.counts
-                (counts.failure if isinstance(exc, Exception) else counts.cancelled).increment()
+            if timeout is not None and exc is not expired:
+                _count_timeout_failure(timeout, own, exc)
             run = verdict(fn, args, exc, start)
             if run is None:
                 raise
@@ -300,6 +300,16 @@ def fast_acall(policy: Policy, composed: Callable[..., Any]) -> Callable[..., An
                 if queue:
                     bulkhead._pass_on()
             if timeout is not None:
+                if scope.expired():
+                    # It swallowed its cancellation and returned late: dropped, as in sync.
+                    timeout.counts.timeout.increment()
+                    try:
+                        raise own.exceeded()
+                    except TimeoutExceededError as exc:
+                        run = verdict(fn, args, exc, start)
+                        if run is None:
+                            raise
+                    return await retry._ago_on(run, inner, (*inner_args, fn, *args))  # type: ignore[union-attr]
                 timeout._count_success()
             if breaker is not None:
                 if now() >= breaker_window.bucket_end:

@@ -56,8 +56,13 @@ class Timeout(PolicyBase):
     :func:`seawall.remaining`) for the code inside to honour; seawall's httpx transports
     shorten each request's timeouts to it. Code that ignores it runs to the end; if it returns
     after the deadline, its result is dropped and the caller gets :class:`TimeoutExceededError`
-    (an exception it raises late propagates unchanged).
+    (an exception it raises late propagates unchanged). A coroutine that swallows its
+    cancellation and returns late is treated the same way.
     """
+
+    #: What a passed deadline raises. seawall's httpx transports set an httpx-compatible
+    #: subclass on their own timeouts, so that a retry on httpx's errors sees it as one.
+    error: type[TimeoutExceededError] = TimeoutExceededError
 
     @remember_init
     def __init__(self, seconds: float, *, name: str | None = None, clock: Clock | None = None):
@@ -110,7 +115,12 @@ class Timeout(PolicyBase):
         except TimeoutError as exc:
             if scope.expired():
                 self.counts.timeout.increment()
-                raise TimeoutExceededError(self.name, self.seconds) from exc
+                raise own.exceeded() from exc
+            if isinstance(exc, TimeoutExceededError) and own.remaining() <= 0.0:
+                # Raised inside on this deadline's behalf (a bulkhead that stopped waiting, an
+                # httpx attempt whose timeouts were cut to it), before the scope fired.
+                self.counts.timeout.increment()
+                raise
             self.counts.failure.increment()
             raise
         except Exception:
@@ -121,6 +131,10 @@ class Timeout(PolicyBase):
             raise
         finally:
             _deadline.leave(token)
+        if scope.expired():
+            # The callee swallowed its cancellation and returned late: dropped, as in sync.
+            self.counts.timeout.increment()
+            raise own.exceeded()
         self.counts.success.increment()
         return result
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import math
 import threading
@@ -19,10 +20,17 @@ from seawall._breaker import CircuitBreaker
 from seawall._budget import RetryBudget
 from seawall._clock import Clock
 from seawall._compose import Policy
+from seawall._errors import TimeoutExceededError
 from seawall._http_stats import HttpStats
 from seawall._retry import Retry
+from seawall._timeout import Timeout
 from seawall._validate import check_callable, check_int, check_number
-from seawall.httpx._errors import BackpressureResponse, FailureResponse, to_httpx_error
+from seawall.httpx._errors import (
+    BackpressureResponse,
+    FailureResponse,
+    TimeoutHTTPError,
+    to_httpx_error,
+)
 
 __all__ = [
     "DEFAULT_RETRY_METHODS",
@@ -121,6 +129,16 @@ def _ignoring_backpressure(
     return lambda exc: isinstance(exc, BackpressureResponse) or ignored(exc)
 
 
+def _http_timeout(template: Timeout | None) -> Timeout | None:
+    """A host's own copy of a template timeout, raising an httpx-compatible error: a retry on
+    ``httpx.TransportError`` retries an attempt it cut, as it retries httpx's own timeouts."""
+    if template is None:
+        return None
+    timeout: Timeout = template._spawn(None)
+    timeout.error = TimeoutHTTPError
+    return timeout
+
+
 class _Host:
     """One key's policies: ``policy`` for requests that may be retried, ``single`` (the same
     breaker, timeouts and bulkhead, no retry) for the others; ``None`` when the template has
@@ -166,13 +184,15 @@ class _Call:
     send: Any
     start: float
     end: float
-    pending: httpx.Response | None
+    # The previous attempt's response (not returned), or how long the previous attempt ran
+    # before it was cancelled (recorded once the call knows why: see _Core._cut).
+    pending: httpx.Response | float | None
     # Never changed in place: a shortened attempt gets a new dict.
     timeout: dict[str, float | None] | None
 
-    def take(self) -> httpx.Response | None:
-        response, self.pending = self.pending, None
-        return response
+    def take(self) -> httpx.Response | float | None:
+        pending, self.pending = self.pending, None
+        return pending
 
 
 _new_call = object.__new__
@@ -309,10 +329,31 @@ class _Core:
         self._failed(call, exc)
         return to_httpx_error(exc, request) if isinstance(exc, Exception) else exc
 
-    def _attempt_raised(self, call: _Call, exc: Exception, seconds: float) -> None:
+    def _attempt_raised(
+        self, call: _Call, exc: BaseException, seconds: float, deadline: _deadline.Deadline | None
+    ) -> BaseException:
+        """Record an attempt that raised; what it raises. An httpx timeout of a request whose
+        timeouts were cut to a seawall deadline, once that deadline has passed, is that
+        deadline's timeout: the same error, and the same series, as when an async attempt is
+        cancelled by it."""
+        if (
+            deadline is not None
+            and isinstance(exc, httpx.TimeoutException)
+            and not isinstance(exc, TimeoutExceededError)
+            and deadline.remaining() <= 0.0
+        ):
+            expired = deadline.exceeded()
+            expired.__cause__ = exc
+            exc = expired
         self.stats.observe(
             call.method, call.address, call.port, "", type(exc).__qualname__, seconds
         )
+        return exc
+
+    def _cut(self, call: _Call, seconds: float, error: type[BaseException]) -> None:
+        """Record an async attempt cancelled after ``seconds``: by its attempt timeout when the
+        call went on to another attempt or ended in a timeout (``error``), else by the caller."""
+        self.stats.observe(call.method, call.address, call.port, "", error.__qualname__, seconds)
 
     def _add(self, key: _HostKey, address: str, port: int) -> _Host:
         """The host of ``key`` (first seen for ``address`` and ``port``), made now unless
@@ -359,13 +400,9 @@ class _Core:
             )
         parts: dict[str, Any] = {
             "fallback": None if template.fallback is None else template.fallback._spawn(None),
-            "total_timeout": None
-            if template.total_timeout is None
-            else template.total_timeout._spawn(None),
+            "total_timeout": _http_timeout(template.total_timeout),
             "breaker": breaker,
-            "attempt_timeout": None
-            if template.attempt_timeout is None
-            else template.attempt_timeout._spawn(None),
+            "attempt_timeout": _http_timeout(template.attempt_timeout),
             "bulkhead": None if template.bulkhead is None else template.bulkhead._spawn(None),
         }
         clock = template.clock
@@ -504,8 +541,8 @@ class ResilientTransport(_Core, httpx.BaseTransport):
                 raise
             raise converted from exc
         finally:
-            if call.pending is not None:
-                call.pending.close()
+            if call.pending is not None:  # only ever a response in sync
+                call.pending.close()  # type: ignore[union-attr]
         if call.policy is not None:
             # The returning attempt's own clock read; a fallback's answer has none.
             call.policy.stats.succeeded((call.end or self._clock.monotonic()) - call.start)
@@ -521,9 +558,11 @@ class ResilientTransport(_Core, httpx.BaseTransport):
             self._shorten(request, call, deadline, start)
         try:
             response = self.transport.handle_request(request)
-        except Exception as exc:
-            self._attempt_raised(call, exc, now() - start)
-            raise
+        except BaseException as exc:
+            raised = self._attempt_raised(call, exc, now() - start, deadline)
+            if raised is exc:
+                raise
+            raise raised from exc
         end = now()
         status = response.status_code
         if status < 400 and self._classify is default_classify:  # the common case, inline
@@ -587,12 +626,16 @@ class AsyncResilientTransport(_Core, httpx.AsyncBaseTransport):
         except FailureResponse as exc:
             return self._given_up(call, exc)
         except BaseException as exc:
+            if isinstance(call.pending, float):  # its last attempt was cancelled
+                cut = TimeoutHTTPError if isinstance(exc, TimeoutExceededError) else type(exc)
+                self._cut(call, call.pending, cut)
+                call.pending = None
             converted = self._raised(call, request, exc)
             if converted is exc:
                 raise
             raise converted from exc
         finally:
-            if call.pending is not None:
+            if call.pending is not None:  # a response (a cancelled attempt's time is taken above)
                 await call.take().aclose()  # type: ignore[union-attr]
         if call.policy is not None:
             # The returning attempt's own clock read; a fallback's answer has none.
@@ -600,8 +643,14 @@ class AsyncResilientTransport(_Core, httpx.AsyncBaseTransport):
         return response
 
     async def _attempt(self, request: httpx.Request, call: _Call) -> httpx.Response:
-        if call.pending is not None:  # the previous attempt's response, not returned
-            await call.take().aclose()  # type: ignore[union-attr]
+        pending = call.pending
+        if pending is not None:
+            call.pending = None
+            if isinstance(pending, float):
+                # Cancelled, and the call went on: its attempt timeout cut it.
+                self._cut(call, pending, TimeoutHTTPError)
+            else:  # the previous attempt's response, not returned
+                await pending.aclose()
         now = self._clock.monotonic
         start = now()
         deadline = _current_deadline()
@@ -609,9 +658,16 @@ class AsyncResilientTransport(_Core, httpx.AsyncBaseTransport):
             self._shorten(request, call, deadline, start)
         try:
             response = await self.transport.handle_async_request(request)
-        except Exception as exc:
-            self._attempt_raised(call, exc, now() - start)
+        except asyncio.CancelledError:
+            # By its attempt timeout, or by the caller: which one is known only once the
+            # call goes on or ends, and is recorded then.
+            call.pending = now() - start
             raise
+        except BaseException as exc:
+            raised = self._attempt_raised(call, exc, now() - start, deadline)
+            if raised is exc:
+                raise
+            raise raised from exc
         end = now()
         status = response.status_code
         if status < 400 and self._classify is default_classify:  # the common case, inline
