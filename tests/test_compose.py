@@ -382,6 +382,10 @@ def test_a_breaker_that_opens_during_the_retries_leaves_the_caller_the_real_fail
     assert breaker.state is seawall.CircuitState.OPEN
     reading = policy.stats.read()
     assert reading.errors == {("failure", "ConnectionError"): 1}
+    # The attempts that reached the dependency, apart from the one refused.
+    assert policy.retry is not None
+    snap = policy.retry.snapshot()
+    assert (snap.attempts_total, snap.refused_attempts, snap.attempts_made) == (3, 1, 2)
 
 
 def test_the_fallback_catches_an_open_circuit(shell: str) -> None:

@@ -186,6 +186,7 @@ EXPECTED: Series = {
         (RX,): att({3: 1}, 3.0),
         (RB,): att({1: 1}, 1.0),
     },
+    "seawall_retry_refused_attempts_total": {(RR,): 0, (RX,): 0, (RB,): 0},
     "seawall_retry_budget_exhausted_total": {(RR,): 0, (RX,): 0, (RB,): 1},
     "seawall_timeout_calls_total": {
         (TS, "success"): 1,

@@ -831,3 +831,77 @@ def test_exception_types_in_a_list_or_set_are_told_to_be_a_tuple(on: Any, spelle
 def test_a_list_that_is_not_only_exception_types_is_refused_plainly(on: Any) -> None:
     with pytest.raises(TypeError, match=r"on must be exception types or a predicate"):
         Retry(on=on)
+
+
+# -- calls ended by a cancellation or an interrupt ------------------------------------------------
+
+
+def test_an_interrupt_in_a_later_attempt_still_counts_the_attempts(run: Any) -> None:
+    clock = FakeClock()
+    retry = Retry(on=ConnectionError, attempts=3, wait=0, clock=clock)
+    runs: list[int] = []
+
+    def dep() -> None:
+        runs.append(1)
+        if len(runs) == 1:
+            raise ConnectionError
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run(retry, dep)
+    snap = retry.snapshot()
+    assert len(runs) == 2
+    assert snap.attempts_total == 2
+    assert snap.calls[("cancelled", True)] == 1
+    assert sum(snap.calls.values()) == 1
+
+
+def test_an_interrupt_in_the_first_attempt_counts_one_cancelled_call(run: Any) -> None:
+    retry = Retry(on=ConnectionError, attempts=3, wait=0, clock=FakeClock())
+
+    def dep() -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run(retry, dep)
+    snap = retry.snapshot()
+    assert (snap.attempts_total, snap.calls[("cancelled", False)]) == (1, 1)
+
+
+def test_a_task_cancelled_while_waiting_to_retry_counts_the_attempts_made() -> None:
+    retry = Retry(on=ConnectionError, attempts=3, wait=30.0)  # a real wait, cancelled
+    runs: list[int] = []
+    failed = asyncio.Event()
+
+    async def dep() -> None:
+        runs.append(1)
+        failed.set()
+        raise ConnectionError
+
+    async def main() -> None:
+        task = asyncio.create_task(retry.acall(dep))
+        await failed.wait()
+        await asyncio.sleep(0.01)  # into the retry's 30 s wait
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    snap = retry.snapshot()
+    assert len(runs) == 1
+    assert snap.attempts_total == 1
+    assert snap.calls[("cancelled", False)] == 1
+
+
+def test_an_interrupt_through_a_policys_one_frame_path_is_counted(run: Any) -> None:
+    clock = FakeClock()
+    retry = Retry(on=ConnectionError, attempts=3, wait=0, clock=clock)
+    policy = seawall.Policy("interrupted", retry=retry, breaker=CircuitBreaker(clock=clock))
+
+    def dep() -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run(policy, dep)
+    snap = retry.snapshot()
+    assert (snap.attempts_total, snap.calls[("cancelled", False)]) == (1, 1)

@@ -96,7 +96,10 @@ class _Parts:
         if self.breaker is not None:
             self.breaker._on_exception(None, exc, 0.0)
         retry = self.retry
-        if retry is None or not isinstance(exc, Exception):
+        if retry is None:
+            return None
+        if not isinstance(exc, Exception):  # a cancellation or an interrupt: still counted
+            retry._finished("cancelled", 1, 0)
             return None
         started = start if self.timed else None
         run = retry._begin(self.inner, (*self.inner_args, fn, *args), started)

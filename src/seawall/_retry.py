@@ -53,18 +53,27 @@ class RetrySnapshot:
     """Lifetime counts of a :class:`Retry`."""
 
     name: str
-    #: Logical calls by (outcome, retried): outcome is "success" or "failure".
+    #: Logical calls by (outcome, retried): outcome is "success", "failure" or "cancelled" (a
+    #: cancellation or an interrupt, in an attempt or a wait; present once one happened).
     calls: dict[tuple[str, bool], int]
     #: Attempts per logical call, per bucket of 1, 2, 3, 4, 5, 7, 10, +Inf; and their sum.
     attempt_buckets: tuple[int, ...]
     attempts_total: int
     #: Retries refused because the retry budget was spent.
     budget_exhausted: int
+    #: Attempts refused inside the retry (a :class:`RejectedError`: an open breaker, a full
+    #: bulkhead) that never reached the dependency; they are among ``attempts_total``.
+    refused_attempts: int = 0
 
     @property
     def retries(self) -> int:
         """Attempts beyond the first, over all calls."""
         return self.attempts_total - sum(self.calls.values())
+
+    @property
+    def attempts_made(self) -> int:
+        """Attempts that reached the dependency: ``attempts_total`` less the refused ones."""
+        return self.attempts_total - self.refused_attempts
 
 
 def _reraise(exc: BaseException) -> NoReturn:
@@ -176,7 +185,7 @@ class _Run:
 
     def give_up(self) -> Any:
         attempts = self.state.attempt_number
-        self.policy._finished(success=False, attempts=attempts)
+        self.policy._finished("failure", attempts, self.refused)
         exc = self.exc
         if exc is None:
             return self.result
@@ -201,8 +210,14 @@ class _Run:
         _reraise(exc)
 
     def succeeded(self, result: Any) -> Any:
-        self.policy._finished(success=True, attempts=self.state.attempt_number)
+        self.policy._finished("success", self.state.attempt_number, self.refused)
         return result
+
+    def interrupted(self, waiting: bool) -> None:
+        """The call ends in a cancellation or an interrupt (not an ``Exception``), in an
+        attempt or, when ``waiting``, in the wait before one: its attempts still count."""
+        made = self.state.attempt_number - (1 if waiting else 0)
+        self.policy._finished("cancelled", made, self.refused)
 
 
 class Retry(PolicyBase):
@@ -280,6 +295,7 @@ class Retry(PolicyBase):
         self._outcomes = {("success", True): 0, ("failure", False): 0, ("failure", True): 0}
         self._attempts = Histogram(ATTEMPT_BUCKETS)
         self._budget_exhausted = 0
+        self._refused = 0
 
     # -- the shells ------------------------------------------------------------------------
 
@@ -294,6 +310,9 @@ class Retry(PolicyBase):
         except Exception as exc:
             run = self._begin(fn, args, started)
             run.failed(exc)
+        except BaseException:
+            self._finished("cancelled", 1, 0)  # a cancellation or an interrupt: still counted
+            raise
         else:
             if self._retry_result is None or not self._retry_result(result):
                 self._count_first_try_success()
@@ -307,12 +326,20 @@ class Retry(PolicyBase):
     def _go_on(self, run: _Run, fn: Callable[..., R], args: Any) -> R:
         """After the first attempt's outcome: wait, try again, until ``run`` says stop."""
         while (wait := run.next_wait()) is not None:
-            if wait > 0:
-                self._clock.sleep(wait)
+            waiting = True
             try:
+                if wait > 0:
+                    self._clock.sleep(wait)
+                waiting = False
                 result = fn(*args)
             except Exception as exc:
+                if waiting:  # the clock's sleep failed: not an attempt's outcome
+                    run.interrupted(waiting)
+                    raise
                 run.failed(exc)
+            except BaseException:
+                run.interrupted(waiting)
+                raise
             else:
                 if self._retry_result is None or not self._retry_result(result):
                     return run.succeeded(result)  # type: ignore[no-any-return]
@@ -330,6 +357,9 @@ class Retry(PolicyBase):
         except Exception as exc:
             run = self._begin(fn, args, started)
             run.failed(exc)
+        except BaseException:
+            self._finished("cancelled", 1, 0)  # a cancellation or an interrupt: still counted
+            raise
         else:
             if self._retry_result is None or not self._retry_result(result):
                 self._count_first_try_success()
@@ -343,12 +373,20 @@ class Retry(PolicyBase):
     async def _ago_on(self, run: _Run, fn: Callable[..., Awaitable[R]], args: Any) -> R:
         """After the first attempt's outcome: wait, try again, until ``run`` says stop."""
         while (wait := run.next_wait()) is not None:
-            if wait > 0:
-                await self._clock.asleep(wait)
+            waiting = True
             try:
+                if wait > 0:
+                    await self._clock.asleep(wait)
+                waiting = False
                 result = await fn(*args)
             except Exception as exc:
+                if waiting:  # the clock's sleep failed: not an attempt's outcome
+                    run.interrupted(waiting)
+                    raise
                 run.failed(exc)
+            except BaseException:
+                run.interrupted(waiting)
+                raise
             else:
                 if self._retry_result is None or not self._retry_result(result):
                     return run.succeeded(result)  # type: ignore[no-any-return]
@@ -370,11 +408,12 @@ class Retry(PolicyBase):
         assert self._retry_on is not None
         return bool(self._retry_on(exc))
 
-    def _finished(self, *, success: bool, attempts: int) -> None:
+    def _finished(self, outcome: str, attempts: int, refused: int) -> None:
         with self._lock:
-            key = ("success" if success else "failure", attempts > 1)
+            key = (outcome, attempts > 1)
             self._outcomes[key] = self._outcomes.get(key, 0) + 1
             self._attempts.observe(attempts)
+            self._refused += refused
         if observers.retry_attempts is not None:
             observers.retry_attempts(self.name, attempts)
 
@@ -390,6 +429,7 @@ class Retry(PolicyBase):
             calls = dict(self._outcomes)
             buckets, attempts_sum = self._attempts.read()
             exhausted = self._budget_exhausted
+            refused = self._refused
         calls[("success", False)] = first
         buckets = (buckets[0] + first, *buckets[1:])
         return RetrySnapshot(
@@ -398,6 +438,7 @@ class Retry(PolicyBase):
             attempt_buckets=buckets,
             attempts_total=int(attempts_sum) + first,
             budget_exhausted=exhausted,
+            refused_attempts=refused,
         )
 
     def __repr__(self) -> str:

@@ -119,6 +119,15 @@ CATALOGUE: tuple[Metric, ...] = (
         ATTEMPT_BUCKETS,
     ),
     Metric(
+        "seawall_retry_refused_attempts_total",
+        "seawall.retry.refused_attempts",
+        "counter",
+        "Attempts through a retry policy refused before reaching the dependency (an open "
+        "breaker, a full bulkhead); they are among seawall_retry_attempts.",
+        "{attempt}",
+        ("policy",),
+    ),
+    Metric(
         "seawall_retry_budget_exhausted_total",
         "seawall.retry.budget_exhausted",
         "counter",

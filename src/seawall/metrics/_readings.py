@@ -144,9 +144,14 @@ def _read_retry(snap: RetrySnapshot, out: dict[str, Reading]) -> None:
         for retried in (False, True):
             count = snap.calls.get((outcome, retried), 0)
             calls.add((name, outcome, "true" if retried else "false"), count)
+    for retried in (False, True):  # only once a call was cancelled: rare, and no ratio needs it
+        count = snap.calls.get(("cancelled", retried), 0)
+        if count:
+            calls.add((name, "cancelled", "true" if retried else "false"), count)
     out["seawall_retry_attempts"].add_histogram(
         (name,), (snap.attempt_buckets, float(snap.attempts_total))
     )
+    out["seawall_retry_refused_attempts_total"].add((name,), snap.refused_attempts)
     out["seawall_retry_budget_exhausted_total"].add((name,), snap.budget_exhausted)
 
 
