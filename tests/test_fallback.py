@@ -207,3 +207,76 @@ def test_answers_after_retries_run_out(run: Any):
 
 def test_public_name():
     assert seawall.Fallback is Fallback
+
+
+# -- how its answers are recorded ---------------------------------------------------------------
+
+
+def _down() -> None:
+    raise ConnectionError("down")
+
+
+def _outcomes(policy: seawall.Pipeline | Fallback) -> dict[str, int]:
+    reading = policy.stats.read()
+    return {outcome: sum(counts) for outcome, (counts, _) in reading.durations.items()}
+
+
+@pytest.mark.parametrize("way", ["call", "decorated"])
+def test_answers_of_a_policys_fallback_are_their_own_outcome(run: Any, way: str) -> None:
+    policy = seawall.Policy(
+        "with-fallback", fallback=Fallback("cached", on=ConnectionError), breaker=True
+    )
+    if way == "call":
+        answers = [run(policy, _down) for _ in range(3)]
+    else:
+        decorated = run.decorate(policy, _down)
+        answers = [decorated() for _ in range(3)]
+    assert answers == ["cached"] * 3
+    assert _outcomes(policy) == {"success": 0, "failure": 0, "fallback": 3}
+    assert policy.stats.read().errors == {("fallback", "ConnectionError"): 3}
+    assert policy.breaker is not None
+    assert policy.breaker.snapshot().failures == 3
+    assert policy.fallback is not None
+    assert policy.fallback.used.value == 3
+
+
+def test_a_fallback_on_its_own_and_first_in_a_pipeline_records_the_same(run: Any) -> None:
+    alone = Fallback("cached", on=ConnectionError, name="alone")
+    pipeline = seawall.Pipeline(
+        Fallback("cached", on=ConnectionError),
+        Retry(on=ConnectionError, attempts=2, wait=0, clock=FakeClock()),
+        name="piped",
+    )
+    for policy in (alone, pipeline):
+        assert run(policy, _down) == "cached"
+        assert run(policy, lambda: "fresh") == "fresh"
+        assert _outcomes(policy) == {"success": 1, "failure": 0, "fallback": 1}
+
+
+def test_a_fallback_inside_a_pipeline_answers_for_the_pipeline_as_a_success(run: Any) -> None:
+    # Not the outermost layer: what encloses it sees an answer, and records one.
+    pipeline = seawall.Pipeline(
+        Retry(on=ConnectionError, attempts=2, wait=0, clock=FakeClock()),
+        Fallback("cached", on=ConnectionError),
+        name="inner-fallback",
+    )
+    assert run(pipeline, _down) == "cached"
+    assert _outcomes(pipeline) == {"success": 1, "failure": 0}
+
+
+def test_an_error_of_the_fallback_itself_is_recorded_as_that_error(run: Any) -> None:
+    def broken(exc: BaseException) -> str:
+        raise LookupError("no cached copy")
+
+    policy = seawall.Policy("broken-fallback", fallback=Fallback(broken, on=ConnectionError))
+    with pytest.raises(LookupError) as info:
+        run(policy, _down)
+    assert isinstance(info.value.__context__, ConnectionError)
+    assert policy.stats.read().errors == {("failure", "LookupError"): 1}
+
+
+def test_exceptions_the_fallback_does_not_answer_are_failures(run: Any) -> None:
+    policy = seawall.Policy("unanswered", fallback=Fallback("cached", on=ConnectionError))
+    with pytest.raises(Boom):
+        run(policy, raiser(Boom()))
+    assert policy.stats.read().errors == {("failure", "Boom"): 1}

@@ -6,12 +6,18 @@ import functools
 import inspect
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, Concatenate, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, overload
 
 from seawall._clock import Clock, system_clock
 from seawall._registry import register
 from seawall._sli import CallStats
 from seawall._validate import check_name
+
+if TYPE_CHECKING:
+    from seawall._fallback import Fallback
+
+#: A fallback outermost in a policy, and the raw sync and async shells of what it guards.
+FallbackHead = tuple["Fallback", Callable[..., Any], Callable[..., Any]]
 
 __all__ = [
     "Bound",
@@ -117,6 +123,10 @@ class PolicyBase:
 
     _name: str | None
     _name_given: bool
+    #: Set when a fallback is the policy's outermost layer (a Fallback itself, a Pipeline or
+    #: Policy that starts with one). The recording shells then apply it themselves, so that
+    #: its answers are recorded as their own outcome, ``fallback``, not as successes.
+    _fallback_head: FallbackHead | None = None
 
     def __init__(self, *, name: str | None, clock: Clock | None) -> None:
         self._name = check_name(name)
@@ -172,11 +182,16 @@ class PolicyBase:
             self._adopt_name(fn)
         now = self._clock.monotonic
         start = now()
+        head = self._fallback_head
+        raw = self._call if head is None else head[1]
         try:
-            result = self._call(bind(fn, kwargs) if kwargs else fn, *args)
+            result: R = raw(bind(fn, kwargs) if kwargs else fn, *args)
         except BaseException as exc:
-            self.stats.failed(exc, now() - start)
-            raise
+            if head is None or not head[0]._applies(exc):
+                self.stats.failed(exc, now() - start)
+                raise
+            answer: R = self._fall_back(head[0], exc, start)  # type: ignore[arg-type]
+            return answer
         self.stats.succeeded(now() - start)
         return result
 
@@ -186,13 +201,38 @@ class PolicyBase:
             self._adopt_name(fn)
         now = self._clock.monotonic
         start = now()
+        head = self._fallback_head
+        raw = self._acall if head is None else head[2]
         try:
-            result = await self._acall(bind(fn, kwargs) if kwargs else fn, *args)
+            result: R = await raw(bind(fn, kwargs) if kwargs else fn, *args)
         except BaseException as exc:
-            self.stats.failed(exc, now() - start)
-            raise
+            if head is None or not head[0]._applies(exc):
+                self.stats.failed(exc, now() - start)
+                raise
+            answer: R = await self._afall_back(head[0], exc, start)  # type: ignore[arg-type]
+            return answer
         self.stats.succeeded(now() - start)
         return result
+
+    def _fall_back(self, fallback: Fallback, exc: Exception, start: float) -> Any:
+        """The fallback's answer to ``exc``, recorded as a ``fallback`` outcome; an error of
+        the fallback's own is recorded as what it is, and raised (from ``exc``)."""
+        try:
+            answer = fallback._answer(exc)
+        except BaseException as raised:
+            self.stats.failed(raised, self._clock.monotonic() - start)
+            raise
+        self.stats.fell_back(exc, self._clock.monotonic() - start)
+        return answer
+
+    async def _afall_back(self, fallback: Fallback, exc: Exception, start: float) -> Any:
+        try:
+            answer = await fallback._aanswer(exc)
+        except BaseException as raised:
+            self.stats.failed(raised, self._clock.monotonic() - start)
+            raise
+        self.stats.fell_back(exc, self._clock.monotonic() - start)
+        return answer
 
     @overload
     def __call__(
@@ -223,6 +263,11 @@ class PolicyBase:
     def _decorate_sync(self, fn: Callable[P, R]) -> Callable[P, R]:
         raw, now, stats = self._raw_call(), self._clock.monotonic, self.stats
         succeeded, failed = stats.succeeded, stats.failed
+        head = self._fallback_head
+        fallback = None if head is None else head[0]
+        if head is not None:
+            raw = head[1]
+        fall_back = self._fall_back
 
         @functools.wraps(fn)
         def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -230,8 +275,11 @@ class PolicyBase:
             try:
                 result: R = raw(bind(fn, kwargs) if kwargs else fn, *args)
             except BaseException as exc:
-                failed(exc, now() - start)
-                raise
+                if fallback is None or not fallback._applies(exc):
+                    failed(exc, now() - start)
+                    raise
+                answer: R = fall_back(fallback, exc, start)  # type: ignore[arg-type]
+                return answer
             succeeded(now() - start)
             return result
 
@@ -242,6 +290,11 @@ class PolicyBase:
     ) -> Callable[P, Coroutine[Any, Any, R]]:
         raw, now, stats = self._raw_acall(), self._clock.monotonic, self.stats
         succeeded, failed = stats.succeeded, stats.failed
+        head = self._fallback_head
+        fallback = None if head is None else head[0]
+        if head is not None:
+            raw = head[2]
+        fall_back = self._afall_back
 
         @functools.wraps(fn)
         async def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -249,8 +302,11 @@ class PolicyBase:
             try:
                 result: R = await raw(bind(fn, kwargs) if kwargs else fn, *args)
             except BaseException as exc:
-                failed(exc, now() - start)
-                raise
+                if fallback is None or not fallback._applies(exc):
+                    failed(exc, now() - start)
+                    raise
+                answer: R = await fall_back(fallback, exc, start)  # type: ignore[arg-type]
+                return answer
             succeeded(now() - start)
             return result
 

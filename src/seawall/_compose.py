@@ -47,6 +47,18 @@ class Pipeline(PolicyBase):
         self._inner_acalls = tuple(policy._acall for policy in policies[1:])
         if self._name is not None:
             self._name_members(self._name)
+        head = policies[0]
+        if isinstance(head, Fallback):
+            # Outermost, its answers are recorded as their own outcome (see PolicyBase): the
+            # recording shells apply it around the other members.
+            if len(policies) == 1:
+                self._fallback_head = head._fallback_head
+            else:
+                self._fallback_head = (
+                    head,
+                    functools.partial(self._inner_calls[0], *self._inner_calls[1:]),
+                    functools.partial(self._inner_acalls[0], *self._inner_acalls[1:]),
+                )
 
     def _name_members(self, name: str) -> None:
         for policy in self.policies:

@@ -12,6 +12,15 @@ from seawall._window import AtomicCounter
 
 __all__ = ["Fallback"]
 
+
+def _through(fn: Callable[..., R], /, *args: Any) -> R:
+    return fn(*args)
+
+
+async def _athrough(fn: Callable[..., Awaitable[R]], /, *args: Any) -> R:
+    return await fn(*args)
+
+
 R = TypeVar("R")
 
 _MISSING: Any = object()
@@ -48,34 +57,45 @@ class Fallback(PolicyBase):
         self._is_function = callable(value)
         self._is_async = is_async_callable(value)
         self.used = AtomicCounter()
+        # Called on its own, its answers are recorded as their own outcome: the recording
+        # shell applies it around the bare call (see PolicyBase).
+        self._fallback_head = (self, _through, _athrough)
 
-    def _applies(self, exc: Exception) -> bool:
-        if not self._matches(exc):
-            return False
+    def _applies(self, exc: BaseException) -> bool:
+        """Whether this fallback answers ``exc`` (only ever an ``Exception``)."""
+        return isinstance(exc, Exception) and self._matches(exc)
+
+    def _answer(self, exc: Exception) -> Any:
+        """The answer for ``exc``, which :meth:`_applies` to it, in a sync call."""
+        if self._is_async:
+            raise TypeError(
+                f"fallback {self.name!r} is a coroutine function; it can only serve async calls"
+            ) from exc
         self.used.increment()
-        return True
+        return self._value(exc) if self._is_function else self._value
+
+    async def _aanswer(self, exc: Exception) -> Any:
+        """The answer for ``exc`` in an async call."""
+        self.used.increment()
+        if self._is_async:
+            return await self._value(exc)
+        return self._value(exc) if self._is_function else self._value
 
     def _call(self, fn: Callable[..., R], /, *args: Any) -> R:
         try:
             return fn(*args)
         except Exception as exc:
-            if self._is_async and self._matches(exc):
-                raise TypeError(
-                    f"fallback {self.name!r} is a coroutine function; it can only serve async calls"
-                ) from exc
-            if not self._applies(exc):
+            if not self._matches(exc):
                 raise
-            return self._value(exc) if self._is_function else self._value  # type: ignore[no-any-return]
+            return self._answer(exc)  # type: ignore[no-any-return]
 
     async def _acall(self, fn: Callable[..., Awaitable[R]], /, *args: Any) -> R:
         try:
             return await fn(*args)
         except Exception as exc:
-            if not self._applies(exc):
+            if not self._matches(exc):
                 raise
-            if self._is_async:
-                return await self._value(exc)  # type: ignore[no-any-return]
-            return self._value(exc) if self._is_function else self._value  # type: ignore[no-any-return]
+            return await self._aanswer(exc)  # type: ignore[no-any-return]
 
     def __repr__(self) -> str:
         return f"Fallback({self._value!r}, name={self.name!r})"

@@ -20,7 +20,7 @@ from seawall._observers import observers
 
 __all__ = ["ERROR_TYPE_CAP", "OTHER", "OUTCOMES", "CallStats", "CallStatsReading"]
 
-OUTCOMES = ("success", "failure", "timeout", "rejected", "cancelled")
+OUTCOMES = ("success", "failure", "timeout", "rejected", "cancelled", "fallback")
 #: Distinct ``error_type`` values kept per operation; the rest are counted as ``OTHER``.
 ERROR_TYPE_CAP = 20
 OTHER = "_OTHER"
@@ -119,8 +119,13 @@ class CallStats:
             for i, value in enumerate(shard):
                 retired[i] += value
 
-    def failed(self, exc: BaseException, seconds: float) -> None:
-        outcome = outcome_of(exc)
+    def fell_back(self, exc: BaseException, seconds: float) -> None:
+        """A call answered by a fallback instead of failing with ``exc``."""
+        self.failed(exc, seconds, "fallback")
+
+    def failed(self, exc: BaseException, seconds: float, outcome: str | None = None) -> None:
+        if outcome is None:
+            outcome = outcome_of(exc)
         error_type = error_type_of(exc)
         with self._lock:
             histogram = self._other.get(outcome)
