@@ -13,6 +13,7 @@ import weakref
 from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from seawall._errors import RejectedError, SeawallError, TimeoutExceededError
 from seawall._histogram import DURATION_BUCKETS
@@ -71,6 +72,7 @@ class CallStats:
         "__weakref__",
         "_capped",
         "_errors",
+        "_finalizers",
         "_local",
         "_lock",
         "_other",
@@ -89,6 +91,9 @@ class CallStats:
         self._other: dict[str, list[float]] = {}
         self._errors: dict[tuple[str, str], int] = {}
         self._capped: set[str] = set()  # the error types of other libraries kept so far
+        # One per thread that has a shard: each lives as long as its thread, so they are
+        # detached when these stats go (a long-lived thread would otherwise keep every shard).
+        self._finalizers: list[weakref.finalize[Any, Any]] = []
 
     def succeeded(self, seconds: float) -> None:
         try:
@@ -103,11 +108,16 @@ class CallStats:
 
     def _new_shard(self) -> list[float]:
         shard: list[float] = [0] * (_SLOTS + 1)
+        finalizer = weakref.finalize(threading.current_thread(), _retire, weakref.ref(self), shard)
         with self._lock:
             self._shards.append(shard)
+            self._finalizers.append(finalizer)
         self._local.shard = shard
-        weakref.finalize(threading.current_thread(), _retire, weakref.ref(self), shard)
         return shard
+
+    def __del__(self) -> None:
+        for finalizer in self._finalizers:
+            finalizer.detach()
 
     def _retire(self, shard: list[float]) -> None:
         with self._lock:
@@ -115,6 +125,8 @@ class CallStats:
                 self._shards.remove(shard)
             except ValueError:
                 return
+            # Its thread is gone: so is the finalizer that called this.
+            self._finalizers = [each for each in self._finalizers if each.alive]
             retired = self._retired
             for i, value in enumerate(shard):
                 retired[i] += value
