@@ -22,12 +22,20 @@ from typing import Any, Literal, Protocol
 
 import pytest
 
+from seawall.metrics._remains import remains
 from seawall.testing import FakeClock
 
 #: How long a helper waits for threads or tasks before declaring the test hung.
 HANG = 20.0
 
 Kind = Literal["sync", "async"]
+
+
+@pytest.fixture(autouse=True)
+def _no_counts_of_earlier_tests() -> None:
+    """Collected policies keep their counts in the exported totals: each test starts without
+    those of earlier tests' policies."""
+    remains.clear()
 
 
 class Policy(Protocol):

@@ -12,11 +12,16 @@ import threading
 import tracemalloc
 import weakref
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
+import pytest
+from prometheus_client import CollectorRegistry
 
 import seawall
 from seawall.httpx import ResilientTransport
+from seawall.metrics import SeawallCollector
+from seawall.metrics import _remains as remains_module
 
 
 def _finalizers() -> int:
@@ -36,13 +41,13 @@ def test_a_collected_policy_leaves_no_finalizer_or_shard_in_a_long_lived_thread(
     tracemalloc.start()
     try:
         start, _ = tracemalloc.get_traced_memory()
-        _called_and_dropped(5_000)
+        _called_and_dropped(2_000)
         gc.collect()
         end, _ = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
     assert _finalizers() - before <= 1
-    # 5,000 dropped policies kept ~600 B each before (3 MB); now what is left is noise.
+    # 2,000 dropped policies kept ~600 B each before (1.2 MB); now what is left is noise.
     assert end - start < 300_000
 
 
@@ -88,3 +93,121 @@ def test_evicted_hosts_leave_no_finalizers() -> None:
         gc.collect()
         assert len(transport.policies()) == 10
         assert _finalizers() - before <= 10
+
+
+# -- totals under a name never go down ----------------------------------------------------------
+
+
+def _exposed(name: str, **labels: str) -> float | None:
+    registry = CollectorRegistry()
+    registry.register(SeawallCollector())
+    return registry.get_sample_value(name, labels)
+
+
+CALLS = "seawall_call_duration_seconds_count"
+
+
+def test_a_collected_policy_sharing_a_name_leaves_its_counts_in_the_total() -> None:
+    a = seawall.Policy("shared-total", breaker=True, bulkhead=1)
+    b = seawall.Policy("shared-total", breaker=True, bulkhead=1)
+    for _ in range(10):
+        a.call(lambda: 1)
+    for _ in range(5):
+        b.call(lambda: 1)
+    assert _exposed(CALLS, operation="shared-total", outcome="success") == 15
+    del b
+    gc.collect()
+    assert _exposed(CALLS, operation="shared-total", outcome="success") == 15
+    breaker_calls = "seawall_circuit_breaker_calls_total"
+    assert _exposed(breaker_calls, policy="shared-total", outcome="success") == 15
+    a.call(lambda: 1)
+    assert _exposed(CALLS, operation="shared-total", outcome="success") == 16
+
+
+def test_a_policy_made_per_request_keeps_adding_up() -> None:
+    for request in range(1, 4):
+        policy = seawall.Policy("per-request", retry=seawall.Retry(on=OSError), breaker=True)
+        for _ in range(5):
+            policy.call(lambda: 1)
+        with pytest.raises(OSError, match="down"):
+            policy.call(_fails)
+        del policy
+        gc.collect()
+        assert _exposed(CALLS, operation="per-request", outcome="success") == 5 * request
+        assert _exposed(CALLS, operation="per-request", outcome="failure") == request
+        attempts = _exposed("seawall_retry_attempts_count", policy="per-request")
+        assert attempts == 6 * request
+
+
+def _fails() -> None:
+    raise OSError("down")
+
+
+def test_an_httpx_client_made_per_request_keeps_adding_up() -> None:
+    http = "seawall_http_client_request_duration_seconds_count"
+    labels = {
+        "http_request_method": "GET",
+        "server_address": "per-request.test",
+        "server_port": "80",
+        "http_response_status_code": "200",
+        "error_type": "",
+    }
+    for request in range(1, 4):
+        transport = ResilientTransport(httpx.MockTransport(lambda r: httpx.Response(200)))
+        with httpx.Client(transport=transport) as client:
+            client.get("http://per-request.test/")
+        del client, transport
+        gc.collect()
+        assert _exposed(http, **labels) == request
+        operation = "httpx:per-request.test:80"
+        assert _exposed(CALLS, operation=operation, outcome="success") == request
+
+
+def test_an_evicted_hosts_totals_stay_and_come_back_with_it() -> None:
+    transport = ResilientTransport(
+        httpx.MockTransport(lambda request: httpx.Response(200)), max_hosts=2
+    )
+    with httpx.Client(transport=transport) as client:
+        client.get("http://first.test/")
+        for i in range(5):  # pushes first.test out
+            client.get(f"http://other-{i}.test/")
+        gc.collect()
+        assert "first.test:80" not in transport.policies()
+        operation = "httpx:first.test:80"
+        assert _exposed(CALLS, operation=operation, outcome="success") == 1
+        client.get("http://first.test/")  # back, with a fresh policy: the total goes on
+        assert _exposed(CALLS, operation=operation, outcome="success") == 2
+        total = sum(
+            _exposed(CALLS, operation=f"httpx:{host}:80", outcome="success") or 0
+            for host in ["first.test", *(f"other-{i}.test" for i in range(5))]
+        )
+        assert total == 7
+
+
+def test_evicted_hosts_beyond_the_kept_names_end_their_series(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Past the bound of kept host names a host's series ends (and starts again from zero if
+    # it comes back, which rate() reads as a new series, not as a drop): memory stays bounded.
+    monkeypatch.setattr(remains_module, "HOST_NAMES", 3)
+    transport = ResilientTransport(
+        httpx.MockTransport(lambda request: httpx.Response(200)), max_hosts=1
+    )
+    with httpx.Client(transport=transport) as client:
+        for i in range(10):
+            client.get(f"http://hostile-{i}.test/")
+        gc.collect()
+    kept = [
+        i
+        for i in range(10)
+        if _exposed(CALLS, operation=f"httpx:hostile-{i}.test:80", outcome="success")
+    ]
+    assert kept == [0, 1, 2, 9]  # three evicted names kept, and the live one
+
+
+def test_the_readme_states_the_bounds_of_kept_names() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    text = " ".join(readme.split())
+    assert remains_module.HOST_NAMES == remains_module.HTTP_SERVERS == 1000
+    assert "for up to 1,000 evicted host names per process" in text
+    assert "(and 1,000 server addresses of the per-attempt series)" in text

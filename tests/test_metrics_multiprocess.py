@@ -606,3 +606,23 @@ def test_enable_checks_its_interval_and_the_mode() -> None:
             mp.enable()
         assert not mp.enabled()
         mp.flush()  # nothing to do, and no error
+
+
+@in_this_process
+def test_a_policy_collected_between_flushes_keeps_its_last_counts() -> None:
+    name = unique("collected")
+    breaker = CircuitBreaker(name=name)
+    mirrored = Mirrored()
+    for _ in range(3):
+        breaker.call(lambda: "ok")
+    mirrored.mirror.flush()
+    assert mirrored("seawall_circuit_breaker_calls_total", policy=name, outcome="success") == 3
+    for _ in range(2):
+        breaker.call(lambda: "ok")
+    del breaker
+    gc.collect()
+    mirrored.mirror.flush()
+    mirrored.mirror.flush()
+    assert mirrored("seawall_circuit_breaker_calls_total", policy=name, outcome="success") == 5
+    count = "seawall_call_duration_seconds_count"
+    assert mirrored(count, operation=name, outcome="success") == 5

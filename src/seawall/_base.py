@@ -8,6 +8,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, overload
 
+from seawall import _registry
 from seawall._clock import Clock, system_clock
 from seawall._registry import register
 from seawall._sli import CallStats
@@ -127,6 +128,9 @@ class PolicyBase:
     #: Policy that starts with one). The recording shells then apply it themselves, so that
     #: its answers are recorded as their own outcome, ``fallback``, not as successes.
     _fallback_head: FallbackHead | None = None
+    #: An httpx transport's per-host copy: once collected, its counts are kept only up to a
+    #: bound on such names (see seawall.metrics._remains).
+    _per_host = False
 
     def __init__(self, *, name: str | None, clock: Clock | None) -> None:
         self._name = check_name(name)
@@ -140,6 +144,13 @@ class PolicyBase:
         # or is part of): until called some other way, only the copies have series.
         self._template: PolicyBase | None = None
         register(self)
+
+    def __del__(self) -> None:
+        # Its counts outlive it in the exported totals (see seawall.metrics._remains).
+        try:
+            _registry.collected(self)
+        except Exception:  # pragma: no cover - at interpreter shutdown
+            pass
 
     @property
     def name(self) -> str:

@@ -13,6 +13,7 @@ import weakref
 from bisect import bisect_left
 from collections import deque
 
+from seawall import _registry
 from seawall._histogram import DURATION_BUCKETS, Histogram
 from seawall._observers import observers
 
@@ -73,6 +74,13 @@ class HttpStats:
         # lookup. Bounded too: a full cache stops growing, the misses go the slow way.
         self._seen: dict[HttpLabels, _Series] = {}
         _register(self)
+
+    def __del__(self) -> None:
+        # Its counts outlive it in the exported totals (see seawall.metrics._remains).
+        try:
+            _registry.collected(self)
+        except Exception:  # pragma: no cover - at interpreter shutdown
+            pass
 
     def observe(
         self, method: str, address: str, port: str, status: str, error_type: str, seconds: float

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from seawall._base import PolicyBase
 
-__all__ = ["live_policies", "register"]
+__all__ = ["live_policies", "on_collected", "register"]
 
 _lock = threading.Lock()
 _policies: weakref.WeakSet[PolicyBase] = weakref.WeakSet()
@@ -23,3 +24,15 @@ def register(policy: PolicyBase) -> None:
 def live_policies() -> list[PolicyBase]:
     with _lock:
         return list(_policies)
+
+
+#: Called with a policy (or an httpx transport's per-attempt stats) as it is collected, from
+#: its ``__del__``: the metrics layer keeps its counts, so that totals never go down. It must
+#: not raise, and may run in any thread at any allocation.
+on_collected: Callable[[object], None] | None = None
+
+
+def collected(obj: object) -> None:
+    hook = on_collected
+    if hook is not None:
+        hook(obj)

@@ -406,16 +406,24 @@ class _Core:
             "bulkhead": None if template.bulkhead is None else template.bulkhead._spawn(None),
         }
         clock = template.clock
+        single: Policy | None
         if retry is None:
-            policy = Policy(name, clock=clock, **parts)
+            policy = single = Policy(name, clock=clock, **parts)
+        else:
+            policy = Policy(name, retry=retry, clock=clock, **parts)
+            single = (
+                Policy(name, clock=clock, **parts)
+                if any(part is not None for part in parts.values())
+                else None
+            )
+        # Once collected (evicted), a host's counts are kept under its name up to a bound on
+        # such names (see seawall.metrics._remains).
+        for made in (policy, single, retry, *parts.values()):
+            if made is not None:
+                made._per_host = True
+        if single is policy:
             send = self._wrap(policy)
             return _Host(policy, policy, send, send)
-        policy = Policy(name, retry=retry, clock=clock, **parts)
-        single = (
-            Policy(name, clock=clock, **parts)
-            if any(part is not None for part in parts.values())
-            else None
-        )
         return _Host(policy, single, self._wrap(policy), self._wrap(single))
 
     def _wrap(self, policy: Policy | None) -> Any:

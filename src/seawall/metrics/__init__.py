@@ -13,6 +13,7 @@ is behind the provider, so they hold what happened from then on.
 
 from __future__ import annotations
 
+from seawall.metrics import _remains  # noqa: F401  (installs the hook that keeps counts)
 from seawall.metrics._catalogue import CATALOGUE, Metric
 from seawall.metrics._config import configure
 from seawall.metrics._multiprocess import flush

@@ -58,7 +58,7 @@ default registry, which must not be exposed in this mode). Both ``preload_app`` 
 Delays and losses, by design: a series shows a worker's calls up to ``interval`` seconds late.
 A worker that exits normally (``sys.exit``, gunicorn's graceful exit) flushes at exit; one
 killed by a signal or ending in ``os._exit`` loses at most its last ``interval`` of counts.
-A policy that is garbage-collected between two flushes loses its counts since the last one.
+A policy that is garbage-collected keeps its counts: they are pushed with the next flush.
 
 Forks (gunicorn forks its workers from the master): no seawall thread runs while a process
 forks. Just before, the mirror stops its thread and flushes, so the parent's file holds every
@@ -76,14 +76,10 @@ import atexit
 import logging
 import os
 import threading
-import weakref
 from typing import Any, Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
 
-from seawall._base import PolicyBase
-from seawall._http_stats import HttpStats, live_http_stats
-from seawall._registry import live_policies
 from seawall._validate import check_number
 from seawall.metrics._catalogue import CATALOGUE, Metric
 from seawall.metrics._readings import HistogramValue, Labels, read_all
@@ -158,7 +154,7 @@ def _histogram_values(child: Histogram, slots: int) -> tuple[list[Any], Any] | N
 
 
 class _Pushed:
-    """What the mirror last pushed for one policy: counter values and histograms by series."""
+    """What the mirror has pushed: counter values and histograms by series."""
 
     __slots__ = ("histograms", "values")
 
@@ -181,9 +177,7 @@ class Mirror:
         self._families = {metric.name: _make(metric, registry) for metric in CATALOGUE}
         self._children: dict[Key, Any] = {}
         self._histograms: dict[Key, tuple[list[Any], Any]] = {}
-        self._pushed: weakref.WeakKeyDictionary[PolicyBase | HttpStats, _Pushed] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._pushed = _Pushed()
         self._gauges: dict[Key, float] = {}
         self._slots = {metric.name: len(metric.buckets) + 1 for metric in CATALOGUE}
         self._broken_histograms = False
@@ -195,33 +189,34 @@ class Mirror:
 
     def flush_locked(self) -> None:
         """:meth:`flush`, for a caller that holds :attr:`lock`."""
+        # Totals by series over every source (the live policies and transports, and what the
+        # collected ones counted): they never go down, so what was pushed for a series is
+        # all the mirror needs to remember to push each count once.
+        pushed = self._pushed
+        counters: set[Key] = set()
+        histograms: set[Key] = set()
         gauges: dict[Key, float] = {}
-        for policy in live_policies():
-            pushed = self._pushed.get(policy)
-            if pushed is None:
-                pushed = self._pushed[policy] = _Pushed()
-            for reading in read_all([policy]).values():
-                metric = reading.metric
-                if metric.kind == "counter":
-                    for labels, value in reading.values.items():
-                        self._push_counter((metric.name, labels), value, pushed)
-                elif metric.kind == "histogram":
-                    for labels, histogram in reading.histograms.items():
-                        self._push_histogram((metric.name, labels), histogram, pushed)
-                else:
-                    highest = GAUGE_MODES[metric.name] == "livemax"
-                    for labels, value in reading.values.items():
-                        key = (metric.name, labels)
-                        old = gauges.get(key)
-                        if old is not None:
-                            value = max(old, value) if highest else old + value
-                        gauges[key] = value
-        for stats in live_http_stats():  # the httpx transports' per-attempt series
-            pushed = self._pushed.get(stats)
-            if pushed is None:
-                pushed = self._pushed[stats] = _Pushed()
-            for labels, histogram in stats.read().items():
-                self._push_histogram((_HTTP_DURATION, labels), histogram, pushed)
+        for reading in read_all().values():
+            metric = reading.metric
+            if metric.kind == "counter":
+                for labels, value in reading.values.items():
+                    key = (metric.name, labels)
+                    counters.add(key)
+                    self._push_counter(key, value, pushed)
+            elif metric.kind == "histogram":
+                for labels, histogram in reading.histograms.items():
+                    key = (metric.name, labels)
+                    histograms.add(key)
+                    self._push_histogram(key, histogram, pushed)
+            else:
+                for labels, value in reading.values.items():
+                    gauges[(metric.name, labels)] = value
+        # A series no source holds any more (a transport's host past the bound of kept
+        # names): if it comes back, its new counts are pushed from zero.
+        for key in pushed.values.keys() - counters:
+            del pushed.values[key]
+        for key in pushed.histograms.keys() - histograms:
+            del pushed.histograms[key]
         for key in self._gauges.keys() - gauges.keys():
             gauges[key] = 0.0  # no live policy has this series any more
         for key, value in gauges.items():

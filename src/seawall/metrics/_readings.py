@@ -79,6 +79,10 @@ def read_all(policies: Iterable[PolicyBase] | None = None) -> dict[str, Reading]
         for stats in live_http_stats():
             for labels, value in stats.read().items():
                 http.add_histogram(labels, value)
+        # What collected policies and transports counted: totals never go down.
+        from seawall.metrics._remains import remains
+
+        remains.add_to(out)
     return out
 
 
