@@ -566,14 +566,15 @@ def test_ten_thousand_hostnames_stay_capped() -> None:
         if labels[1].startswith("h") or labels[1] == "_OTHER"
     }
     own = {labels for labels in transport.stats.read()}
-    assert len({labels[1] for labels in own}) == 51  # 50 addresses + _OTHER
+    # The first labelled_hosts addresses, and _OTHER
+    assert len({labels[1] for labels in own}) == transport.labelled_hosts + 1
     assert "_OTHER" in addresses
     total = sum(sum(counts) for counts, _ in transport.stats.read().values())
     assert total == 10_000
     breakers = [
         p
         for p in __import__("seawall._registry", fromlist=["x"]).live_policies()
-        if isinstance(p, seawall.CircuitBreaker) and p.name.startswith("api:h")
+        if isinstance(p, seawall.CircuitBreaker) and p.name.startswith("api:")
     ]
     assert len(breakers) <= 50 + 5  # evicted ones are gone (a few may await collection)
 
@@ -582,7 +583,7 @@ def test_server_labels_are_capped_as_address_and_port_pairs() -> None:
     transport = ResilientTransport(
         httpx.MockTransport(lambda request: httpx.Response(200)),
         policy=policy(attempts=1),
-        max_hosts=2,
+        labelled_hosts=2,
     )
     with httpx.Client(transport=transport) as client:
         for i in range(300):

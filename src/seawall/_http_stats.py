@@ -2,8 +2,8 @@
 
 Each transport owns one :class:`HttpStats`; the metrics exporters read every live one when
 scraped (``seawall_http_client_request_duration_seconds``). Labels are bounded: methods
-outside the standard set, and server addresses beyond ``max_addresses`` (with their ports),
-become ``_OTHER``.
+outside the standard set, server addresses beyond ``max_addresses`` (with their ports), and
+a server's (method, status code, error type) beyond :data:`LABEL_SETS` become ``_OTHER``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from seawall import _registry
 from seawall._histogram import DURATION_BUCKETS, Histogram
 from seawall._observers import observers
 
-__all__ = ["HttpLabels", "HttpStats", "live_http_stats"]
+__all__ = ["LABEL_SETS", "HttpLabels", "HttpStats", "live_http_stats"]
 
 OTHER = "_OTHER"
 #: The methods kept as labels (the OpenTelemetry semantic convention's list); others: _OTHER.
@@ -30,6 +30,9 @@ KNOWN_METHODS = frozenset(
 HttpLabels = tuple[str, str, str, str, str]
 _BOUNDS = DURATION_BUCKETS
 _FIRST = _BOUNDS[0]
+#: Distinct (method, status code, error type) each server shows, the last of them all
+#: ``_OTHER``: a server chooses its status codes.
+LABEL_SETS = 10
 #: How many label sets, as given, the fast path remembers per transport.
 _SEEN_LIMIT = 4096
 #: Attempts a series holds before they are folded into its histogram (and on every read).
@@ -58,6 +61,7 @@ class HttpStats:
 
     __slots__ = (
         "__weakref__",
+        "_kinds",
         "_lock",
         "_seen",
         "_series",
@@ -70,6 +74,8 @@ class HttpStats:
         self._lock = threading.Lock()
         self._series: dict[HttpLabels, _Series] = {}
         self._servers: set[tuple[str, str]] = set()
+        # Per server (address, port): the (method, status code, error type) it shows.
+        self._kinds: dict[tuple[str, str], set[tuple[str, str, str]]] = {}
         # The series of each label set as given, before the bounding: the hot path is one
         # lookup. Bounded too: a full cache stops growing, the misses go the slow way.
         self._seen: dict[HttpLabels, _Series] = {}
@@ -126,6 +132,18 @@ class HttpStats:
                     address = port = OTHER
                 else:
                     self._servers.add(server)
+            # A server chooses its status codes (and so the error types that are codes): each
+            # server shows at most LABEL_SETS of them with the method, the last one _OTHER.
+            kinds = self._kinds.get((address, port))
+            if kinds is None:
+                kinds = self._kinds[(address, port)] = set()
+            kind = (method, status, error_type)
+            if kind not in kinds:
+                if len(kinds) >= LABEL_SETS - 1:
+                    method = status = error_type = OTHER
+                    kinds.add((OTHER, OTHER, OTHER))
+                else:
+                    kinds.add(kind)
             labels = (method, address, port, status, error_type)
             series = self._series.get(labels)
             if series is None:

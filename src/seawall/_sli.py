@@ -19,12 +19,35 @@ from seawall._errors import RejectedError, SeawallError, TimeoutExceededError
 from seawall._histogram import DURATION_BUCKETS
 from seawall._observers import observers
 
-__all__ = ["ERROR_TYPE_CAP", "OTHER", "OUTCOMES", "CallStats", "CallStatsReading"]
+__all__ = [
+    "ERROR_TYPE_CAP",
+    "OTHER",
+    "OUTCOMES",
+    "OWN_ERROR_TYPES",
+    "CallStats",
+    "CallStatsReading",
+    "is_own_error_type",
+]
 
 OUTCOMES = ("success", "failure", "timeout", "rejected", "cancelled", "fallback")
 #: Distinct ``error_type`` values kept per operation; the rest are counted as ``OTHER``.
 ERROR_TYPE_CAP = 20
 OTHER = "_OTHER"
+#: The error types of seawall's own exceptions (and of cancellation): a fixed set, never capped.
+OWN_ERROR_TYPES = frozenset(
+    {
+        "SeawallError",
+        "RejectedError",
+        "CircuitOpenError",
+        "BulkheadFullError",
+        "TimeoutExceededError",
+        "CircuitOpenHTTPError",
+        "BulkheadFullHTTPError",
+        "TimeoutHTTPError",
+        "CancelledError",
+        OTHER,
+    }
+)
 
 _BOUNDS = DURATION_BUCKETS
 _SLOTS = len(_BOUNDS) + 1  # the last bucket is +Inf
@@ -41,6 +64,15 @@ def outcome_of(exc: BaseException) -> str:
     if isinstance(exc, Exception):
         return "failure"
     return "cancelled"  # asyncio.CancelledError, KeyboardInterrupt, ...
+
+
+def is_own_error_type(exc: BaseException, error_type: str) -> bool:
+    """Whether ``error_type`` names one of seawall's own exception classes, or cancellation
+    (a fixed, small set, always kept): not a status code, not a user's subclass."""
+    if isinstance(exc, asyncio.CancelledError):
+        return True
+    kind = type(exc)
+    return kind.__module__.startswith("seawall.") and error_type in OWN_ERROR_TYPES
 
 
 def error_type_of(exc: BaseException) -> str:
@@ -146,8 +178,9 @@ class CallStats:
             histogram[bisect_left(_BOUNDS, seconds)] += 1
             histogram[_SUM] += seconds
             key = (outcome, error_type)
-            # seawall's own errors are few and always worth seeing: only others are capped.
-            if key not in self._errors and not isinstance(exc, SeawallError):
+            # seawall's own errors are few and always worth seeing: only others are capped,
+            # HTTP status codes and subclasses of seawall's errors included.
+            if key not in self._errors and not is_own_error_type(exc, error_type):
                 if error_type not in self._capped and len(self._capped) >= ERROR_TYPE_CAP:
                     key = (outcome, OTHER)
                 else:

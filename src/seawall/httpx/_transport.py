@@ -21,7 +21,7 @@ from seawall._budget import RetryBudget
 from seawall._clock import Clock
 from seawall._compose import Policy
 from seawall._errors import TimeoutExceededError
-from seawall._http_stats import HttpStats
+from seawall._http_stats import OTHER, HttpStats
 from seawall._retry import Retry
 from seawall._timeout import Timeout
 from seawall._validate import check_callable, check_int, check_number
@@ -209,6 +209,7 @@ class _Core:
         per_host: bool,
         key: Callable[[httpx.Request], str] | None,
         max_hosts: int,
+        labelled_hosts: int,
         max_retry_after: float,
         retry_methods: Iterable[str],
         classify: Classify | None,
@@ -223,6 +224,10 @@ class _Core:
             check_callable("key", key)
         self._key: Callable[[httpx.Request], str] = _default_key if key is None else key
         self.max_hosts = check_int("max_hosts", max_hosts)
+        self.labelled_hosts = check_int("labelled_hosts", labelled_hosts)
+        # The keys whose policies are named (and so labelled) after them; the later ones
+        # share `<name>:_OTHER`. First come, kept for good: a host's series never moves.
+        self._labelled: set[str] = set()
         self.max_retry_after = check_number("max_retry_after", max_retry_after, min_inclusive=True)
         if isinstance(retry_methods, str) or not isinstance(retry_methods, Iterable):
             raise TypeError(
@@ -247,7 +252,7 @@ class _Core:
         # The host used last, already at the end of the LRU order: a run of requests to one
         # host moves nothing.
         self._last: _Host | None = None
-        self.stats = HttpStats(self.max_hosts)
+        self.stats = HttpStats(self.labelled_hosts)
 
     # -- per-host policies -------------------------------------------------------------------
 
@@ -365,7 +370,7 @@ class _Core:
             if host is not None:
                 return host
             shown = key if isinstance(key, str) else f"{address}:{port}"
-            host = self._build(f"{self.name}:{shown}" if self.per_host else self.name)
+            host = self._build(self._series_name(shown))
             # Complete before it is published: other requests read it without the lock.
             host.entry, host.key, host.address, host.port = key, shown, address, str(port)
             last = self._last
@@ -381,6 +386,19 @@ class _Core:
             while len(hosts) > self.max_hosts:
                 hosts.popitem(last=False)
             return host
+
+    def _series_name(self, shown: str) -> str:
+        """The name of a new host's policies: ``<name>:<key>`` for the first
+        ``labelled_hosts`` keys, ``<name>:_OTHER`` for the rest (their counts add up there;
+        each still has its own breaker, bulkhead and budget)."""
+        if not self.per_host:
+            return self.name
+        labelled = self._labelled
+        if shown not in labelled:
+            if len(labelled) >= self.labelled_hosts:
+                return f"{self.name}:{OTHER}"
+            labelled.add(shown)
+        return f"{self.name}:{shown}"
 
     def _build(self, name: str) -> _Host:
         """Fresh policies made from the template: same configuration, own state."""
@@ -515,6 +533,7 @@ class ResilientTransport(_Core, httpx.BaseTransport):
         per_host: bool = True,
         key: Callable[[httpx.Request], str] | None = None,
         max_hosts: int = 1000,
+        labelled_hosts: int = 20,
         max_retry_after: float = 30.0,
         retry_methods: Iterable[str] = DEFAULT_RETRY_METHODS,
         classify: Classify | None = None,
@@ -525,6 +544,7 @@ class ResilientTransport(_Core, httpx.BaseTransport):
             per_host=per_host,
             key=key,
             max_hosts=max_hosts,
+            labelled_hosts=labelled_hosts,
             max_retry_after=max_retry_after,
             retry_methods=retry_methods,
             classify=classify,
@@ -605,6 +625,7 @@ class AsyncResilientTransport(_Core, httpx.AsyncBaseTransport):
         per_host: bool = True,
         key: Callable[[httpx.Request], str] | None = None,
         max_hosts: int = 1000,
+        labelled_hosts: int = 20,
         max_retry_after: float = 30.0,
         retry_methods: Iterable[str] = DEFAULT_RETRY_METHODS,
         classify: Classify | None = None,
@@ -615,6 +636,7 @@ class AsyncResilientTransport(_Core, httpx.AsyncBaseTransport):
             per_host=per_host,
             key=key,
             max_hosts=max_hosts,
+            labelled_hosts=labelled_hosts,
             max_retry_after=max_retry_after,
             retry_methods=retry_methods,
             classify=classify,

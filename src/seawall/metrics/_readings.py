@@ -6,6 +6,7 @@ Nothing here runs on a call's path: exporters call :func:`read_all` when scraped
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -15,7 +16,7 @@ from seawall._bulkhead import Bulkhead, BulkheadSnapshot
 from seawall._http_stats import live_http_stats
 from seawall._registry import live_policies
 from seawall._retry import Retry, RetrySnapshot
-from seawall._sli import CallStatsReading
+from seawall._sli import ERROR_TYPE_CAP, OTHER, OWN_ERROR_TYPES, CallStatsReading
 from seawall._timeout import Timeout
 from seawall.metrics._catalogue import CATALOGUE, Metric
 
@@ -118,7 +119,27 @@ def _read_calls(policy: PolicyBase, out: dict[str, Reading]) -> None:
         durations.add_histogram((operation, outcome), value)
     errors = out["seawall_call_errors_total"]
     for (outcome, error_type), count in reading.errors.items():
-        errors.add((operation, outcome, error_type), count)
+        errors.add((operation, outcome, _kept_error_type(operation, error_type)), count)
+
+
+# The error types shown per operation name, across every policy of that name (each caps its
+# own; same-named ones, such as an httpx transport's hosts past its labelled ones, could
+# together show more). First seen, first kept: the set only grows, so a series never moves.
+_error_types: dict[str, set[str]] = {}
+_error_types_lock = threading.Lock()
+
+
+def _kept_error_type(operation: str, error_type: str) -> str:
+    if error_type in OWN_ERROR_TYPES:
+        return error_type
+    with _error_types_lock:
+        kept = _error_types.setdefault(operation, set())
+        if error_type in kept:
+            return error_type
+        if len(kept) >= ERROR_TYPE_CAP:
+            return OTHER
+        kept.add(error_type)
+        return error_type
 
 
 def _read_breaker(snap: BreakerSnapshot, out: dict[str, Reading]) -> None:
