@@ -145,6 +145,11 @@ class PolicyBase:
         self._template: PolicyBase | None = None
         register(self)
 
+    #: The call outcomes it can give besides success and failure; their series exist from
+    #: the start, so that ``rate()`` sees the first one (a series that appears with its first
+    #: count loses that count to ``rate()``).
+    _call_outcomes: frozenset[str] = frozenset()
+
     def __del__(self) -> None:
         # Its counts outlive it in the exported totals (see seawall.metrics._remains).
         try:

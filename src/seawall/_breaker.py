@@ -173,6 +173,8 @@ class CircuitBreaker(PolicyBase):
     the protected call never runs under it. One instance serves threads and asyncio tasks.
     """
 
+    _call_outcomes = frozenset({"rejected"})
+
     @remember_init
     def __init__(
         self,

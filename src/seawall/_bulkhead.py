@@ -123,6 +123,8 @@ class Bulkhead(PolicyBase):
     back when the call ends, however it ends.
     """
 
+    _call_outcomes = frozenset({"rejected"})
+
     @remember_init
     def __init__(
         self,

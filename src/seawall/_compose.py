@@ -40,6 +40,7 @@ class Pipeline(PolicyBase):
         self.policies: tuple[PolicyBase, ...] = policies
         for policy in policies:
             policy._member_of_pipeline = True
+        self._call_outcomes = frozenset().union(*(policy._call_outcomes for policy in policies))
         # Members are composed through their raw shells: the pipeline records the SLI once.
         self._outer_call = policies[0]._call
         self._outer_acall = policies[0]._acall

@@ -34,6 +34,8 @@ class Fallback(PolicyBase):
     object itself, wrap it: ``Fallback(lambda exc: handler)``.
     """
 
+    _call_outcomes = frozenset({"fallback"})
+
     @remember_init
     def __init__(
         self,

@@ -60,6 +60,8 @@ class Timeout(PolicyBase):
     cancellation and returns late is treated the same way.
     """
 
+    _call_outcomes = frozenset({"timeout"})
+
     #: What a passed deadline raises. seawall's httpx transports set an httpx-compatible
     #: subclass on their own timeouts, so that a retry on httpx's errors sees it as one.
     error: type[TimeoutExceededError] = TimeoutExceededError

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from seawall._base import PolicyBase
 from seawall._breaker import BreakerSnapshot, CircuitBreaker, CircuitState
 from seawall._bulkhead import Bulkhead, BulkheadSnapshot
+from seawall._histogram import DURATION_BUCKETS
 from seawall._http_stats import live_http_stats
 from seawall._registry import live_policies
 from seawall._retry import Retry, RetrySnapshot
@@ -27,6 +28,7 @@ Labels = tuple[str, ...]
 HistogramValue = tuple[tuple[int, ...], float]
 
 _STATES = tuple(CircuitState)
+_NO_CALLS: HistogramValue = ((0,) * (len(DURATION_BUCKETS) + 1), 0.0)
 _BREAKER_OUTCOMES = ("success", "failure", "ignored", "rejected")
 _TIMEOUT_OUTCOMES = ("success", "failure", "timeout", "cancelled")
 
@@ -117,6 +119,8 @@ def _read_calls(policy: PolicyBase, out: dict[str, Reading]) -> None:
     durations = out["seawall_call_duration_seconds"]
     for outcome, value in reading.durations.items():
         durations.add_histogram((operation, outcome), value)
+    for outcome in policy._call_outcomes - reading.durations.keys():
+        durations.add_histogram((operation, outcome), _NO_CALLS)
     errors = out["seawall_call_errors_total"]
     for (outcome, error_type), count in reading.errors.items():
         errors.add((operation, outcome, _kept_error_type(operation, error_type)), count)
