@@ -794,6 +794,16 @@ def test_async_attempt_cut_by_its_timeout_is_retried_and_recorded() -> None:
     assert host.stats.read().errors == {("timeout", "TimeoutHTTPError"): 1}
 
 
+def _timed(clock: FakeClock, attempt_timeout: float) -> seawall.Policy:
+    """Two attempts on transport errors, each under ``attempt_timeout``, all on ``clock``."""
+    return seawall.Policy(
+        "api",
+        retry=seawall.Retry(on=httpx.TransportError, attempts=2, wait=0.0, clock=clock),
+        attempt_timeout=seawall.Timeout(attempt_timeout, clock=clock),
+        clock=clock,
+    )
+
+
 def test_sync_attempt_whose_cut_timeout_expires_is_the_deadlines_timeout() -> None:
     clock = FakeClock()
 
@@ -802,13 +812,7 @@ def test_sync_attempt_whose_cut_timeout_expires_is_the_deadlines_timeout() -> No
         clock.advance(request.extensions["timeout"]["read"])
         raise httpx.ReadTimeout("timed out", request=request)
 
-    api = seawall.Policy(
-        "api",
-        retry=seawall.Retry(on=httpx.TransportError, attempts=2, wait=0.0, clock=clock),
-        attempt_timeout=seawall.Timeout(0.5, clock=clock),
-        clock=clock,
-    )
-    transport = ResilientTransport(httpx.MockTransport(slow), policy=api)
+    transport = ResilientTransport(httpx.MockTransport(slow), policy=_timed(clock, 0.5))
     with pytest.raises(TimeoutHTTPError) as caught:
         send("sync", transport, "GET", "https://up.test/")
     assert isinstance(caught.value.__cause__, httpx.ReadTimeout)
@@ -822,13 +826,7 @@ def test_sync_httpx_timeout_before_the_deadline_stays_as_it_is() -> None:
         clock.advance(0.1)  # the request's own 0.1 s read timeout, well before the deadline
         raise httpx.ReadTimeout("timed out", request=request)
 
-    api = seawall.Policy(
-        "api",
-        retry=seawall.Retry(on=httpx.TransportError, attempts=2, wait=0.0, clock=clock),
-        attempt_timeout=seawall.Timeout(5.0, clock=clock),
-        clock=clock,
-    )
-    transport = ResilientTransport(httpx.MockTransport(quick_timeout), policy=api)
+    transport = ResilientTransport(httpx.MockTransport(quick_timeout), policy=_timed(clock, 5.0))
     with pytest.raises(httpx.ReadTimeout) as caught:
         send("sync", transport, "GET", "https://up.test/", timeout=0.1)
     assert not isinstance(caught.value, TimeoutHTTPError)
