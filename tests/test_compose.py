@@ -627,9 +627,9 @@ def test_wrong_types_name_the_parameter(kwargs: dict[str, Any], param: str) -> N
 
 
 def test_out_of_range_convenience_values_are_rejected() -> None:
-    with pytest.raises(ValueError, match=r"^seconds must be in"):
+    with pytest.raises(ValueError, match=r"^total_timeout: seconds must be in"):
         Policy("svc", total_timeout=0)
-    with pytest.raises(ValueError, match=r"^max_concurrent must be >= 1"):
+    with pytest.raises(ValueError, match=r"^bulkhead: max_concurrent must be >= 1"):
         Policy("svc", bulkhead=0)
 
 
@@ -782,3 +782,109 @@ def test_an_attempt_timeout_longer_than_the_total_is_refused() -> None:
         Policy("svc", total_timeout=Timeout(1.5), attempt_timeout=Timeout(2))
     policy = Policy("svc", total_timeout=2, attempt_timeout=2)  # equal: allowed
     assert policy.attempt_timeout is not None
+
+
+# -- a Policy's clock, its parts' names, and its parameters in errors ------------------------------
+
+
+def test_a_policys_clock_reaches_the_parts_built_without_one() -> None:
+    clock = FakeClock()
+    retry = Retry(on=ConnectionError, attempts=3, wait=1.0, budget=seawall.RetryBudget())
+    policy = Policy(
+        "clocked",
+        retry=retry,
+        breaker=True,
+        total_timeout=10,
+        attempt_timeout=seawall.Timeout(5),
+        bulkhead=seawall.Bulkhead(2, max_queue=4, max_wait=1.0),
+        clock=clock,
+    )
+    parts = [policy.retry, policy.breaker, policy.total_timeout, policy.attempt_timeout]
+    assert all(part is not None and part.clock is clock for part in parts)
+    assert policy.bulkhead is not None
+    assert policy.bulkhead.clock is clock
+    assert retry.budget is not None
+    assert retry.budget._clock is clock
+
+    def down() -> None:
+        raise ConnectionError("down")
+
+    with pytest.raises(ConnectionError):
+        policy.call(down)
+    assert clock.sleeps == [1.0, 1.0]  # the retry waited on the fake clock, not in real time
+
+
+def test_a_policys_clock_lets_its_breaker_recover_on_it() -> None:
+    clock = FakeClock()
+    policy = Policy("recovers", breaker=True, clock=clock)
+    assert policy.breaker is not None
+    while policy.breaker.state is seawall.CircuitState.CLOSED:  # 5 failures over 0.5 s
+        clock.advance(0.2)
+        with pytest.raises(ConnectionError):
+            policy.call(_refused)
+    assert policy.breaker.state is seawall.CircuitState.OPEN
+    clock.advance(60)
+    assert policy.call(lambda: "ok") == "ok"
+    assert policy.breaker.state is seawall.CircuitState.CLOSED
+
+
+def _refused() -> None:
+    raise ConnectionError("refused")
+
+
+def test_a_part_given_its_own_clock_keeps_it() -> None:
+    own, policys = FakeClock(), FakeClock()
+    breaker = CircuitBreaker(clock=own)
+    Policy("own-clock", breaker=breaker, retry=Retry(on=OSError), clock=policys)
+    assert breaker.clock is own
+
+
+def test_a_transports_hosts_keep_the_templates_clock() -> None:
+    clock = FakeClock()
+    template = Policy("tpl-clock", retry=Retry(on=OSError), breaker=True, clock=clock)
+    import httpx
+
+    from seawall.httpx import ResilientTransport
+
+    transport = ResilientTransport(
+        httpx.MockTransport(lambda request: httpx.Response(200)), policy=template
+    )
+    with httpx.Client(transport=transport) as client:
+        client.get("http://clocked.test/")
+    (host,) = transport.policies().values()
+    assert host.breaker is not None
+    assert host.breaker.clock is clock
+    assert host.retry is not None
+    assert host.retry.clock is clock
+
+
+def test_a_part_in_one_policy_is_not_renamed_by_another() -> None:
+    breaker = CircuitBreaker()
+    Policy("orders", breaker=breaker)
+    with pytest.raises(
+        ValueError, match=r"breaker: this CircuitBreaker is already part of 'orders'"
+    ):
+        Policy("payments", breaker=breaker)
+    assert breaker.name == "orders"
+    shared = CircuitBreaker(name="payments-api")  # named: shared knowingly
+    Policy("orders", breaker=shared)
+    Policy("payments", breaker=shared)
+    assert shared.name == "payments-api"
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "message"),
+    [
+        ({"total_timeout": -1}, ValueError, r"^total_timeout: seconds must be in"),
+        ({"attempt_timeout": 0}, ValueError, r"^attempt_timeout: seconds must be in"),
+        ({"attempt_timeout": float("nan")}, ValueError, r"^attempt_timeout: "),
+        ({"bulkhead": 0}, ValueError, r"^bulkhead: max_concurrent must be >= 1"),
+        ({"bulkhead": -3}, ValueError, r"^bulkhead: "),
+        ({"total_timeout": "5"}, TypeError, r"^total_timeout must be a Timeout or seconds"),
+    ],
+)
+def test_errors_name_the_policys_parameter(
+    options: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        Policy("x", **options)

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from conftest import Shell
 
+import seawall
 from seawall import CircuitBreaker, CircuitOpenError, CircuitState
 from seawall._base import PolicyBase, check_decoratable, qualified_name
 from seawall.testing import FakeClock
@@ -329,3 +330,48 @@ def test_inherit_name_only_when_none_was_given() -> None:
     named._inherit_name("outer")
     assert unnamed.name == "outer"
     assert named.name == "own"
+
+
+# -- what call and acall cannot run ---------------------------------------------------------------
+
+
+def test_acall_of_a_sync_function_fails_once_and_counts_no_failure() -> None:
+    runs: list[int] = []
+
+    def charge_card() -> str:
+        runs.append(1)
+        return "charged"
+
+    breaker = seawall.CircuitBreaker(minimum_calls=1, window_calls=1, consecutive_failures=None)
+    policy = seawall.Policy(
+        "sync-in-async", retry=seawall.Retry(on=Exception, attempts=3, wait=0), breaker=breaker
+    )
+    with pytest.raises(TypeError, match=r"acall awaits what its function returns.*call\(\)"):
+        asyncio.run(policy.acall(charge_card))
+    assert runs == [1]
+    assert breaker.state is seawall.CircuitState.CLOSED
+    assert breaker.snapshot().failures == 0
+    assert policy.stats.read().errors == {("failure", "TypeError"): 1}
+
+
+def test_acall_of_a_function_returning_a_coroutine_awaits_it() -> None:
+    async def fetch() -> str:
+        return "fetched"
+
+    policy = seawall.Policy("lambda-coro", retry=seawall.Retry(on=OSError), breaker=True)
+    assert asyncio.run(policy.acall(lambda: fetch())) == "fetched"
+
+
+@pytest.mark.parametrize("way", ["call", "acall"])
+def test_call_of_a_non_callable_is_a_type_error_and_counts_nothing(way: str) -> None:
+    breaker = seawall.CircuitBreaker(minimum_calls=1, window_calls=1, consecutive_failures=None)
+
+    def attempt() -> None:
+        if way == "call":
+            breaker.call(None)  # type: ignore[arg-type]
+        else:
+            asyncio.run(breaker.acall(None))  # type: ignore[arg-type]
+
+    with pytest.raises(TypeError, match="needs a function to call"):
+        attempt()
+    assert breaker.snapshot().failures == 0

@@ -659,9 +659,10 @@ def test_a_fallback_answer_is_timed_from_the_clock_not_from_an_attempt(kind: str
     transport = make(kind, httpx.MockTransport(handler), policy=template)
     assert send(kind, transport, "GET", "http://a.test/").text == "cached"
     reading = transport.policies()["a.test:80"].stats.read()
-    counts, total = reading.durations["success"]
+    counts, total = reading.durations["fallback"]  # a fallback's answer, not a success
     assert sum(counts) == 1
     assert total == 2.0  # both attempts: not the first one's end, and never negative
+    assert reading.errors == {("fallback", "ConnectError"): 1}
 
 
 def test_a_call_without_any_response_is_not_timed_from_zero(kind: str) -> None:
@@ -673,7 +674,7 @@ def test_a_call_without_any_response_is_not_timed_from_zero(kind: str) -> None:
     )
     transport = make(kind, scripted(httpx.ConnectError), policy=template)
     assert send(kind, transport, "GET", "http://a.test/").text == "cached"
-    counts, total = transport.policies()["a.test:80"].stats.read().durations["success"]
+    counts, total = transport.policies()["a.test:80"].stats.read().durations["fallback"]
     assert (sum(counts), total) == (1, 0.0)
 
 
@@ -865,3 +866,63 @@ def test_sync_attempt_interrupted_is_recorded() -> None:
     with pytest.raises(KeyboardInterrupt):
         send("sync", transport, "GET", "https://up.test/")
     assert _attempts_by_error(transport) == {"KeyboardInterrupt": 1}
+
+
+# -- keys and templates that cannot work --------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/tenant%0Aevil", "/nul%00", "/" + "x" * 5000])
+def test_any_key_makes_a_valid_name(kind: str, path: str) -> None:
+    transport = make(
+        kind,
+        httpx.MockTransport(lambda request: httpx.Response(200)),
+        key=lambda request: request.url.path,
+    )
+    assert send(kind, transport, "GET", f"http://example.test{path}").status_code == 200
+    (shown,) = transport.policies()
+    assert shown.isprintable()
+    assert len(shown) <= 200
+
+
+def test_escaped_keys_stay_apart() -> None:
+    transport = ResilientTransport(
+        httpx.MockTransport(lambda request: httpx.Response(200)),
+        key=lambda request: request.url.path,
+    )
+    for path in ("/a%0Ab", "/a%0Db"):
+        send("sync", transport, "GET", f"http://example.test{path}")
+    assert sorted(transport.policies()) == ["/a\\nb", "/a\\rb"]
+
+
+def test_a_template_fallback_that_is_not_a_response_is_refused(kind: str) -> None:
+    template = seawall.Policy(
+        "fb", fallback=seawall.Fallback(None, on=seawall.RejectedError), breaker=True
+    )
+    with pytest.raises(TypeError, match="policy: the fallback of a transport's template"):
+        make(kind, policy=template)
+
+
+def test_a_template_fallback_function_answering_no_response_is_a_clear_error(kind: str) -> None:
+    template = seawall.Policy(
+        "fb-fn", fallback=seawall.Fallback(lambda exc: "cached", on=Exception), breaker=True
+    )
+    transport = make(
+        kind, httpx.MockTransport(lambda request: httpx.Response(500)), policy=template
+    )
+    with pytest.raises(TypeError, match=r"must answer with an httpx\.Response, got str"):
+        send(kind, transport, "GET", "http://svc.test/")
+    (host,) = transport.policies().values()
+    assert host.stats.read().errors == {("failure", "TypeError"): 1}
+
+
+def test_a_template_fallback_response_answers_bad_responses_and_is_counted(kind: str) -> None:
+    cached = httpx.Response(200, text="cached")
+    template = seawall.Policy(
+        "fb-ok", fallback=seawall.Fallback(cached, on=Exception), breaker=True
+    )
+    transport = make(
+        kind, httpx.MockTransport(lambda request: httpx.Response(503)), policy=template
+    )
+    assert send(kind, transport, "GET", "http://svc.test/").text == "cached"
+    (host,) = transport.policies().values()
+    assert host.stats.read().errors == {("fallback", "503"): 1}

@@ -905,3 +905,49 @@ def test_an_interrupt_through_a_policys_one_frame_path_is_counted(run: Any) -> N
         run(policy, dep)
     snap = retry.snapshot()
     assert (snap.attempts_total, snap.calls[("cancelled", False)]) == (1, 1)
+
+
+# -- judges that raise, and exceptions raised again --------------------------------------------
+
+
+def test_an_on_predicate_that_raises_leaves_the_original_exception(
+    run: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    retry = Retry(on=lambda exc: exc.args[0].startswith("retry"), wait=0, clock=FakeClock())
+    runs: list[int] = []
+
+    def fail() -> None:
+        runs.append(1)
+        raise ConnectionError(503)
+
+    with pytest.raises(ConnectionError) as info:
+        run(retry, fail)
+    assert info.value.args == (503,)
+    assert runs == [1]
+    assert "the on= of retry" in caplog.text
+    assert "AttributeError" in caplog.text
+
+
+def test_a_retry_result_judge_that_raises_keeps_the_result(
+    run: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    def judge(result: object) -> bool:
+        raise RuntimeError("judge broke")
+
+    retry = Retry(on=OSError, retry_result=judge, wait=0, clock=FakeClock())
+    assert run(retry, lambda: "value") == "value"
+    assert "retry_result of retry" in caplog.text
+
+
+def test_an_exception_raised_again_carries_one_give_up_note(run: Any) -> None:
+    error = ConnectionError("shared")
+    retry = Retry(on=ConnectionError, attempts=2, wait=0, clock=FakeClock())
+
+    def fail() -> None:
+        raise error
+
+    for _ in range(50):
+        with pytest.raises(ConnectionError):
+            run(retry, fail)
+    notes = [note for note in error.__notes__ if note.startswith("seawall: retry")]
+    assert len(notes) == 1

@@ -105,6 +105,32 @@ def check_decoratable(fn: object) -> None:
         )
 
 
+class _NotAwaitable(BaseException):
+    """``acall`` was given a function whose result cannot be awaited. A ``BaseException``
+    on its way out, so that no part takes it for the dependency's failure (retried, counted
+    by a breaker); the public entry turns it into a ``TypeError``."""
+
+    def __init__(self, fn: object, result: object) -> None:
+        super().__init__(fn, result)
+        self.error = TypeError(
+            f"acall awaits what its function returns, and {qualified_name(fn)} returned a "
+            f"{type(result).__name__}: call a sync function with call()"
+        )
+
+
+def _awaiting(fn: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+    """``fn``, which is not a coroutine function, for ``acall``: what it returns is awaited
+    (a function returning a coroutine is fine), anything else is refused once, not retried."""
+
+    async def awaited(*args: Any, **kwargs: Any) -> Any:
+        result = fn(*args, **kwargs)
+        if not inspect.isawaitable(result):
+            raise _NotAwaitable(fn, result)
+        return await result
+
+    return awaited
+
+
 def check_clock(clock: object) -> Clock:
     if clock is None:
         return system_clock
@@ -194,6 +220,8 @@ class PolicyBase:
 
     def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run ``fn(*args, **kwargs)`` under this policy."""
+        if not callable(fn):
+            raise TypeError(f"call needs a function to call, got {type(fn).__name__}")
         if self._name is None:
             self._adopt_name(fn)
         now = self._clock.monotonic
@@ -213,8 +241,12 @@ class PolicyBase:
 
     async def acall(self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Await ``fn(*args, **kwargs)`` under this policy."""
+        if not callable(fn):
+            raise TypeError(f"acall needs a function to call, got {type(fn).__name__}")
         if self._name is None:
             self._adopt_name(fn)
+        if not is_async_callable(fn):
+            fn = _awaiting(fn)
         now = self._clock.monotonic
         start = now()
         head = self._fallback_head
@@ -222,6 +254,9 @@ class PolicyBase:
         try:
             result: R = await raw(bind(fn, kwargs) if kwargs else fn, *args)
         except BaseException as exc:
+            if isinstance(exc, _NotAwaitable):
+                self.stats.failed(exc.error, now() - start)
+                raise exc.error from None
             if head is None or not head[0]._applies(exc):
                 self.stats.failed(exc, now() - start)
                 raise

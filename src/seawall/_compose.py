@@ -6,7 +6,7 @@ import functools
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from seawall._base import PolicyBase
+from seawall._base import PolicyBase, check_clock
 from seawall._breaker import CircuitBreaker
 from seawall._bulkhead import Bulkhead
 from seawall._clock import Clock
@@ -93,12 +93,42 @@ class Pipeline(PolicyBase):
         return f"Pipeline({inner}, name={self.name!r})"
 
 
-def _as_timeout(param: str, value: Timeout | float | None) -> Timeout | None:
+def _as_timeout(param: str, value: Timeout | float | None, clock: Clock | None) -> Timeout | None:
     if value is None or isinstance(value, Timeout):
         return value
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return Timeout(value)
+        timeout: Timeout = _built(param, Timeout, value, clock)
+        return timeout
     raise TypeError(f"{param} must be a Timeout or seconds, got {type(value).__name__}")
+
+
+def _built(param: str, kind: Callable[..., Any], value: Any, clock: Clock | None) -> Any:
+    """A part built from a Policy's parameter; an error names that parameter first."""
+    try:
+        return kind(value, clock=clock)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"{param}: {exc}") from None
+
+
+def _adopt_clock(part: PolicyBase, clock: Clock) -> None:
+    """Put ``part`` on the Policy's ``clock`` if it was built without a clock of its own (and
+    is in no other composition yet). It is built again with the same arguments and ``clock``:
+    what it derives from its clock (its window's buckets, tenacity's sleep) starts over."""
+    if part.clock is clock or part._member_of_pipeline:
+        return
+    args, kwargs = part._init_arguments  # type: ignore[attr-defined]
+    if kwargs.get("clock") is not None:
+        return  # given one: kept
+    kwargs = {**kwargs, "clock": clock}
+    type(part).__init__(part, *args, **kwargs)
+    part._init_arguments = (args, kwargs)  # type: ignore[attr-defined]
+    budget = getattr(part, "budget", None)
+    if budget is not None and budget._clock is not clock:
+        args, kwargs = budget._init_arguments
+        if kwargs.get("clock") is None:
+            kwargs = {**kwargs, "clock": clock}
+            type(budget).__init__(budget, *args, **kwargs)
+            budget._init_arguments = (args, kwargs)
 
 
 def _check(param: str, value: Any, kind: type[PolicyBase]) -> Any:
@@ -117,7 +147,8 @@ class Policy(Pipeline):
     cannot wait longer than its attempt's timeout. Every part is optional. Timeouts may be
     given as seconds, the bulkhead as its ``max_concurrent``, the breaker as ``True`` for the
     defaults. Parts without a name of their own take the policy's ``name``. ``clock`` times
-    the policy's own call-level SLI; each part keeps the clock it was built with.
+    the policy's own call-level SLI and is the clock of every part built without one (a part
+    given a clock of its own keeps it).
     """
 
     def __init__(
@@ -132,18 +163,46 @@ class Policy(Pipeline):
         bulkhead: Bulkhead | int | None = None,
         clock: Clock | None = None,
     ) -> None:
+        if clock is not None:
+            check_clock(clock)
         if breaker is True:
-            breaker = CircuitBreaker()
+            breaker = CircuitBreaker(clock=clock)
         elif breaker is False:
             breaker = None
         if isinstance(bulkhead, int) and not isinstance(bulkhead, bool):
-            bulkhead = Bulkhead(bulkhead)
+            bulkhead = _built("bulkhead", Bulkhead, bulkhead, clock)
         self.fallback: Fallback | None = _check("fallback", fallback, Fallback)
-        self.total_timeout = _as_timeout("total_timeout", total_timeout)
+        self.total_timeout = _as_timeout("total_timeout", total_timeout, clock)
         self.retry: Retry | None = _check("retry", retry, Retry)
         self.breaker: CircuitBreaker | None = _check("breaker", breaker, CircuitBreaker)
-        self.attempt_timeout = _as_timeout("attempt_timeout", attempt_timeout)
+        self.attempt_timeout = _as_timeout("attempt_timeout", attempt_timeout, clock)
         self.bulkhead: Bulkhead | None = _check("bulkhead", bulkhead, Bulkhead)
+        named = (
+            ("fallback", self.fallback),
+            ("total_timeout", self.total_timeout),
+            ("retry", self.retry),
+            ("breaker", self.breaker),
+            ("attempt_timeout", self.attempt_timeout),
+            ("bulkhead", self.bulkhead),
+        )
+        for param, part in named:
+            if (
+                part is not None
+                and part._member_of_pipeline
+                and not part._name_given
+                and part.name != name
+            ):
+                # Composed again, it would take this policy's name: the other's series would
+                # move here without a word.
+                raise ValueError(
+                    f"{param}: this {type(part).__name__} is already part of {part.name!r} "
+                    f"(whose name it took); to share it, give it a name of its own: "
+                    f"{type(part).__name__}(..., name='...')"
+                )
+        if clock is not None:
+            for _, part in named:
+                if part is not None:
+                    _adopt_clock(part, clock)
         parts = [
             part
             for part in (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -37,6 +38,8 @@ WaitStrategy = wait_base | Callable[[RetryCallState], float]
 StopStrategy = stop_base | Callable[[RetryCallState], bool]
 
 _MISSING: Any = object()
+_NOTE = "seawall: retry "
+logger = logging.getLogger("seawall")
 
 
 class _ZeroWaits:
@@ -137,7 +140,14 @@ class _Run:
     def next_wait(self) -> float | None:
         """Seconds to wait before the next attempt, or ``None`` to give up (see ``reason``)."""
         policy, state, exc = self.policy, self.state, self.exc
-        if not policy._should_retry(state, exc):
+        try:
+            retryable = policy._should_retry(state, exc)
+        except Exception:
+            # As the breaker treats a classifier that raises: logged, and the call's own
+            # outcome is what the caller gets.
+            logger.exception("the on= of retry %r raised; the call is not retried", policy.name)
+            retryable = False
+        if not retryable:
             self.reason = "not retryable"
             return None
         remaining = self._remaining()
@@ -203,8 +213,11 @@ class _Run:
             # Refused after attempts that reached the dependency (a breaker opened during the
             # retries): the caller gets what the dependency said, not the refusal.
             exc = self.made_exc
+        notes = getattr(exc, "__notes__", None)
+        if notes:  # an exception raised again (a shared instance): one note, the latest
+            notes[:] = [note for note in notes if not note.startswith(_NOTE)]
         exc.add_note(
-            f"seawall: retry {self.policy.name!r} gave up after {attempts} {plural}{made} "
+            f"{_NOTE}{self.policy.name!r} gave up after {attempts} {plural}{made} "
             f"over {elapsed:.3g}s ({self.reason})"
         )
         _reraise(exc)
@@ -314,7 +327,7 @@ class Retry(PolicyBase):
             self._finished("cancelled", 1, 0)  # a cancellation or an interrupt: still counted
             raise
         else:
-            if self._retry_result is None or not self._retry_result(result):
+            if self._retry_result is None or not self._bad_result(result):
                 self._count_first_try_success()
                 if observers.retry_attempts is not None:
                     observers.retry_attempts(self.name, 1)
@@ -341,7 +354,7 @@ class Retry(PolicyBase):
                 run.interrupted(waiting)
                 raise
             else:
-                if self._retry_result is None or not self._retry_result(result):
+                if self._retry_result is None or not self._bad_result(result):
                     return run.succeeded(result)  # type: ignore[no-any-return]
                 run.returned(result)
         return run.give_up()  # type: ignore[no-any-return]
@@ -361,7 +374,7 @@ class Retry(PolicyBase):
             self._finished("cancelled", 1, 0)  # a cancellation or an interrupt: still counted
             raise
         else:
-            if self._retry_result is None or not self._retry_result(result):
+            if self._retry_result is None or not self._bad_result(result):
                 self._count_first_try_success()
                 if observers.retry_attempts is not None:
                     observers.retry_attempts(self.name, 1)
@@ -388,7 +401,7 @@ class Retry(PolicyBase):
                 run.interrupted(waiting)
                 raise
             else:
-                if self._retry_result is None or not self._retry_result(result):
+                if self._retry_result is None or not self._bad_result(result):
                     return run.succeeded(result)  # type: ignore[no-any-return]
                 run.returned(result)
         return run.give_up()  # type: ignore[no-any-return]
@@ -399,6 +412,16 @@ class Retry(PolicyBase):
         # Without a deadline or stop the clock was not read up front: time runs from the failure.
         fn, kwargs = unbind(fn)  # tenacity's state shows the call as it was made
         return _Run(self, fn, args, kwargs, self._clock.monotonic() if started is None else started)
+
+    def _bad_result(self, result: Any) -> bool:
+        """``retry_result``'s verdict on ``result``; one that raises is logged, and the result
+        is taken as it is."""
+        assert self._retry_result is not None
+        try:
+            return bool(self._retry_result(result))
+        except Exception:
+            logger.exception("retry_result of retry %r raised; the result is kept", self.name)
+            return False
 
     def _should_retry(self, state: RetryCallState, exc: BaseException | None) -> bool:
         if exc is None:

@@ -21,6 +21,7 @@ from seawall._budget import RetryBudget
 from seawall._clock import Clock
 from seawall._compose import Policy
 from seawall._errors import TimeoutExceededError
+from seawall._fallback import Fallback
 from seawall._http_stats import OTHER, HttpStats
 from seawall._retry import Retry
 from seawall._timeout import Timeout
@@ -129,6 +130,27 @@ def _ignoring_backpressure(
     return lambda exc: isinstance(exc, BackpressureResponse) or ignored(exc)
 
 
+def _check_answer(answer: object) -> httpx.Response:
+    if not isinstance(answer, httpx.Response):
+        raise TypeError(
+            "policy: the fallback of a transport's template must answer with an "
+            f"httpx.Response, got {type(answer).__name__}"
+        )
+    return answer
+
+
+#: The longest key shown in a policy's name (and so in metric labels).
+_KEY_LENGTH = 200
+
+
+def _printable(key: str) -> str:
+    """``key`` as it may be shown in a name: escaped where not printable (a key made from a
+    request's decoded URL may hold anything), cut to :data:`_KEY_LENGTH` characters."""
+    if not key.isprintable():
+        key = "".join(c if c.isprintable() else repr(c)[1:-1] for c in key)
+    return key if len(key) <= _KEY_LENGTH else key[: _KEY_LENGTH - 1] + "…"
+
+
 def _http_timeout(template: Timeout | None) -> Timeout | None:
     """A host's own copy of a template timeout, raising an httpx-compatible error: a retry on
     ``httpx.TransportError`` retries an attempt it cut, as it retries httpx's own timeouts."""
@@ -218,6 +240,9 @@ class _Core:
             policy = default_policy()
         if not isinstance(policy, Policy):
             raise TypeError(f"policy must be a seawall.Policy, got {type(policy).__name__}")
+        fallback = policy.fallback
+        if fallback is not None and not fallback._is_function:
+            _check_answer(fallback._value)  # its answer goes to httpx: a response, or nothing
         if not isinstance(per_host, bool):
             raise TypeError(f"per_host must be a bool, got {type(per_host).__name__}")
         if key is not None:
@@ -318,6 +343,26 @@ class _Core:
         call.start = self._clock.monotonic()
         return call
 
+    def _fallback_for(self, call: _Call, exc: BaseException) -> Fallback | None:
+        """The host's fallback if it answers ``exc`` (the recording shell's job, as in
+        PolicyBase: its answers are recorded as their own outcome)."""
+        head = None if call.policy is None else call.policy._fallback_head
+        if head is None or not head[0]._applies(exc):
+            return None
+        return head[0]
+
+    def _fell_back(self, call: _Call, exc: BaseException, answer: object) -> httpx.Response:
+        """Record the fallback's answer to ``exc``; it must be a response."""
+        assert call.policy is not None
+        seconds = self._clock.monotonic() - call.start
+        try:
+            response = _check_answer(answer)
+        except TypeError as error:
+            call.policy.stats.failed(error, seconds)
+            raise
+        call.policy.stats.fell_back(exc, seconds)
+        return response
+
     def _failed(self, call: _Call, exc: BaseException) -> None:
         if call.policy is not None:
             call.policy.stats.failed(exc, self._clock.monotonic() - call.start)
@@ -369,7 +414,7 @@ class _Core:
             host = hosts.get(key)
             if host is not None:
                 return host
-            shown = key if isinstance(key, str) else f"{address}:{port}"
+            shown = _printable(key) if isinstance(key, str) else f"{address}:{port}"
             host = self._build(self._series_name(shown))
             # Complete before it is published: other requests read it without the lock.
             host.entry, host.key, host.address, host.port = key, shown, address, str(port)
@@ -551,19 +596,22 @@ class ResilientTransport(_Core, httpx.BaseTransport):
         )
 
     def _wrap(self, policy: Policy | None) -> Any:
-        return (
-            self._attempt
-            if policy is None
-            else functools.partial(policy._raw_call(), self._attempt)
-        )
+        if policy is None:
+            return self._attempt
+        # A fallback is applied by handle_request, which records its answers as such.
+        head = policy._fallback_head
+        return functools.partial(policy._raw_call() if head is None else head[1], self._attempt)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         call = self._prepare(request)
         try:
             response: httpx.Response = call.send(request, call)
-        except FailureResponse as exc:
-            return self._given_up(call, exc)
         except BaseException as exc:
+            fallback = self._fallback_for(call, exc)
+            if fallback is not None:
+                return self._fell_back(call, exc, fallback._answer(exc))  # type: ignore[arg-type]
+            if isinstance(exc, FailureResponse):
+                return self._given_up(call, exc)
             converted = self._raised(call, request, exc)
             if converted is exc:
                 raise
@@ -643,19 +691,25 @@ class AsyncResilientTransport(_Core, httpx.AsyncBaseTransport):
         )
 
     def _wrap(self, policy: Policy | None) -> Any:
-        return (
-            self._attempt
-            if policy is None
-            else functools.partial(policy._raw_acall(), self._attempt)
-        )
+        if policy is None:
+            return self._attempt
+        head = policy._fallback_head
+        return functools.partial(policy._raw_acall() if head is None else head[2], self._attempt)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         call = self._prepare(request)
         try:
             response: httpx.Response = await call.send(request, call)
-        except FailureResponse as exc:
-            return self._given_up(call, exc)
         except BaseException as exc:
+            fallback = self._fallback_for(call, exc)
+            if fallback is not None:
+                if isinstance(call.pending, float):
+                    self._cut(call, call.pending, type(exc))
+                    call.pending = None
+                answer = await fallback._aanswer(exc)  # type: ignore[arg-type]
+                return self._fell_back(call, exc, answer)
+            if isinstance(exc, FailureResponse):
+                return self._given_up(call, exc)
             if isinstance(call.pending, float):  # its last attempt was cancelled
                 cut = TimeoutHTTPError if isinstance(exc, TimeoutExceededError) else type(exc)
                 self._cut(call, call.pending, cut)
