@@ -18,10 +18,12 @@ from seawall._base import PolicyBase, bind, remember_init
 from seawall._clock import Clock
 from seawall._errors import CircuitOpenError, RejectedError
 from seawall._validate import (
+    MAX_WINDOW_CALLS,
     ExceptionMatcher,
     check_callable,
     check_int,
     check_number,
+    check_window,
     classifier,
     optional_number,
 )
@@ -210,13 +212,14 @@ class CircuitBreaker(PolicyBase):
         if window is not None and window_calls is not None:
             raise ValueError("give window (seconds) or window_calls (a count), not both")
         if window_calls is not None:
-            size = check_int("window_calls", window_calls)
+            # One slot per call of the window, allocated up front.
+            size = check_int("window_calls", window_calls, maximum=MAX_WINDOW_CALLS)
             self._window: CountWindow | TimeWindow = CountWindow(size)
             # A count window never holds more than its size, so that is the most we can wait for.
             self._min_calls = min(self._minimum_calls, size)
             self._window_spec = f"window_calls={size}"
         else:
-            seconds = check_number("window", 30.0 if window is None else window)
+            seconds = check_window("window", 30.0 if window is None else window)
             self._window = TimeWindow(seconds)
             self._min_calls = self._minimum_calls
             self._window_spec = f"window={seconds:g}"

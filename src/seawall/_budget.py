@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from seawall._base import check_clock, remember_init, respawn
 from seawall._clock import Clock
-from seawall._validate import check_number
+from seawall._validate import check_number, check_window
 from seawall._window import AtomicCounter, TimeWindow
 
 __all__ = ["BudgetSnapshot", "RetryBudget"]
@@ -46,7 +46,7 @@ class RetryBudget:
     ) -> None:
         self.ratio = check_number("ratio", ratio, min_inclusive=True)
         self.min_per_second = check_number("min_per_second", min_per_second, min_inclusive=True)
-        self.window = check_number("window", window)
+        self.window = check_window("window", window)
         self._floor = self.min_per_second * self.window
         self._clock = check_clock(clock)
         self._now = self._clock.monotonic

@@ -24,7 +24,7 @@ from seawall._deadline import Deadline
 from seawall._errors import BulkheadFullError
 from seawall._histogram import Histogram
 from seawall._observers import observers
-from seawall._validate import check_int, check_number
+from seawall._validate import MAX_CONCURRENT, check_int, check_number
 from seawall._window import AtomicCounter
 
 # The lock-free slots rely on the GIL making one C call atomic.
@@ -53,7 +53,8 @@ class _ThreadWaiter:
         return True
 
     def wait(self, timeout: float) -> None:
-        self._gate.acquire(timeout=timeout)
+        # Beyond what a lock can wait for (max_wait=inf): wait until woken.
+        self._gate.acquire(timeout=timeout if timeout < threading.TIMEOUT_MAX else -1)
 
 
 class _TaskWaiter:
@@ -136,7 +137,8 @@ class Bulkhead(PolicyBase):
         clock: Clock | None = None,
     ) -> None:
         super().__init__(name=name, clock=clock)
-        self.max_concurrent = check_int("max_concurrent", max_concurrent)
+        # One slot per permit, allocated up front (taking one is a lock-free pop).
+        self.max_concurrent = check_int("max_concurrent", max_concurrent, maximum=MAX_CONCURRENT)
         self.max_queue = check_int("max_queue", max_queue, minimum=0)
         self.max_wait = check_number("max_wait", max_wait, min_inclusive=True)
         if self.max_queue and not self.max_wait:

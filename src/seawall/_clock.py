@@ -33,6 +33,9 @@ class Clock(Protocol):
         ...
 
 
+_LONGEST_SLEEP = 1e9
+
+
 class SystemClock:
     """The real clock: :func:`time.monotonic`, :func:`time.sleep`, :func:`asyncio.sleep`."""
 
@@ -43,6 +46,11 @@ class SystemClock:
         self.monotonic = time.monotonic
 
     def sleep(self, seconds: float) -> None:
+        # time.sleep refuses what its platform cannot time (about 9.2e9 s): longer waits (a
+        # Retry-After as long as allowed) are slept in parts.
+        while seconds > _LONGEST_SLEEP:
+            time.sleep(_LONGEST_SLEEP)
+            seconds -= _LONGEST_SLEEP
         time.sleep(seconds)
 
     async def asleep(self, seconds: float) -> None:

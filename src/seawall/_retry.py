@@ -25,6 +25,7 @@ from seawall._validate import (
     ExceptionMatcher,
     check_callable,
     check_int,
+    check_number,
     classifier,
     optional_number,
 )
@@ -285,7 +286,8 @@ class Retry(PolicyBase):
             except TypeError:  # tenacity < 9.2 names it initial (deprecated since)
                 wait = tenacity.wait_exponential_jitter(initial=0.1, max=5.0, jitter=0.1)
         elif isinstance(wait, int | float) and not isinstance(wait, bool):
-            wait = tenacity.wait_fixed(optional_number("wait", wait, min_inclusive=True) or 0.0)
+            seconds = check_number("wait", wait, min_inclusive=True, max_inclusive=False)
+            wait = tenacity.wait_fixed(seconds)
         else:
             check_callable("wait", wait)
         self._wait: Callable[[RetryCallState], float] = wait  # type: ignore[assignment]

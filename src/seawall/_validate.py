@@ -7,10 +7,14 @@ from collections.abc import Callable
 from typing import Any
 
 __all__ = [
+    "MAX_CONCURRENT",
+    "MAX_WINDOW_CALLS",
+    "MIN_WINDOW",
     "check_callable",
     "check_int",
     "check_name",
     "check_number",
+    "check_window",
     "classifier",
     "optional_number",
 ]
@@ -32,25 +36,50 @@ def check_number(
     """``value`` as a float within the range, or ``TypeError``/``ValueError`` naming ``param``."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"{param} must be a number, got {type(value).__name__}")
-    number = float(value)
+    try:
+        number = float(value)
+        beyond = False
+    except OverflowError:  # an int beyond any float, and so beyond any bound
+        number, beyond = math.nan, True
     low_ok = number >= minimum if min_inclusive else number > minimum
     high_ok = number <= maximum if max_inclusive else number < maximum
-    if math.isnan(number) or not low_ok or not high_ok:
+    if beyond or math.isnan(number) or not low_ok or not high_ok:
         low = "[" if min_inclusive else "("
         high = "]" if max_inclusive else ")"
-        raise ValueError(f"{param} must be in {low}{minimum:g}, {maximum:g}{high}, got {value!r}")
+        raise ValueError(
+            f"{param} must be in {low}{minimum:g}, {maximum:g}{high}, got {_shown(value)}"
+        )
     return number
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:20]}...({len(text)} digits)"
+
+
+#: A bulkhead's permits and a count window's calls are slots allocated up front.
+MAX_CONCURRENT = 1_000_000
+MAX_WINDOW_CALLS = 1_000_000
+#: The shortest time window: its tenth is its bucket, and a clock reading is divided by it.
+MIN_WINDOW = 0.001
+
+
+def check_window(param: str, value: object) -> float:
+    """Seconds of a time window: at least :data:`MIN_WINDOW`, and finite."""
+    return check_number(param, value, minimum=MIN_WINDOW, min_inclusive=True, max_inclusive=False)
 
 
 def optional_number(param: str, value: object, **bounds: Any) -> float | None:
     return None if value is None else check_number(param, value, **bounds)
 
 
-def check_int(param: str, value: object, *, minimum: int = 1) -> int:
+def check_int(param: str, value: object, *, minimum: int = 1, maximum: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{param} must be an int, got {type(value).__name__}")
     if value < minimum:
-        raise ValueError(f"{param} must be >= {minimum}, got {value!r}")
+        raise ValueError(f"{param} must be >= {minimum}, got {_shown(value)}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{param} must be <= {maximum:,}, got {_shown(value)}")
     return value
 
 

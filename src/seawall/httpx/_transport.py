@@ -139,6 +139,8 @@ def _check_answer(answer: object) -> httpx.Response:
     return answer
 
 
+#: Time left before a deadline beyond which a request's timeouts are left as they are.
+_LONGEST_CUT = 1e9
 #: The longest key shown in a policy's name (and so in metric labels).
 _KEY_LENGTH = 200
 
@@ -253,7 +255,9 @@ class _Core:
         # The keys whose policies are named (and so labelled) after them; the later ones
         # share `<name>:_OTHER`. First come, kept for good: a host's series never moves.
         self._labelled: set[str] = set()
-        self.max_retry_after = check_number("max_retry_after", max_retry_after, min_inclusive=True)
+        self.max_retry_after = check_number(
+            "max_retry_after", max_retry_after, min_inclusive=True, max_inclusive=False
+        )
         if isinstance(retry_methods, str) or not isinstance(retry_methods, Iterable):
             raise TypeError(
                 f"retry_methods must be a collection of method names, got {retry_methods!r}"
@@ -502,6 +506,8 @@ class _Core:
         left = deadline.at - (now if deadline.clock is self._clock else deadline.clock.monotonic())
         if left <= 0.0:
             raise deadline.exceeded()
+        if left >= _LONGEST_CUT:
+            return  # a deadline that far (an infinite timeout) cuts nothing: sockets refuse it
         own = call.timeout
         if own is None:
             given = request.extensions.get("timeout")
