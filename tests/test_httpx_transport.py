@@ -926,3 +926,8 @@ def test_a_template_fallback_response_answers_bad_responses_and_is_counted(kind:
     assert send(kind, transport, "GET", "http://svc.test/").text == "cached"
     (host,) = transport.policies().values()
     assert host.stats.read().errors == {("fallback", "503"): 1}
+
+
+def test_parse_retry_after_of_a_non_string_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match="value must be a str or None, got int"):
+        parse_retry_after(5)  # type: ignore[arg-type]

@@ -80,6 +80,8 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     ``None`` when absent or malformed. A date in the past gives 0."""
     if value is None:
         return None
+    if not isinstance(value, str):
+        raise TypeError(f"value must be a str or None, got {type(value).__name__}")
     value = value.strip()
     if value.isascii() and value.isdigit():
         if len(value) > 12:  # beyond any sensible wait; also keeps float() finite
