@@ -176,6 +176,11 @@ class PolicyBase:
     #: count loses that count to ``rate()``).
     _call_outcomes: frozenset[str] = frozenset()
 
+    def _after_fork(self) -> None:
+        """In a forked child: fresh locks, no slot held by a thread it does not have (see
+        seawall._fork). Each policy renews what it holds."""
+        self.stats._after_fork()
+
     def __del__(self) -> None:
         # Its counts outlive it in the exported totals (see seawall.metrics._remains).
         try:

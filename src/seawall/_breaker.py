@@ -583,6 +583,14 @@ class CircuitBreaker(PolicyBase):
             if ticket is not None and self._is_current_probe(ticket):
                 self._probe_starts.remove(ticket[1])
 
+    def _after_fork(self) -> None:
+        super()._after_fork()
+        self._lock = threading.Lock()
+        # Probes in flight were other threads': none in the child. A new generation makes
+        # any ticket from before the fork stale.
+        self._probe_starts.clear()
+        self._generation += 1
+
     def _is_current_probe(self, ticket: tuple[int, float]) -> bool:
         """A probe of the half-open stretch in progress (not of one that has ended)."""
         return ticket[0] == self._generation and self._state is _HALF_OPEN

@@ -80,6 +80,10 @@ class RetryBudget:
             self._refused += 1
             return False
 
+    def _after_fork(self) -> None:
+        """In a forked child: a fresh lock (see seawall._fork)."""
+        self._lock = threading.Lock()
+
     def _roll(self) -> None:
         now = self._now()
         with self._lock:

@@ -157,6 +157,14 @@ class Bulkhead(PolicyBase):
         self._rejected = 0
         self._waits = Histogram()
 
+    def _after_fork(self) -> None:
+        super()._after_fork()
+        self._lock = threading.Lock()
+        # Every slot free and nobody queued: those who held or awaited them are not in the
+        # child. In place: the fast path holds these very list and deque.
+        self._waiters.clear()
+        self._free[:] = [None] * self.max_concurrent
+
     # -- the core --------------------------------------------------------------------------
 
     def _enter_or_queue(self, make_waiter: Callable[[], W]) -> W | None:

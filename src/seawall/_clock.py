@@ -6,8 +6,10 @@ import asyncio
 import math
 import threading
 import time
+import weakref
 from typing import Protocol, runtime_checkable
 
+from seawall import _fork
 from seawall._validate import check_number
 
 __all__ = ["Clock", "FakeClock", "SystemClock", "system_clock"]
@@ -34,6 +36,15 @@ class Clock(Protocol):
 
 
 _LONGEST_SLEEP = 1e9
+
+
+_fake_clocks: weakref.WeakSet[FakeClock] = weakref.WeakSet()
+
+
+@_fork.in_child
+def _renew() -> None:
+    for clock in list(_fake_clocks):
+        clock._after_fork()
 
 
 class SystemClock:
@@ -82,6 +93,10 @@ class FakeClock:
         self._now = _finite("start", start)
         self._lock = threading.Lock()
         self.sleeps: list[float] = []
+        _fake_clocks.add(self)
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()
 
     def monotonic(self) -> float:
         return self._now

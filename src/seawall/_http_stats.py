@@ -13,7 +13,7 @@ import weakref
 from bisect import bisect_left
 from collections import deque
 
-from seawall import _registry
+from seawall import _fork, _registry
 from seawall._histogram import DURATION_BUCKETS, Histogram
 from seawall._observers import observers
 
@@ -173,6 +173,14 @@ _live: weakref.WeakSet[HttpStats] = weakref.WeakSet()
 def _register(stats: HttpStats) -> None:
     with _lock:
         _live.add(stats)
+
+
+@_fork.in_child
+def _renew() -> None:
+    global _lock
+    _lock = threading.Lock()
+    for stats in list(_live):
+        stats._lock = threading.Lock()
 
 
 def live_http_stats() -> list[HttpStats]:

@@ -7,6 +7,8 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from seawall import _fork
+
 if TYPE_CHECKING:
     from seawall._base import PolicyBase
 
@@ -14,6 +16,19 @@ __all__ = ["live_policies", "on_collected", "register"]
 
 _lock = threading.Lock()
 _policies: weakref.WeakSet[PolicyBase] = weakref.WeakSet()
+
+
+@_fork.in_child
+def _renew() -> None:
+    global _lock
+    _lock = threading.Lock()
+    for policy in list(_policies):
+        try:
+            policy._after_fork()
+        except AttributeError:
+            # Registered before its subclass set up its state: one whose constructor raised
+            # (a traceback keeps it alive). It has nothing to renew.
+            pass
 
 
 def register(policy: PolicyBase) -> None:

@@ -415,6 +415,12 @@ class Retry(PolicyBase):
         fn, kwargs = unbind(fn)  # tenacity's state shows the call as it was made
         return _Run(self, fn, args, kwargs, self._clock.monotonic() if started is None else started)
 
+    def _after_fork(self) -> None:
+        super()._after_fork()
+        self._lock = threading.Lock()
+        if self.budget is not None:
+            self.budget._after_fork()
+
     def _bad_result(self, result: Any) -> bool:
         """``retry_result``'s verdict on ``result``; one that raises is logged, and the result
         is taken as it is."""

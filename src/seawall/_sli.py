@@ -151,6 +151,9 @@ class CallStats:
         for finalizer in self._finalizers:
             finalizer.detach()
 
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()
+
     def _retire(self, shard: list[float]) -> None:
         with self._lock:
             try:

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from seawall import _fork
 from seawall._breaker import CircuitBreaker
 from seawall._clock import FakeClock
 from seawall._retry import zero_waits
@@ -21,6 +22,12 @@ from seawall._retry import zero_waits
 __all__ = ["FakeClock", "force_closed", "force_open", "no_waits"]
 
 _lock = threading.Lock()
+
+
+@_fork.in_child
+def _renew() -> None:
+    global _lock
+    _lock = threading.Lock()
 
 
 @contextmanager

@@ -6,6 +6,7 @@ import asyncio
 import functools
 import math
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -15,7 +16,7 @@ from typing import Any, TypeVar
 import httpx
 from tenacity import RetryCallState
 
-from seawall import _deadline
+from seawall import _deadline, _fork
 from seawall._breaker import CircuitBreaker
 from seawall._budget import RetryBudget
 from seawall._clock import Clock
@@ -224,6 +225,15 @@ class _Call:
 _new_call = object.__new__
 
 
+_transports: weakref.WeakSet[_Core] = weakref.WeakSet()
+
+
+@_fork.in_child
+def _renew() -> None:
+    for core in list(_transports):
+        core._lock = threading.Lock()
+
+
 class _Core:
     """Configuration, per-host policies, classification and metrics, shared by both
     transports."""
@@ -278,6 +288,7 @@ class _Core:
         self.name = policy.name
         self._clock: Clock = policy.clock
         self._lock = threading.Lock()
+        _transports.add(self)
         # Keyed by (host, port) with the default key, else by the key function's string.
         self._hosts: OrderedDict[_HostKey, _Host] = OrderedDict()
         # The host used last, already at the end of the LRU order: a run of requests to one

@@ -7,12 +7,21 @@ import threading
 from opentelemetry.metrics import MeterProvider
 from prometheus_client import REGISTRY, CollectorRegistry
 
+from seawall import _fork
 from seawall.metrics import _multiprocess, _otel
 from seawall.metrics._prometheus import SeawallCollector
 
 __all__ = ["configure", "setup_defaults"]
 
 _lock = threading.Lock()
+
+
+@_fork.in_child
+def _renew() -> None:
+    global _lock
+    _lock = threading.Lock()
+
+
 _collector = SeawallCollector()
 _registry: CollectorRegistry | None = None
 

@@ -50,6 +50,7 @@ from opentelemetry.metrics import (
     get_meter_provider,
 )
 
+from seawall import _fork
 from seawall._http_stats import HttpLabels
 from seawall._observers import observers
 from seawall.metrics._catalogue import CATALOGUE, Metric, by_name
@@ -350,6 +351,16 @@ def _http_request_duration_recorder(histogram: Histogram) -> Callable[[HttpLabel
 # the proxy provider (which call back into _bind under their own locks), and never taken
 # blockingly by a callback (which runs under the SDK's collection lock).
 _lock = threading.RLock()
+
+
+@_fork.in_child
+def _renew() -> None:
+    global _lock
+    _lock = threading.RLock()
+    for _, exporter in list(_exporters.values()):
+        exporter._reading._lock = threading.Lock()
+
+
 #: Exporters by id(provider), with the provider kept alive so the id stays its own.
 _exporters: dict[int, tuple[MeterProvider, OtelExporter]] = {}
 #: True: the API's global provider; False: off; a provider: that one; None: not yet set up.

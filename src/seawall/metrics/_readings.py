@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from seawall import _fork
 from seawall._base import PolicyBase
 from seawall._breaker import BreakerSnapshot, CircuitBreaker, CircuitState
 from seawall._bulkhead import Bulkhead, BulkheadSnapshot
@@ -131,6 +132,12 @@ def _read_calls(policy: PolicyBase, out: dict[str, Reading]) -> None:
 # together show more). First seen, first kept: the set only grows, so a series never moves.
 _error_types: dict[str, set[str]] = {}
 _error_types_lock = threading.Lock()
+
+
+@_fork.in_child
+def _renew() -> None:
+    global _error_types_lock
+    _error_types_lock = threading.Lock()
 
 
 def _kept_error_type(operation: str, error_type: str) -> str:

@@ -24,7 +24,7 @@ import threading
 from collections import deque
 from typing import TYPE_CHECKING
 
-from seawall import _registry
+from seawall import _fork, _registry
 from seawall._http_stats import OTHER, HttpLabels, HttpStats
 from seawall.metrics._readings import HistogramValue, Labels, Reading, read_all
 
@@ -159,6 +159,11 @@ class Remains:
 
 
 remains = Remains()
+
+
+@_fork.in_child
+def _renew() -> None:
+    remains._lock = threading.Lock()
 
 
 def _collected(obj: object) -> None:
