@@ -109,8 +109,19 @@ def test_example_test_file(name: str) -> None:
     assert f"{TEST_FILES[name]} passed" in result.stdout, report
 
 
+#: Apps (nothing to run as a script), each tested by a module of its own.
+APPS: dict[str, str] = {
+    "first_service.py": "tests/test_first_service.py",
+}
+
+
+def test_every_app_has_its_test() -> None:
+    for test in APPS.values():
+        assert (ROOT / test).is_file(), test
+
+
 def test_every_example_is_covered() -> None:
     examples = {path.name for path in EXAMPLES.glob("*.py")}
-    covered = set(SCRIPTS) | set(TEST_FILES)
+    covered = set(SCRIPTS) | set(TEST_FILES) | set(APPS)
     assert examples - covered == set(), "examples with no test: add them to SCRIPTS or TEST_FILES"
     assert covered - examples == set(), "tests of examples that no longer exist"
