@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+import seawall
 import seawall.testing
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -188,3 +189,23 @@ def test_the_scrape_config_and_the_queries_pass_promtool(tmp_path: Path) -> None
         [PROMTOOL, "check", "rules", str(rules)], capture_output=True, text=True, check=False
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_the_readme_metrics_route_answers_at_metrics_itself() -> None:
+    # The "Exposing it" recipe, run as written: /metrics answers 200 with seawall's series
+    # (a mounted ASGI app would answer 307 with an empty body).
+    text = README.read_text().split("### Exposing it", 1)[1]
+    recipe = block(text, "python")
+    start = recipe.index("# FastAPI (or any framework)")
+    end = recipe.index("# a registry of your own")
+    import prometheus_client
+    from fastapi import FastAPI
+
+    namespace: dict[str, Any] = {"app": FastAPI(), "prometheus_client": prometheus_client}
+    exec(recipe[start:end], namespace)
+    policy = seawall.Policy("exposed-by-the-route", breaker=True)
+    policy.call(lambda: None)
+    with TestClient(namespace["app"]) as client:
+        answer = client.get("/metrics", follow_redirects=False)
+    assert answer.status_code == 200
+    assert 'seawall_call_duration_seconds_count{operation="exposed-by-the-route"' in answer.text
