@@ -95,3 +95,42 @@ def test_the_retry_budget_figures_in_the_readme_are_the_ones_in_results() -> Non
         for rate, cell in (("20", at20), ("200", at200)):
             found = _results_row("retry budget", names[label], rate)
             assert cell == found[2], (label, rate)
+
+
+def test_every_opentelemetry_name_follows_the_rule_the_readme_states() -> None:
+    from seawall.metrics import CATALOGUE
+
+    text = " ".join(README.split())
+    assert "named `seawall.<part>.<name>`" in text
+    stated_exceptions = {
+        "seawall_circuit_breaker_open_seconds_total": "seawall.circuit_breaker.open_time",
+        "seawall_http_client_request_duration_seconds": "http.client.request.duration",
+    }
+    for prometheus, otel in stated_exceptions.items():
+        assert f"`{prometheus}`" in text or otel in text
+    parts = ("call", "circuit_breaker", "retry", "timeout", "bulkhead")
+    for metric in CATALOGUE:
+        if metric.name in stated_exceptions:
+            assert metric.otel_name == stated_exceptions[metric.name]
+            continue
+        bare = metric.name.removesuffix("_total").removesuffix("_seconds")
+        (part,) = [p for p in parts if bare.startswith(f"seawall_{p}_")]
+        name = bare.removeprefix(f"seawall_{part}_")
+        assert metric.otel_name == f"seawall.{part}.{name}", metric.name
+
+
+def test_the_policy_table_is_policys_signature() -> None:
+    import inspect
+
+    import seawall
+
+    section = README.split("## Composition", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `(\w+)` \| ([^|]+) \|", section, re.MULTILINE)
+    table = {name: default.strip() for name, default in rows}
+    parameters = inspect.signature(seawall.Policy).parameters
+    assert list(table) == list(parameters)
+    for name, parameter in parameters.items():
+        if parameter.default is inspect.Parameter.empty:
+            assert table[name] == "required", name
+        else:
+            assert table[name].startswith(f"`{parameter.default!r}`"), name
