@@ -3,6 +3,7 @@ in a subprocess (real time: the point is a real upstream going down and coming b
 
 from __future__ import annotations
 
+import io
 import re
 import signal
 import subprocess
@@ -17,7 +18,8 @@ import pytest
 
 from seawall import CircuitState
 from seawall.__main__ import main, parser
-from seawall._demo import PHASES, Breaker, Call, Schedule, Summary, classify
+from seawall._demo import PHASES, Breaker, Call, Demo, Schedule, Summary, classify
+from seawall.testing import FakeClock
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -135,6 +137,7 @@ def test_the_summary_table() -> None:
                 ("seawall", "outage"): 1,
             }
         ),
+        refused_retries=lambda: 4,
     )
     summary = Summary.of(fake)  # type: ignore[arg-type]
     assert summary.detected == pytest.approx(1.4)
@@ -146,6 +149,31 @@ def test_the_summary_table() -> None:
     assert re.search(r"availability \(2xx\)\s+33\.3%\s+33\.3%", text)
     assert re.search(r"time to detect the outage\s+-\s+1\.40s", text)
     assert re.search(r"calls spared from the dead upstream\s+0\s+1", text)
+    assert re.search(r"retries refused by the budget\s+-\s+4", text)
+
+
+def test_a_row_counts_tries_over_the_calls_it_shows_and_the_budgets_refusals(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    out = io.StringIO()
+    demo = Demo(10.0, 40.0, out, FakeClock())
+    # The row of second 3 shows the calls that finished in it (one started in second 2),
+    # and their attempts: 5 over 4 calls.
+    demo.calls["seawall"] = [
+        Call(1.2, 2.9, "ok", attempts=1),
+        Call(2.1, 2.5, "ok", attempts=3),
+        Call(2.6, 2.8, "fast-fail", attempts=0),
+        Call(2.7, 2.95, "ok", attempts=1),
+    ]
+    demo.calls["plain"] = [Call(2.1, 2.2, "ok")]
+    refusals = iter([2, 5])
+    monkeypatch.setattr(demo, "refused_retries", lambda: next(refusals))
+    demo._row(3)
+    demo._row(4)
+    first, second = out.getvalue().splitlines()
+    # calls, ok, fast, breaker, tries, budget
+    assert re.search(r"\|\s+4\s+75\.0%\s+1\s+closed\s+1\.25\s+2\s", first), first
+    assert re.search(r"\|\s+0\s+-\s+0\s+closed\s+-\s+3\s", second), second
 
 
 # -- whole runs ---------------------------------------------------------------------------------

@@ -243,6 +243,7 @@ class Call:
     started: float
     ended: float
     outcome: str  # ok, error (a 4xx/5xx), timeout, fast-fail (refused by seawall), failed
+    attempts: int = 1  # requests it sent the upstream (retries included; 0 if refused)
 
     @property
     def latency(self) -> float:
@@ -328,17 +329,16 @@ class Demo:
         self.clock = clock
         self.upstream = UpstreamProcess(duration, seed)
         self.calls: dict[str, list[Call]] = {name: [] for name in CLIENTS}
-        self.starts: dict[str, list[float]] = {name: [] for name in CLIENTS}
         self.breaker = Breaker()
         self.started = 0.0
         self.transport = AsyncResilientTransport(
-            httpx.AsyncHTTPTransport(limits=_LIMITS),
+            _Counting(httpx.AsyncHTTPTransport(limits=_LIMITS)),
             policy=protected_policy(),
             # One name for the upstream across rounds (its port changes): "demo-upstream:upstream".
             key=lambda request: "upstream",
         )
         self._tasks: set[asyncio.Task[None]] = set()
-        self._last_attempts = 0
+        self._refused = 0  # retries the budget refused, up to the last row
 
     def now(self) -> float:
         return self.clock.monotonic() - self.started
@@ -392,14 +392,16 @@ class Demo:
 
     async def _call(self, name: str, client: httpx.AsyncClient, url: str) -> None:
         started = self.now()
-        self.starts[name].append(started)
         response: httpx.Response | None = None
         error: BaseException | None = None
+        request = client.build_request("GET", url, headers={HEADER: name})
         try:
-            response = await client.get(url, headers={HEADER: name})
+            response = await client.send(request)
         except httpx.HTTPError as exc:
             error = exc
-        self.calls[name].append(Call(started, self.now(), classify(error, response)))
+        # The plain client sends each call once; the protected one counts its attempts.
+        attempts = request.extensions.get(_ATTEMPTS, 0) if name == "seawall" else 1
+        self.calls[name].append(Call(started, self.now(), classify(error, response), attempts))
 
     async def _watch_breaker(self) -> None:
         while True:
@@ -418,7 +420,7 @@ class Demo:
         self._print(
             f"{'t':>4}  {'':<9} | {'calls':>5} {'ok':>6} {'p50':>7} {'p99':>7}   "
             f"| {'calls':>5} {'ok':>6} {'fast':>5} {'breaker':<9} {'tries':>5} "
-            f"{'p50':>7} {'p99':>7}"
+            f"{'budget':>6} {'p50':>7} {'p99':>7}"
         )
 
     def _row(self, second: int) -> None:
@@ -431,9 +433,14 @@ class Demo:
             cells = [f"{len(done):>5}", f"{_share(ok, len(done)):>6}"]
             if name == "seawall":
                 fast = sum(c.outcome == "fast-fail" for c in done)
-                started = sum(window[0] <= t < window[1] for t in self.starts[name])
-                tries = self._tries(started)
-                cells += [f"{fast:>5}", f"{self.breaker.state().value:<9}", f"{tries:>5}"]
+                # Over the same calls as `calls`: those that finished this second.
+                tries = "-" if not done else f"{sum(c.attempts for c in done) / len(done):.2f}"
+                cells += [
+                    f"{fast:>5}",
+                    f"{self.breaker.state().value:<9}",
+                    f"{tries:>5}",
+                    f"{self._budget_refusals():>6}",
+                ]
             cells += [
                 f"{_ms(_percentile(latencies, 0.5)):>7}",
                 f"{_ms(_percentile(latencies, 0.99)):>7}",
@@ -442,17 +449,40 @@ class Demo:
         phase = self.schedule.phase(window[0] + 0.5)
         self._print(f"{second:>3}s  {phase:<9} | {parts[0]}   | {parts[1]}")
 
-    def _tries(self, started: int) -> str:
-        """Upstream attempts per logical call of the protected client, this second."""
-        total = sum(n for (client, _), n in self.upstream.attempts.items() if client == "seawall")
-        this_second, self._last_attempts = total - self._last_attempts, total
-        return "-" if not started else f"{this_second / started:.2f}"
+    def refused_retries(self) -> int:
+        """Retries the protected client's retry budget has refused so far."""
+        return sum(
+            policy.retry.snapshot().budget_exhausted
+            for policy in self.transport.policies().values()
+            if policy.retry is not None
+        )
+
+    def _budget_refusals(self) -> int:
+        """Retries the budget refused since the last row."""
+        total = self.refused_retries()
+        this_second, self._refused = total - self._refused, total
+        return this_second
 
     def summary(self) -> Summary:
         return Summary.of(self)
 
 
 _LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=200)
+_ATTEMPTS = "seawall_demo.attempts"
+
+
+class _Counting(httpx.AsyncBaseTransport):
+    """The protected client's own transport, counting each request's attempts on it."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        request.extensions[_ATTEMPTS] = request.extensions.get(_ATTEMPTS, 0) + 1
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
 
 
 @dataclass
@@ -475,6 +505,7 @@ class Summary:
     figures: dict[str, Figures]
     detected: float | None  # seconds from the outage's start until the breaker opened
     recovered: float | None  # seconds from the upstream's recovery until the breaker closed
+    refused_retries: int = 0  # retries the protected client's budget refused
 
     @classmethod
     def of(cls, demo: Demo) -> Summary:
@@ -500,6 +531,7 @@ class Summary:
             figures=figures,
             detected=None if opened is None else opened - outage[0],
             recovered=None if closed is None else closed - outage[1],
+            refused_retries=demo.refused_retries(),
         )
 
     def render(self) -> list[str]:
@@ -531,6 +563,7 @@ class Summary:
                 str(guarded.outage_attempts),
             ),
             ("calls spared from the dead upstream", str(plain.spared), str(guarded.spared)),
+            ("retries refused by the budget", "-", str(self.refused_retries)),
             ("time to detect the outage", "-", seconds(self.detected)),
             ("time to recover after it", "-", seconds(self.recovered)),
         ]
