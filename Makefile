@@ -23,8 +23,10 @@ typecheck: $(STAMP)
 	$(BIN)/mypy --strict src/
 	$(BIN)/mypy --strict tests/typing/
 
+# The suite, with coverage measured and its floor (pyproject.toml) enforced.
 pytest: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/coverage run -m pytest
+	$(BIN)/coverage report
 
 # DEMO_ARGS: e.g. make demo DEMO_ARGS='--duration 10 --port 0'
 demo: $(STAMP)

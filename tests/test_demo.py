@@ -218,6 +218,9 @@ def test_a_ten_second_demo_shows_seawall_winning_and_serves_its_metrics() -> Non
     finally:
         killer.cancel()
         process.kill()
+        process.wait()
+        assert process.stdout is not None
+        process.stdout.close()
     text = "".join(seen)
     assert code == 0, text
     assert 'seawall_circuit_breaker_state{policy="demo-upstream:upstream",state="open"}' in scraped
@@ -258,6 +261,9 @@ def test_serve_replays_the_schedule_until_interrupted_even_mid_round() -> None:
     finally:
         killer.cancel()
         process.kill()
+        process.wait()
+        assert process.stdout is not None
+        process.stdout.close()
     text = "".join(seen)
     assert code == 0, text
     assert text.count("availability (2xx)") == 2

@@ -134,3 +134,11 @@ def test_the_policy_table_is_policys_signature() -> None:
             assert table[name] == "required", name
         else:
             assert table[name].startswith(f"`{parameter.default!r}`"), name
+
+
+def test_the_coverage_floor_in_the_readme_is_the_enforced_one() -> None:
+    import tomllib
+
+    pyproject = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())
+    floor = pyproject["tool"]["coverage"]["report"]["fail_under"]
+    assert f"under coverage (floor {floor}%)" in README
