@@ -16,6 +16,7 @@ from typing import Any, NoReturn, get_args
 
 import pytest
 from conftest import Shell
+from helpers import Boom
 
 from seawall import (
     BreakerEvent,
@@ -38,10 +39,6 @@ FORCED_OPEN = CircuitState.FORCED_OPEN
 DISABLED = CircuitState.DISABLED
 
 SEED = 7
-
-
-class Boom(Exception):
-    """What the tests' breakers count as a failure (``failure_on=Boom``)."""
 
 
 class Skip(Exception):

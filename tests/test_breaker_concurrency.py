@@ -18,6 +18,7 @@ from typing import Any, NoReturn
 
 import pytest
 from conftest import Shell
+from helpers import Boom
 
 from seawall import CircuitBreaker, CircuitOpenError, CircuitState
 from seawall.testing import FakeClock
@@ -27,10 +28,6 @@ OPEN = CircuitState.OPEN
 HALF_OPEN = CircuitState.HALF_OPEN
 SEED = 11
 CALLERS = 100
-
-
-class Boom(Exception):
-    pass
 
 
 class Skip(Exception):

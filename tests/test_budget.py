@@ -6,14 +6,11 @@ import threading
 from typing import Any
 
 import pytest
+from helpers import Boom
 
 import seawall
 from seawall import BudgetSnapshot, Retry, RetryBudget
 from seawall.testing import FakeClock
-
-
-class Boom(Exception):
-    pass
 
 
 class Dependency:

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+from helpers import Boom
 
 import seawall
 from seawall import Bulkhead, BulkheadFullError, RejectedError, Timeout, TimeoutExceededError
@@ -26,10 +27,6 @@ from seawall.testing import FakeClock
 
 #: How long a helper waits for threads or tasks before declaring the test hung.
 HANG = 10.0
-
-
-class Boom(Exception):
-    pass
 
 
 # -- helpers --------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import pytest
+from helpers import Boom
 
 import seawall
 from seawall import (
@@ -31,10 +32,6 @@ from seawall._base import PolicyBase
 from seawall.testing import FakeClock
 
 R = TypeVar("R")
-
-
-class Boom(Exception):
-    pass
 
 
 class Recorder(PolicyBase):

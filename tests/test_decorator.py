@@ -10,15 +10,12 @@ from typing import Any
 
 import pytest
 from conftest import Shell
+from helpers import Boom
 
 import seawall
 from seawall import CircuitBreaker, CircuitOpenError, CircuitState
 from seawall._base import PolicyBase, check_decoratable, qualified_name
 from seawall.testing import FakeClock
-
-
-class Boom(Exception):
-    pass
 
 
 def fetch(key: str, *, default: int = 0) -> int:

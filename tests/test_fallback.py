@@ -6,14 +6,11 @@ import asyncio
 from typing import Any
 
 import pytest
+from helpers import Boom
 
 import seawall
 from seawall import CircuitBreaker, CircuitOpenError, Fallback, Retry
 from seawall.testing import FakeClock, force_open
-
-
-class Boom(Exception):
-    pass
 
 
 def raiser(exc: BaseException) -> Any:

@@ -13,15 +13,12 @@ from typing import Any
 
 import pytest
 import tenacity
+from helpers import Boom
 
 import seawall
 import seawall._retry as retry_module
 from seawall import CircuitBreaker, CircuitOpenError, Retry, RetryBudget, Timeout
 from seawall.testing import FakeClock, no_waits
-
-
-class Boom(Exception):
-    """The failure the scripted functions raise."""
 
 
 class Script:

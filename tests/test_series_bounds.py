@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from helpers import Boom
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -22,11 +23,6 @@ from seawall._http_stats import LABEL_SETS
 from seawall._sli import ERROR_TYPE_CAP, OWN_ERROR_TYPES
 from seawall.httpx import FailureResponse, ResilientTransport
 from seawall.metrics import SeawallCollector
-
-
-class Boom(Exception):
-    pass
-
 
 #: What the README says a labelled host adds at most, all families together.
 SERIES_PER_HOST = 400

@@ -7,14 +7,11 @@ import time
 from typing import Any
 
 import pytest
+from helpers import Boom
 
 import seawall.testing
 from seawall import CircuitBreaker, CircuitOpenError, CircuitState, Retry, RetryBudget
 from seawall.testing import FakeClock, force_closed, force_open, no_waits
-
-
-class Boom(Exception):
-    pass
 
 
 class Counter:

@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 import pytest
+from helpers import Boom
 
 import seawall
 from seawall import SeawallError, Timeout, TimeoutExceededError
@@ -23,10 +24,6 @@ ZERO = {"success": 0, "failure": 0, "timeout": 0, "cancelled": 0}
 
 def counts(**nonzero: int) -> dict[str, int]:
     return {**ZERO, **nonzero}
-
-
-class Boom(Exception):
-    pass
 
 
 # -- async: real cancellation -------------------------------------------------------------------
