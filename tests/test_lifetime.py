@@ -211,3 +211,36 @@ def test_the_readme_states_the_bounds_of_kept_names() -> None:
     assert remains_module.HOST_NAMES == remains_module.HTTP_SERVERS == 1000
     assert "for up to 1,000 evicted host names per process" in text
     assert "(and 1,000 server addresses of the per-attempt series)" in text
+
+
+def test_a_policy_collected_during_a_reading_is_counted_once() -> None:
+    # A reader that has read a policy alive must not also add its remains: the entry waits
+    # for the next reading, which no longer sees the policy alive.
+    from seawall.metrics._readings import Reading
+    from seawall.metrics._remains import remains
+
+    policy = seawall.Policy("collected-mid-read", breaker=True)
+    for _ in range(5):
+        policy.call(lambda: 1)
+    serial = policy._serial
+    from seawall.metrics import CATALOGUE
+
+    with remains.lock:  # a reader at work, which has read the policy alive
+        del policy
+        gc.collect()  # its finalizer queues its counts (the lock is taken: not folded)
+        out = {metric.name: Reading(metric) for metric in CATALOGUE}
+        remains.add_to_locked(out, {serial})
+        durations = out["seawall_call_duration_seconds"].histograms
+        assert ("collected-mid-read", "success") not in durations  # read alive already
+    assert _exposed(CALLS, operation="collected-mid-read", outcome="success") == 5
+
+
+def test_a_policy_marked_collected_is_read_from_the_remains_only() -> None:
+    from seawall.metrics._remains import remains
+
+    policy = seawall.Policy("marked", breaker=True)
+    for _ in range(3):
+        policy.call(lambda: 1)
+    remains.policy_collected(policy)  # as its finalizer does; still referenced here
+    assert policy._collected
+    assert _exposed(CALLS, operation="marked", outcome="success") == 3

@@ -157,11 +157,14 @@ class PolicyBase:
     #: An httpx transport's per-host copy: once collected, its counts are kept only up to a
     #: bound on such names (see seawall.metrics._remains).
     _per_host = False
+    #: Set as it is collected, once its counts are with the remains: readers skip it.
+    _collected = False
 
     def __init__(self, *, name: str | None, clock: Clock | None) -> None:
         self._name = check_name(name)
         self._name_given = self._name is not None
         self._clock = check_clock(clock)
+        self._serial = _registry.next_serial()
         owner = weakref.ref(self)
         self.stats = CallStats(lambda: _name_of(owner))
         # Set by a Pipeline that composes this policy: then the pipeline reports its calls.

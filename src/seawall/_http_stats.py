@@ -61,9 +61,11 @@ class HttpStats:
 
     __slots__ = (
         "__weakref__",
+        "_collected",
         "_kinds",
         "_lock",
         "_seen",
+        "_serial",
         "_series",
         "_servers",
         "max_addresses",
@@ -79,6 +81,8 @@ class HttpStats:
         # The series of each label set as given, before the bounding: the hot path is one
         # lookup. Bounded too: a full cache stops growing, the misses go the slow way.
         self._seen: dict[HttpLabels, _Series] = {}
+        self._serial = _registry.next_serial()
+        self._collected = False  # set once its counts are with the remains
         _register(self)
 
     def __del__(self) -> None:

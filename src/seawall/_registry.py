@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import weakref
 from collections.abc import Callable
@@ -15,6 +16,9 @@ if TYPE_CHECKING:
 __all__ = ["live_policies", "on_collected", "register"]
 
 _lock = threading.Lock()
+#: A number for each policy and transport's stats, never reused (ids are): what their counts
+#: are known by once they are collected (see seawall.metrics._remains).
+next_serial = itertools.count().__next__
 _policies: weakref.WeakSet[PolicyBase] = weakref.WeakSet()
 
 

@@ -9,18 +9,22 @@ import functools
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from seawall import _fork
 from seawall._base import PolicyBase
 from seawall._breaker import BreakerSnapshot, CircuitBreaker, CircuitState
 from seawall._bulkhead import Bulkhead, BulkheadSnapshot
 from seawall._histogram import DURATION_BUCKETS
-from seawall._http_stats import live_http_stats
+from seawall._http_stats import HttpStats, live_http_stats
 from seawall._registry import live_policies
 from seawall._retry import Retry, RetrySnapshot
 from seawall._sli import ERROR_TYPE_CAP, OTHER, OWN_ERROR_TYPES, CallStatsReading
 from seawall._timeout import Timeout
 from seawall.metrics._catalogue import CATALOGUE, Metric
+
+if TYPE_CHECKING:
+    from seawall.metrics._remains import Remains
 
 __all__ = ["HistogramValue", "Reading", "read_all"]
 
@@ -58,14 +62,30 @@ class Reading:
 
 
 def read_all(policies: Iterable[PolicyBase] | None = None) -> dict[str, Reading]:
-    """Every catalogue family, filled from ``policies`` (default: every live policy, and the
-    per-attempt HTTP counts of every live httpx transport).
+    """Every catalogue family, filled from ``policies`` (default: every live policy, the
+    per-attempt HTTP counts of every live httpx transport, and what collected ones counted).
 
     Policies that share a name share series: counts add up, and the breaker state gauge
     shows a state when any of them is in it.
     """
+    if policies is not None:
+        return _read(policies, (), None)
+    from seawall.metrics._remains import remains
+
+    # Held for the whole reading: a policy collected meanwhile leaves its counts queued, and
+    # they are added once it is no longer read alive (see _remains).
+    with remains.lock:
+        return _read(live_policies(), live_http_stats(), remains)
+
+
+def _read(
+    policies: Iterable[PolicyBase], http_stats: Iterable[HttpStats], remains: Remains | None
+) -> dict[str, Reading]:
     out = {metric.name: Reading(metric) for metric in CATALOGUE}
-    for policy in live_policies() if policies is None else policies:
+    read: set[int] = set()
+    for policy in policies:
+        if policy._collected:
+            continue  # its counts are with the remains
         template = policy._template
         if template is not None and not (_called(template) or _called(policy)):
             continue  # an httpx transport's template, used only to make per-host copies
@@ -78,15 +98,17 @@ def read_all(policies: Iterable[PolicyBase] | None = None) -> dict[str, Reading]
             continue
         _read_calls(policy, out)
         write_own(out)
-    if policies is None:
-        http = out["seawall_http_client_request_duration_seconds"]
-        for stats in live_http_stats():
-            for labels, value in stats.read().items():
-                http.add_histogram(labels, value)
+        read.add(policy._serial)
+    http = out["seawall_http_client_request_duration_seconds"]
+    for stats in http_stats:
+        if stats._collected:
+            continue
+        for labels, value in stats.read().items():
+            http.add_histogram(labels, value)
+        read.add(stats._serial)
+    if remains is not None:
         # What collected policies and transports counted: totals never go down.
-        from seawall.metrics._remains import remains
-
-        remains.add_to(out)
+        remains.add_to_locked(out, read)
     return out
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING
 
 from seawall import _fork, _registry
@@ -38,17 +39,23 @@ HOST_NAMES = 1000
 #: Distinct server addresses (with their ports) kept in the per-attempt HTTP series.
 HTTP_SERVERS = 1000
 
-#: One collected object's counts: its policy families (its name, whether it is a transport's
-#: per-host copy, the readings), or its per-attempt HTTP series.
-_Dead = tuple[str, bool, list[Reading]] | dict[HttpLabels, HistogramValue]
+#: One collected object's counts, by the serial of the object: its policy families (its
+#: name, whether it is a transport's per-host copy, the readings), or its per-attempt series.
+_Dead = tuple[int, tuple[str, bool, list[Reading]]] | tuple[int, dict[HttpLabels, HistogramValue]]
 
 
 class Remains:
     """Counts of collected policies, by family and series, and of collected transports'
-    per-attempt series."""
+    per-attempt series.
+
+    A collected object's counts are read in its ``__del__``, queued, and only then is it
+    marked collected (readers skip it from then on). A reader holds :attr:`lock` from the
+    first live object it reads to the queue it folds; an entry whose object it read alive is
+    left queued for the next reader. So each count is read once: alive, or here.
+    """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self.lock = threading.Lock()
         self._queue: deque[_Dead] = deque()
         self._families: dict[str, dict[Labels, float]] = {}
         self._histograms: dict[str, dict[Labels, HistogramValue]] = {}
@@ -66,27 +73,29 @@ class Remains:
             if reading.metric.kind != "gauge" and (reading.values or reading.histograms)
         ]
         if kept:
-            self._queue.append((policy.name, policy._per_host, kept))
-            self._fold_if_free()
+            self._queue.append((policy._serial, (policy.name, policy._per_host, kept)))
+        policy._collected = True
+        self._fold_if_free()
 
     def http_collected(self, stats: HttpStats) -> None:
         readings = stats.read()
         if readings:
-            self._queue.append(readings)
-            self._fold_if_free()
+            self._queue.append((stats._serial, readings))
+        stats._collected = True
+        self._fold_if_free()
 
     def _fold_if_free(self) -> None:
-        """Fold the queue now unless the lock is taken (by a reader, perhaps this very thread,
-        which a finalizer interrupted): the queue stays short between reads."""
-        if self._lock.acquire(blocking=False):
+        """Fold the queue now unless a reader holds the lock (perhaps this very thread, which
+        a finalizer interrupted): the queue stays short between reads."""
+        if self.lock.acquire(blocking=False):
             try:
-                self._fold()
+                self._fold(frozenset())
             finally:
-                self._lock.release()
+                self.lock.release()
 
     def clear(self) -> None:
         """Forget every kept count (between tests that read the exported series)."""
-        with self._lock:
+        with self.lock:
             self._queue.clear()
             self._families.clear()
             self._histograms.clear()
@@ -96,30 +105,34 @@ class Remains:
 
     # -- for readers ----------------------------------------------------------------------------
 
-    def add_to(self, out: dict[str, Reading]) -> None:
-        """Add the kept counts to ``out`` (a :func:`read_all` result), HTTP series included."""
-        with self._lock:
-            self._fold()
-            for name, values in self._families.items():
-                reading = out[name]
-                for labels, value in values.items():
-                    reading.add(labels, value)
-            for name, histograms in self._histograms.items():
-                reading = out[name]
-                for labels, histogram in histograms.items():
-                    reading.add_histogram(labels, histogram)
-            http = out["seawall_http_client_request_duration_seconds"]
-            for http_labels, histogram in self._http.items():
-                http.add_histogram(http_labels, histogram)
+    def add_to_locked(self, out: dict[str, Reading], read: set[int]) -> None:
+        """Add the kept counts to ``out`` (a reading, made under :attr:`lock`, of the live
+        objects whose serials are ``read``), HTTP series included."""
+        self._fold(read)
+        for name, values in self._families.items():
+            reading = out[name]
+            for labels, value in values.items():
+                reading.add(labels, value)
+        for name, histograms in self._histograms.items():
+            reading = out[name]
+            for labels, histogram in histograms.items():
+                reading.add_histogram(labels, histogram)
+        http = out["seawall_http_client_request_duration_seconds"]
+        for http_labels, histogram in self._http.items():
+            http.add_histogram(http_labels, histogram)
 
-    def _fold(self) -> None:
+    def _fold(self, read: AbstractSet[int]) -> None:
         queue = self._queue
+        later = []
         while queue:
-            dead = queue.popleft()
-            if isinstance(dead, dict):
+            serial, dead = queue.popleft()
+            if serial in read:
+                later.append((serial, dead))  # read alive by the reader at hand
+            elif isinstance(dead, dict):
                 self._fold_http(dead)
             else:
                 self._fold_policy(*dead)
+        queue.extend(later)  # type: ignore[arg-type]
 
     def _fold_policy(self, name: str, per_host: bool, readings: list[Reading]) -> None:
         if per_host and name not in self._host_names:
@@ -163,7 +176,7 @@ remains = Remains()
 
 @_fork.in_child
 def _renew() -> None:
-    remains._lock = threading.Lock()
+    remains.lock = threading.Lock()
 
 
 def _collected(obj: object) -> None:
