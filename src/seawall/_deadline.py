@@ -33,7 +33,7 @@ class Deadline:
         """The error to raise on behalf of the timeout that owns this deadline (of the class it
         raises: seawall's httpx transports give their timeouts an httpx-compatible one)."""
         owner = self.owner
-        return owner.error(owner.name, owner.seconds)
+        return owner._error(owner.name, owner.seconds)
 
 
 class _Owner(Protocol):
@@ -41,7 +41,7 @@ class _Owner(Protocol):
     def name(self) -> str: ...
 
     seconds: float
-    error: type[TimeoutExceededError]
+    _error: type[TimeoutExceededError]
 
 
 _current: contextvars.ContextVar[Deadline | None] = contextvars.ContextVar(

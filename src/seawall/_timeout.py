@@ -64,7 +64,7 @@ class Timeout(PolicyBase):
 
     #: What a passed deadline raises. seawall's httpx transports set an httpx-compatible
     #: subclass on their own timeouts, so that a retry on httpx's errors sees it as one.
-    error: type[TimeoutExceededError] = TimeoutExceededError
+    _error: type[TimeoutExceededError] = TimeoutExceededError
 
     @remember_init
     def __init__(self, seconds: float, *, name: str | None = None, clock: Clock | None = None):

@@ -162,7 +162,7 @@ def _http_timeout(template: Timeout | None) -> Timeout | None:
     if template is None:
         return None
     timeout: Timeout = template._spawn(None)
-    timeout.error = TimeoutHTTPError
+    timeout._error = TimeoutHTTPError
     return timeout
 
 
