@@ -885,3 +885,23 @@ def test_errors_name_the_policys_parameter(
 ) -> None:
     with pytest.raises(error, match=message):
         Policy("x", **options)
+
+
+def test_a_part_that_has_run_on_its_own_clock_is_refused_rather_than_reset() -> None:
+    breaker = CircuitBreaker()
+    breaker.call(lambda: None)
+    with pytest.raises(ValueError, match="has run on its own clock already"):
+        Policy("reset-would-lose-counts", breaker=breaker, clock=FakeClock())
+    assert breaker.snapshot().successes == 1
+
+
+def test_a_part_keeps_its_listeners_when_it_takes_the_policys_clock() -> None:
+    events: list[object] = []
+    breaker = CircuitBreaker(minimum_calls=1, window_calls=1, consecutive_failures=None)
+    breaker.add_listener(events.append)
+    clock = FakeClock()
+    policy = Policy("listened", breaker=breaker, clock=clock)
+    assert breaker.clock is clock
+    with pytest.raises(ConnectionError):
+        policy.call(_refused)
+    assert any(isinstance(event, seawall.StateChange) for event in events)

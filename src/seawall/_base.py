@@ -179,6 +179,11 @@ class PolicyBase:
     #: count loses that count to ``rate()``).
     _call_outcomes: frozenset[str] = frozenset()
 
+    def _has_run(self) -> bool:
+        """Whether it has counted anything (been called); each policy adds its own counts."""
+        reading = self.stats.read()
+        return bool(reading.errors) or any(sum(counts) for counts, _ in reading.durations.values())
+
     def _after_fork(self) -> None:
         """In a forked child: fresh locks, no slot held by a thread it does not have (see
         seawall._fork). Each policy renews what it holds."""

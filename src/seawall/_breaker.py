@@ -583,6 +583,12 @@ class CircuitBreaker(PolicyBase):
             if ticket is not None and self._is_current_probe(ticket):
                 self._probe_starts.remove(ticket[1])
 
+    def _has_run(self) -> bool:
+        snap = self.snapshot()
+        return super()._has_run() or bool(
+            snap.successes + snap.failures + snap.ignored + snap.rejected
+        )
+
     def _after_fork(self) -> None:
         super()._after_fork()
         self._lock = threading.Lock()

@@ -157,6 +157,10 @@ class Bulkhead(PolicyBase):
         self._rejected = 0
         self._waits = Histogram()
 
+    def _has_run(self) -> bool:
+        snap = self.snapshot()
+        return super()._has_run() or bool(snap.admitted + snap.rejected)
+
     def _after_fork(self) -> None:
         super()._after_fork()
         self._lock = threading.Lock()

@@ -119,9 +119,18 @@ def _adopt_clock(part: PolicyBase, clock: Clock) -> None:
     args, kwargs = part._init_arguments  # type: ignore[attr-defined]
     if kwargs.get("clock") is not None:
         return  # given one: kept
+    if part._has_run():
+        # Built again, it would lose what it counted (a counter going down).
+        raise ValueError(
+            f"{type(part).__name__} {part.name!r} has run on its own clock already: give it "
+            "the Policy's clock when you build it (clock=...)"
+        )
+    listeners = getattr(part, "_listeners", ())
     kwargs = {**kwargs, "clock": clock}
     type(part).__init__(part, *args, **kwargs)
     part._init_arguments = (args, kwargs)  # type: ignore[attr-defined]
+    if listeners:
+        part._listeners = listeners  # type: ignore[attr-defined]
     budget = getattr(part, "budget", None)
     if budget is not None and budget._clock is not clock:
         args, kwargs = budget._init_arguments

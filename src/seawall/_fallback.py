@@ -83,6 +83,9 @@ class Fallback(PolicyBase):
             return await self._value(exc)
         return self._value(exc) if self._is_function else self._value
 
+    def _has_run(self) -> bool:
+        return super()._has_run() or self.used.value > 0
+
     def _call(self, fn: Callable[..., R], /, *args: Any) -> R:
         try:
             return fn(*args)

@@ -415,6 +415,9 @@ class Retry(PolicyBase):
         fn, kwargs = unbind(fn)  # tenacity's state shows the call as it was made
         return _Run(self, fn, args, kwargs, self._clock.monotonic() if started is None else started)
 
+    def _has_run(self) -> bool:
+        return super()._has_run() or self.snapshot().attempts_total > 0
+
     def _after_fork(self) -> None:
         super()._after_fork()
         self._lock = threading.Lock()

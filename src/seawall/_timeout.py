@@ -140,5 +140,8 @@ class Timeout(PolicyBase):
         self.counts.success.increment()
         return result
 
+    def _has_run(self) -> bool:
+        return super()._has_run() or any(self.counts.as_dict().values())
+
     def __repr__(self) -> str:
         return f"Timeout({self.seconds:g}, name={self.name!r})"
