@@ -134,7 +134,9 @@ def _adopt_clock(part: PolicyBase, clock: Clock) -> None:
     budget = getattr(part, "budget", None)
     if budget is not None and budget._clock is not clock:
         args, kwargs = budget._init_arguments
-        if kwargs.get("clock") is None:
+        snapshot = budget.snapshot()
+        if kwargs.get("clock") is None and not (snapshot.calls or snapshot.refused):
+            # Unused yet (a budget shared with retries that have run keeps its clock).
             kwargs = {**kwargs, "clock": clock}
             type(budget).__init__(budget, *args, **kwargs)
             budget._init_arguments = (args, kwargs)
