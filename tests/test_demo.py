@@ -3,6 +3,7 @@ in a subprocess (real time: the point is a real upstream going down and coming b
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
 import signal
@@ -19,7 +20,7 @@ import pytest
 from seawall import CircuitState
 from seawall.__main__ import main, parser
 from seawall._demo import PHASES, Breaker, Call, Demo, Schedule, Summary, classify
-from seawall.testing import FakeClock
+from seawall.testing import FakeClock, force_open, no_waits
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -174,6 +175,46 @@ def test_a_row_counts_tries_over_the_calls_it_shows_and_the_budgets_refusals(
     # calls, ok, fast, breaker, tries, budget
     assert re.search(r"\|\s+4\s+75\.0%\s+1\s+closed\s+1\.25\s+2\s", first), first
     assert re.search(r"\|\s+0\s+-\s+0\s+closed\s+-\s+3\s", second), second
+
+
+def test_the_protected_calls_count_the_attempts_they_sent_and_the_budgets_refusals() -> None:
+    # The real path of a row's `tries` and `budget`: the protected client's calls through its
+    # transport, against an upstream that answers 503 to every attempt.
+    out = io.StringIO()
+    demo = Demo(10.0, 40.0, out, FakeClock())
+    sent: list[httpx.Request] = []
+
+    def upstream(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(503)
+
+    demo.transport.transport.inner = httpx.MockTransport(upstream)  # type: ignore[attr-defined]
+
+    async def calls() -> None:
+        async with httpx.AsyncClient(transport=demo.transport) as client:
+            await demo._call("seawall", client, "http://upstream.test/")
+            (policy,) = demo.transport.policies().values()
+            assert policy.breaker is not None
+            # Only the budget stops retries now: the breaker lets every call through.
+            policy.breaker.disable()
+            for _ in range(79):
+                await demo._call("seawall", client, "http://upstream.test/")
+            with force_open(policy.breaker):
+                await demo._call("seawall", client, "http://upstream.test/")
+
+    with no_waits():
+        asyncio.run(calls())
+    done = demo.calls["seawall"]
+    # RetryBudget() allows 10 retries a second over its 10 s window: 100 retries, two for
+    # each of the first 50 calls. Each of the next 30 has its first retry refused (and ends
+    # with its one attempt); the last is refused by the open breaker before any.
+    assert [c.attempts for c in done] == [3] * 50 + [1] * 30 + [0]
+    assert done[-1].outcome == "fast-fail"
+    assert len(sent) == 180 == sum(c.attempts for c in done)
+    assert demo.refused_retries() == 30
+    demo._row(1)  # the fake clock never moved: every call finished in second 1
+    # calls, ok, fast, breaker, tries (180 attempts / 81 calls), budget
+    assert re.search(r"\|\s+81\s+0\.0%\s+1\s+closed\s+2\.22\s+30\s", out.getvalue()), out.getvalue()
 
 
 # -- whole runs ---------------------------------------------------------------------------------
