@@ -332,23 +332,108 @@ def test_inherit_name_only_when_none_was_given() -> None:
 # -- what call and acall cannot run ---------------------------------------------------------------
 
 
-def test_acall_of_a_sync_function_fails_once_and_counts_no_failure() -> None:
+def _refusable_policies(clock: FakeClock) -> dict[str, seawall.PolicyBase]:
+    def retry() -> seawall.Retry:
+        return seawall.Retry(on=Exception, attempts=3, wait=0, clock=clock)
+
+    def breaker() -> CircuitBreaker:
+        return CircuitBreaker(
+            minimum_calls=1, window_calls=1, consecutive_failures=None, clock=clock
+        )
+
+    return {
+        "Policy": seawall.Policy(
+            "one-frame",
+            retry=retry(),
+            breaker=breaker(),
+            attempt_timeout=seawall.Timeout(5, clock=clock),
+            bulkhead=seawall.Bulkhead(2, clock=clock),
+        ),
+        "Policy of every part": seawall.Policy(
+            "composed",
+            fallback=seawall.Fallback("answer", on=Exception),
+            total_timeout=seawall.Timeout(10, clock=clock),
+            retry=retry(),
+            breaker=breaker(),
+            bulkhead=seawall.Bulkhead(2, clock=clock),
+        ),
+        "Retry": retry(),
+        "CircuitBreaker": breaker(),
+        "Timeout": seawall.Timeout(5, clock=clock),
+        "Bulkhead": seawall.Bulkhead(2, clock=clock),
+        "Fallback": seawall.Fallback("answer", on=Exception),
+        "Pipeline": seawall.Pipeline(retry(), breaker(), seawall.Timeout(5, clock=clock)),
+    }
+
+
+def _counts(policy: seawall.PolicyBase) -> dict[str, object]:
+    """Everything the policy and its parts have counted, but a bulkhead's admissions."""
+    reading = policy.stats.read()
+    counts: dict[str, object] = {
+        "calls": {outcome: sum(buckets) for outcome, (buckets, _) in reading.durations.items()},
+        "errors": reading.errors,
+    }
+    parts = policy.policies if isinstance(policy, seawall.Pipeline) else (policy,)
+    for index, part in enumerate(parts):
+        if isinstance(part, seawall.Retry):
+            snap = part.snapshot()
+            counts[f"{index} retry"] = (snap.calls, snap.attempts_total)
+        elif isinstance(part, CircuitBreaker):
+            b = part.snapshot()
+            counts[f"{index} breaker"] = (b.state, b.successes, b.failures, b.ignored, b.rejected)
+        elif isinstance(part, seawall.Timeout):
+            counts[f"{index} timeout"] = part.counts.as_dict()
+        elif isinstance(part, seawall.Bulkhead):
+            counts[f"{index} bulkhead"] = (part.snapshot().active, part.snapshot().rejected)
+        elif isinstance(part, seawall.Fallback):
+            counts[f"{index} fallback"] = part.used.value
+    return counts
+
+
+@pytest.mark.parametrize("kind", list(_refusable_policies(FakeClock())))
+def test_acall_of_a_sync_function_is_refused_once_and_counted_nowhere(kind: str) -> None:
+    policy = _refusable_policies(FakeClock())[kind]
+    fresh = _counts(_refusable_policies(FakeClock())[kind])
     runs: list[int] = []
 
     def charge_card() -> str:
         runs.append(1)
         return "charged"
 
-    breaker = seawall.CircuitBreaker(minimum_calls=1, window_calls=1, consecutive_failures=None)
-    policy = seawall.Policy(
-        "sync-in-async", retry=seawall.Retry(on=Exception, attempts=3, wait=0), breaker=breaker
-    )
+    async def charge_card_async() -> str:
+        return "charged"
+
     with pytest.raises(TypeError, match=r"acall awaits what its function returns.*call\(\)"):
         asyncio.run(policy.acall(charge_card))
-    assert runs == [1]
-    assert breaker.state is seawall.CircuitState.CLOSED
-    assert breaker.snapshot().failures == 0
-    assert policy.stats.read().errors == {("failure", "TypeError"): 1}
+    assert runs == [1]  # not retried, not answered by a fallback
+    assert _counts(policy) == fresh  # no outcome: not a failure, nor a cancellation
+    assert asyncio.run(policy.acall(charge_card_async)) == "charged"  # nothing held
+    assert _counts(policy)["calls"] == {**fresh["calls"], "success": 1}  # type: ignore[dict-item]
+
+
+def test_acall_of_a_sync_function_in_half_open_gives_the_probe_back() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker(
+        minimum_calls=1, window_calls=1, consecutive_failures=None, open_duration=10, clock=clock
+    )
+
+    def down() -> None:
+        raise Boom
+
+    with pytest.raises(Boom):
+        breaker.call(down)
+    clock.advance(10)
+    ignored = breaker.snapshot().ignored
+    with pytest.raises(TypeError, match="acall awaits"):
+        asyncio.run(breaker.acall(lambda: "not awaitable"))
+    assert breaker.state is CircuitState.HALF_OPEN
+    assert breaker.snapshot().ignored == ignored
+
+    async def probe() -> str:
+        return "ok"
+
+    assert asyncio.run(breaker.acall(probe)) == "ok"  # the probe's slot was given back
+    assert breaker.state is CircuitState.CLOSED
 
 
 def test_acall_of_a_function_returning_a_coroutine_awaits_it() -> None:

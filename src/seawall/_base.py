@@ -106,15 +106,17 @@ def check_decoratable(fn: object) -> None:
 
 
 class _NotAwaitable(BaseException):
-    """``acall`` was given a function whose result cannot be awaited. A ``BaseException``
-    on its way out, so that no part takes it for the dependency's failure (retried, counted
-    by a breaker); the public entry turns it into a ``TypeError``."""
+    """``acall`` was given a function whose result cannot be awaited: a misuse of ``acall``,
+    not an outcome of the call. A ``BaseException`` on its way out, so that no part takes it
+    for the dependency's failure (retried, answered by a fallback); the parts that count
+    cancellations let it pass uncounted, and the public entry turns it into a ``TypeError``.
+    """
 
     def __init__(self, fn: object, result: object) -> None:
         super().__init__(fn, result)
         self.error = TypeError(
-            f"acall awaits what its function returns, and {qualified_name(fn)} returned a "
-            f"{type(result).__name__}: call a sync function with call()"
+            f"acall awaits what its function returns, and {qualified_name(fn)} ran and "
+            f"returned a {type(result).__name__}: call a sync function with call()"
         )
 
 
@@ -268,8 +270,7 @@ class PolicyBase:
             result: R = await raw(bind(fn, kwargs) if kwargs else fn, *args)
         except BaseException as exc:
             if isinstance(exc, _NotAwaitable):
-                self.stats.failed(exc.error, now() - start)
-                raise exc.error from None
+                raise exc.error from None  # counted nowhere, as call(None) is not
             if head is None or not head[0]._applies(exc):
                 self.stats.failed(exc, now() - start)
                 raise

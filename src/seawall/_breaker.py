@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, ParamSpec, TypeVar
 
-from seawall._base import PolicyBase, bind, remember_init
+from seawall._base import PolicyBase, _NotAwaitable, bind, remember_init
 from seawall._clock import Clock
 from seawall._errors import CircuitOpenError, RejectedError
 from seawall._validate import (
@@ -476,7 +476,7 @@ class CircuitBreaker(PolicyBase):
     def _on_exception(self, ticket: Ticket, exc: BaseException, start: float) -> None:
         outcome = self._classify(exc)
         if outcome == _IGNORED:
-            self._release(ticket)
+            self._release(ticket, counted=not isinstance(exc, _NotAwaitable))
         else:
             self._record(ticket, outcome == _FAILURE, start, exc, None)
 
@@ -576,10 +576,12 @@ class CircuitBreaker(PolicyBase):
         """Lifetime outcomes of calls admitted outside half-open: what time windows mark."""
         return self._successes.value, self._failures, self._slow_calls
 
-    def _release(self, ticket: Ticket) -> None:
-        """An ignored or cancelled call: no verdict, and a probe gives its slot back."""
+    def _release(self, ticket: Ticket, *, counted: bool = True) -> None:
+        """An ignored or cancelled call: no verdict, and a probe gives its slot back. A
+        refused ``acall`` (a sync function's result) is not counted as ignored either."""
         with self._lock:
-            self._ignored += 1
+            if counted:
+                self._ignored += 1
             if ticket is not None and self._is_current_probe(ticket):
                 self._probe_starts.remove(ticket[1])
 

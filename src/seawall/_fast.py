@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from seawall import _deadline
+from seawall._base import _NotAwaitable
 from seawall._breaker import _CLOSED
 from seawall._deadline import Deadline
 from seawall._errors import TimeoutExceededError
@@ -99,7 +100,8 @@ class _Parts:
         if retry is None:
             return None
         if not isinstance(exc, Exception):  # a cancellation or an interrupt: still counted
-            retry._finished("cancelled", 1, 0)
+            if not isinstance(exc, _NotAwaitable):  # but not a refused acall
+                retry._finished("cancelled", 1, 0)
             return None
         started = start if self.timed else None
         run = retry._begin(self.inner, (*self.inner_args, fn, *args), started)
@@ -114,7 +116,7 @@ def _count_timeout_failure(timeout: Timeout, own: Deadline, exc: BaseException) 
         (counts.timeout if own.remaining() <= 0.0 else counts.failure).increment()
     elif isinstance(exc, Exception):
         counts.failure.increment()
-    else:
+    elif not isinstance(exc, _NotAwaitable):  # a refused acall is no outcome
         counts.cancelled.increment()
 
 

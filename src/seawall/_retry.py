@@ -15,7 +15,7 @@ from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
 from seawall import _deadline
-from seawall._base import PolicyBase, remember_init, unbind
+from seawall._base import PolicyBase, _NotAwaitable, remember_init, unbind
 from seawall._budget import RetryBudget
 from seawall._clock import Clock
 from seawall._errors import RejectedError
@@ -372,8 +372,9 @@ class Retry(PolicyBase):
         except Exception as exc:
             run = self._begin(fn, args, started)
             run.failed(exc)
-        except BaseException:
-            self._finished("cancelled", 1, 0)  # a cancellation or an interrupt: still counted
+        except BaseException as exc:
+            if not isinstance(exc, _NotAwaitable):  # a refused acall is no outcome
+                self._finished("cancelled", 1, 0)  # a cancellation or an interrupt: counted
             raise
         else:
             if self._retry_result is None or not self._bad_result(result):

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from seawall import _deadline
-from seawall._base import PolicyBase, remember_init
+from seawall._base import PolicyBase, _NotAwaitable, remember_init
 from seawall._clock import Clock
 from seawall._deadline import Deadline
 from seawall._errors import TimeoutExceededError
@@ -128,8 +128,9 @@ class Timeout(PolicyBase):
         except Exception:
             self.counts.failure.increment()
             raise
-        except BaseException:
-            self.counts.cancelled.increment()
+        except BaseException as exc:
+            if not isinstance(exc, _NotAwaitable):  # a refused acall is no outcome
+                self.counts.cancelled.increment()
             raise
         finally:
             _deadline.leave(token)
