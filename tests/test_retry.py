@@ -923,6 +923,56 @@ def test_an_on_predicate_that_raises_leaves_the_original_exception(
     assert runs == [1]
     assert "the on= of retry" in caplog.text
     assert "AttributeError" in caplog.text
+    # The caller sees the judge's error without the log: on the original, as a note.
+    (note,) = info.value.__notes__
+    assert note.endswith(
+        "gave up after 1 attempt over 0s "
+        "(its on= raised AttributeError: 'int' object has no attribute 'startswith')"
+    )
+    assert info.value.__context__ is None  # its own context, not the judge's error
+
+
+def test_a_tenacity_strategy_that_raises_leaves_the_original_exception(run: Any) -> None:
+    def broken(state: tenacity.RetryCallState) -> bool:
+        raise KeyError("outcome")
+
+    retry = Retry(on=tenacity.retry_if_exception(lambda exc: broken(None)), clock=FakeClock())  # type: ignore[arg-type]
+    with pytest.raises(Boom) as info:
+        run(retry, always_fails())
+    assert info.value.__notes__[0].endswith("(its on= raised KeyError: 'outcome')")
+
+
+@pytest.mark.parametrize(
+    ("make", "param", "what"),
+    [
+        (lambda: Retry(on=lambda: True), "on", "the exception"),
+        (lambda: Retry(on=lambda exc, why: True), "on", "the exception"),
+        (lambda: Retry(on=OSError, retry_result=lambda: True), "retry_result", "the result"),
+        (lambda: CircuitBreaker(failure_on=lambda: True), "failure_on", "the exception"),
+        (lambda: CircuitBreaker(ignore_on=lambda *, exc: True), "ignore_on", "the exception"),
+        (lambda: CircuitBreaker(failure_result=lambda: True), "failure_result", "the result"),
+        (lambda: seawall.Fallback(0, on=lambda: True), "on", "the exception"),
+    ],
+)
+def test_a_judge_that_cannot_take_its_one_argument_is_refused_at_construction(
+    make: Any, param: str, what: str
+) -> None:
+    with pytest.raises(TypeError, match=f"^{param} is called with one argument, {what}; "):
+        make()
+
+
+def test_judges_that_take_one_argument_are_accepted() -> None:
+    class Judge:
+        def __call__(self, exc: BaseException, extra: int = 0) -> bool:
+            return True
+
+    def variadic(*args: Any) -> bool:
+        return True
+
+    for judge in (Judge(), variadic, lambda exc: True):
+        Retry(on=judge, retry_result=judge)
+        CircuitBreaker(failure_on=judge, ignore_on=judge, failure_result=judge)
+    Retry(on=OSError, retry_result=bool)  # a builtin without a signature: taken as it is
 
 
 def test_a_retry_result_judge_that_raises_keeps_the_result(
@@ -948,3 +998,23 @@ def test_an_exception_raised_again_carries_one_give_up_note(run: Any) -> None:
             run(retry, fail)
     notes = [note for note in error.__notes__ if note.startswith("seawall: retry")]
     assert len(notes) == 1
+
+
+def test_nested_retries_each_leave_their_note_and_only_theirs(run: Any) -> None:
+    clock = FakeClock()
+    inner = Retry(on=Boom, attempts=2, wait=0, name="inner", clock=clock)
+    outer = Retry(on=Boom, attempts=2, wait=0, name="outer", clock=clock)
+    with pytest.raises(Boom) as info:
+        nested(run, outer, inner, always_fails())  # fresh errors: the last has both notes
+    assert [note.split(" gave up")[0] for note in info.value.__notes__] == [
+        "seawall: retry 'inner'",
+        "seawall: retry 'outer'",
+    ]
+    shared = Boom("shared")
+    for _ in range(20):  # one instance raised again: still one note from each
+        with pytest.raises(Boom):
+            nested(run, outer, inner, Script(shared))
+    assert [note.split(" gave up")[0] for note in shared.__notes__] == [
+        "seawall: retry 'inner'",
+        "seawall: retry 'outer'",
+    ]

@@ -23,6 +23,7 @@ from seawall._validate import (
     check_callable,
     check_int,
     check_number,
+    check_one_argument,
     check_window,
     classifier,
     optional_number,
@@ -232,6 +233,7 @@ class CircuitBreaker(PolicyBase):
         self._is_ignored = classifier("ignore_on", ignore_on)
         if failure_result is not None:
             check_callable("failure_result", failure_result)
+            check_one_argument("failure_result", failure_result, "the result")
         self._failure_result = failure_result
         self._open_base = check_number("open_duration", open_duration)
         self._open_max = (

@@ -26,6 +26,7 @@ from seawall._validate import (
     check_callable,
     check_int,
     check_number,
+    check_one_argument,
     classifier,
     optional_number,
 )
@@ -143,11 +144,12 @@ class _Run:
         policy, state, exc = self.policy, self.state, self.exc
         try:
             retryable = policy._should_retry(state, exc)
-        except Exception:
+        except Exception as error:
             # As the breaker treats a classifier that raises: logged, and the call's own
-            # outcome is what the caller gets.
+            # outcome is what the caller gets, its note naming the judge's error.
             logger.exception("the on= of retry %r raised; the call is not retried", policy.name)
-            retryable = False
+            self.reason = f"its on= raised {type(error).__name__}: {error}"
+            return None
         if not retryable:
             self.reason = "not retryable"
             return None
@@ -214,13 +216,13 @@ class _Run:
             # Refused after attempts that reached the dependency (a breaker opened during the
             # retries): the caller gets what the dependency said, not the refusal.
             exc = self.made_exc
+        mine = f"{_NOTE}{self.policy.name!r} gave up "
         notes = getattr(exc, "__notes__", None)
-        if notes:  # an exception raised again (a shared instance): one note, the latest
-            notes[:] = [note for note in notes if not note.startswith(_NOTE)]
-        exc.add_note(
-            f"{_NOTE}{self.policy.name!r} gave up after {attempts} {plural}{made} "
-            f"over {elapsed:.3g}s ({self.reason})"
-        )
+        if notes:
+            # An exception raised again (a shared instance): one note of this retry, the
+            # latest; an enclosing retry's note is its own.
+            notes[:] = [note for note in notes if not note.startswith(mine)]
+        exc.add_note(f"{mine}after {attempts} {plural}{made} over {elapsed:.3g}s ({self.reason})")
         _reraise(exc)
 
     def succeeded(self, result: Any) -> Any:
@@ -298,6 +300,7 @@ class Retry(PolicyBase):
         self._timed = self.deadline is not None or stop is not None
         if retry_result is not None:
             check_callable("retry_result", retry_result)
+            check_one_argument("retry_result", retry_result, "the result")
         self._retry_result = retry_result
         if budget is not None and not isinstance(budget, RetryBudget):
             raise TypeError(f"budget must be a RetryBudget, got {type(budget).__name__}")

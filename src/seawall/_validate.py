@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable
 from typing import Any
@@ -14,6 +15,7 @@ __all__ = [
     "check_int",
     "check_name",
     "check_number",
+    "check_one_argument",
     "check_window",
     "classifier",
     "optional_number",
@@ -98,6 +100,22 @@ def check_callable(param: str, value: object) -> None:
         raise TypeError(f"{param} must be callable, got {type(value).__name__}")
 
 
+def check_one_argument(param: str, value: Callable[..., object], what: str) -> None:
+    """``value``, called with one positional argument (``what``), must be able to take it:
+    otherwise it would fail only at its first call, inside the call it judges."""
+    try:
+        signature = inspect.signature(value)
+    except (TypeError, ValueError):  # a builtin without a signature: taken as it is
+        return
+    try:
+        signature.bind(None)
+    except TypeError:
+        name = getattr(value, "__qualname__", None) or type(value).__name__
+        raise TypeError(
+            f"{param} is called with one argument, {what}; {name}{signature} cannot take it"
+        ) from None
+
+
 def _is_exception_type(value: object) -> bool:
     return isinstance(value, type) and issubclass(value, BaseException)
 
@@ -118,6 +136,7 @@ def classifier(param: str, value: object) -> Callable[[BaseException], bool] | N
         types: tuple[type[BaseException], ...] = value
         return lambda exc: isinstance(exc, types)
     if callable(value) and not isinstance(value, type):
+        check_one_argument(param, value, "the exception")
         predicate: Callable[[BaseException], bool] = value
         return predicate
     if (
