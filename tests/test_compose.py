@@ -869,6 +869,25 @@ def test_a_part_in_one_policy_is_not_renamed_by_another() -> None:
     assert shared.name == "payments-api"
 
 
+def test_a_part_in_one_pipeline_is_not_renamed_by_another() -> None:
+    breaker = CircuitBreaker()
+    Pipeline(breaker, Retry(on=OSError), name="orders")
+    with pytest.raises(
+        ValueError, match=r"^policies: this CircuitBreaker is already part of 'orders'"
+    ):
+        Pipeline(breaker, name="payments")
+    with pytest.raises(ValueError, match=r"already part of 'orders'"):
+        Pipeline(breaker)  # it would take the name of the function it decorates
+    with pytest.raises(ValueError, match=r"^breaker: this CircuitBreaker is already part"):
+        Policy("payments", breaker=breaker)
+    assert breaker.name == "orders"
+    Pipeline(breaker, name="orders")  # the same name: nothing moves
+    shared = CircuitBreaker(name="shared-api")
+    Pipeline(shared, name="orders")
+    Pipeline(shared, name="payments")
+    assert shared.name == "shared-api"
+
+
 @pytest.mark.parametrize(
     ("options", "error", "message"),
     [

@@ -37,6 +37,7 @@ class Pipeline(PolicyBase):
         for policy in policies:
             if not isinstance(policy, PolicyBase):
                 raise TypeError(f"policies must be seawall policies, got {policy!r}")
+            _check_not_composed("policies", policy, name)
         self.policies: tuple[PolicyBase, ...] = policies
         for policy in policies:
             policy._member_of_pipeline = True
@@ -91,6 +92,19 @@ class Pipeline(PolicyBase):
     def __repr__(self) -> str:
         inner = ", ".join(repr(policy) for policy in self.policies)
         return f"Pipeline({inner}, name={self.name!r})"
+
+
+def _check_not_composed(param: str, part: PolicyBase, name: str | None) -> None:
+    """A part without a name of its own belongs to the first composition that names it:
+    composed again under another name (or none yet), it would take that name, and the first
+    one's series would move without a word."""
+    taken = part._name
+    if part._member_of_pipeline and not part._name_given and taken is not None and taken != name:
+        kind = type(part).__name__
+        raise ValueError(
+            f"{param}: this {kind} is already part of {part.name!r} (whose name it took); "
+            f"to share it, give it a name of its own: {kind}(..., name='...')"
+        )
 
 
 def _as_timeout(param: str, value: Timeout | float | None, clock: Clock | None) -> Timeout | None:
@@ -197,19 +211,8 @@ class Policy(Pipeline):
             ("bulkhead", self.bulkhead),
         )
         for param, part in named:
-            if (
-                part is not None
-                and part._member_of_pipeline
-                and not part._name_given
-                and part.name != name
-            ):
-                # Composed again, it would take this policy's name: the other's series would
-                # move here without a word.
-                raise ValueError(
-                    f"{param}: this {type(part).__name__} is already part of {part.name!r} "
-                    f"(whose name it took); to share it, give it a name of its own: "
-                    f"{type(part).__name__}(..., name='...')"
-                )
+            if part is not None:
+                _check_not_composed(param, part, name)
         if clock is not None:
             for _, part in named:
                 if part is not None:
