@@ -838,7 +838,15 @@ def test_a_part_given_its_own_clock_keeps_it() -> None:
 
 def test_a_transports_hosts_keep_the_templates_clock() -> None:
     clock = FakeClock()
-    template = Policy("tpl-clock", retry=Retry(on=OSError), breaker=True, clock=clock)
+    template = Policy(
+        "tpl-clock",
+        retry=Retry(on=OSError, budget=seawall.RetryBudget()),
+        breaker=True,
+        total_timeout=10,
+        attempt_timeout=seawall.Timeout(5),
+        bulkhead=2,
+        clock=clock,
+    )
     import httpx
 
     from seawall.httpx import ResilientTransport
@@ -848,11 +856,15 @@ def test_a_transports_hosts_keep_the_templates_clock() -> None:
     )
     with httpx.Client(transport=transport) as client:
         client.get("http://clocked.test/")
+        client.post("http://clocked.test/", content=iter([b"not replayable"]))  # no retry
     (host,) = transport.policies().values()
-    assert host.breaker is not None
-    assert host.breaker.clock is clock
+    assert host.clock is clock
+    assert len(host.policies) == 5
+    assert all(part.clock is clock for part in host.policies)
     assert host.retry is not None
-    assert host.retry.clock is clock
+    assert host.retry.budget is not None
+    assert host.retry.budget._clock is clock
+    assert host.retry.budget is not template.retry.budget  # a copy, on the same clock
 
 
 def test_a_part_in_one_policy_is_not_renamed_by_another() -> None:

@@ -549,6 +549,14 @@ def eligible_policies(clock: FakeClock) -> dict[str, Policy]:
         "breaker on its own bulkhead clock": Policy(
             "p", breaker=CircuitBreaker(clock=clock), bulkhead=Bulkhead(1, clock=FakeClock())
         ),
+        "parts on the policy's clock": Policy(
+            "p",
+            retry=Retry(on=Flaky, attempts=3, wait=0, budget=RetryBudget()),
+            breaker=True,
+            attempt_timeout=1,
+            bulkhead=2,
+            clock=clock,
+        ),
     }
 
 
