@@ -908,7 +908,14 @@ def test_a_part_in_one_pipeline_is_not_renamed_by_another() -> None:
         ({"attempt_timeout": float("nan")}, ValueError, r"^attempt_timeout: "),
         ({"bulkhead": 0}, ValueError, r"^bulkhead: max_concurrent must be >= 1"),
         ({"bulkhead": -3}, ValueError, r"^bulkhead: "),
+        ({"bulkhead": 10**9}, ValueError, r"^bulkhead: max_concurrent must be <= 1,000,000"),
+        ({"total_timeout": 10**400}, ValueError, r"^total_timeout: seconds must be in .*digits"),
+        ({"attempt_timeout": -0.0}, ValueError, r"^attempt_timeout: seconds must be in"),
         ({"total_timeout": "5"}, TypeError, r"^total_timeout must be a Timeout or seconds"),
+        ({"bulkhead": 2.5}, TypeError, r"^bulkhead must be a Bulkhead or an int \(its max_co"),
+        ({"bulkhead": None, "breaker": "yes"}, TypeError, r"^breaker must be a CircuitBreaker, "),
+        ({"breaker": 1}, TypeError, r"^breaker must be a CircuitBreaker, True or False, got int"),
+        ({"bulkhead": 1, "clock": 1}, TypeError, r"^clock must provide monotonic\(\)"),
     ],
 )
 def test_errors_name_the_policys_parameter(

@@ -156,9 +156,11 @@ def _adopt_clock(part: PolicyBase, clock: Clock) -> None:
             budget._init_arguments = (args, kwargs)
 
 
-def _check(param: str, value: Any, kind: type[PolicyBase]) -> Any:
+def _check(param: str, value: Any, kind: type[PolicyBase], shorthand: str = "") -> Any:
+    """``value`` if it is a ``kind`` (or ``None``); ``shorthand`` names what else the Policy
+    takes for it."""
     if value is not None and not isinstance(value, kind):
-        raise TypeError(f"{param} must be a {kind.__name__}, got {type(value).__name__}")
+        raise TypeError(f"{param} must be a {kind.__name__}{shorthand}, got {type(value).__name__}")
     return value
 
 
@@ -199,9 +201,13 @@ class Policy(Pipeline):
         self.fallback: Fallback | None = _check("fallback", fallback, Fallback)
         self.total_timeout = _as_timeout("total_timeout", total_timeout, clock)
         self.retry: Retry | None = _check("retry", retry, Retry)
-        self.breaker: CircuitBreaker | None = _check("breaker", breaker, CircuitBreaker)
+        self.breaker: CircuitBreaker | None = _check(
+            "breaker", breaker, CircuitBreaker, ", True or False"
+        )
         self.attempt_timeout = _as_timeout("attempt_timeout", attempt_timeout, clock)
-        self.bulkhead: Bulkhead | None = _check("bulkhead", bulkhead, Bulkhead)
+        self.bulkhead: Bulkhead | None = _check(
+            "bulkhead", bulkhead, Bulkhead, " or an int (its max_concurrent)"
+        )
         named = (
             ("fallback", self.fallback),
             ("total_timeout", self.total_timeout),
