@@ -928,6 +928,38 @@ def test_a_template_fallback_response_answers_bad_responses_and_is_counted(kind:
     assert host.stats.read().errors == {("fallback", "503"): 1}
 
 
+def test_a_template_fallback_response_is_a_fresh_copy_for_each_request() -> None:
+    cached = httpx.Response(200, text="cached", headers={"x-cache": "stale"})
+    down = httpx.MockTransport(lambda request: httpx.Response(503))
+    sync_transport = ResilientTransport(
+        down, policy=seawall.Policy("fb-sync", fallback=seawall.Fallback(cached, on=Exception))
+    )
+    async_transport = AsyncResilientTransport(
+        down, policy=seawall.Policy("fb-async", fallback=seawall.Fallback(cached, on=Exception))
+    )
+    answers = [
+        send("sync", sync_transport, "GET", "http://svc.test/a"),
+        send("sync", sync_transport, "GET", "http://svc.test/b"),
+        send("async", async_transport, "GET", "http://svc.test/c"),  # after a sync client
+    ]
+    assert [answer.text for answer in answers] == ["cached"] * 3
+    assert [answer.headers["x-cache"] for answer in answers] == ["stale"] * 3
+    assert [answer.request.url.path for answer in answers] == ["/a", "/b", "/c"]
+    assert len({id(answer) for answer in answers}) == 3
+    # The template's response is never handed out: no request of its own, no client's
+    # wrapping around its body (one more per request, without end).
+    assert type(cached.stream) is httpx.ByteStream
+    with pytest.raises(RuntimeError):
+        cached.request  # noqa: B018
+
+
+def test_a_template_fallback_response_without_its_body_is_refused(kind: str) -> None:
+    streamed = httpx.Response(200, content=iter([b"once"]))
+    template = seawall.Policy("fb-stream", fallback=seawall.Fallback(streamed, on=Exception))
+    with pytest.raises(TypeError, match=r"^policy: the fallback's response must hold its body"):
+        make(kind, policy=template)
+
+
 def test_parse_retry_after_of_a_non_string_is_a_type_error() -> None:
     with pytest.raises(TypeError, match="value must be a str or None, got int"):
         parse_retry_after(5)  # type: ignore[arg-type]

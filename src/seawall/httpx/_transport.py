@@ -142,6 +142,30 @@ def _check_answer(answer: object) -> httpx.Response:
     return answer
 
 
+def _check_fixed_answer(answer: object) -> None:
+    """A template fallback's one response, answered (as a copy) to many requests: it must
+    hold its whole body, which a stream read once cannot give again."""
+    try:
+        _check_answer(answer).content  # noqa: B018
+    except httpx.ResponseNotRead:
+        raise TypeError(
+            "policy: the fallback's response must hold its body (content=, text= or json=), "
+            "not a stream: it answers many requests"
+        ) from None
+
+
+def _copy(response: httpx.Response) -> httpx.Response:
+    """A fresh response like ``response``: httpx binds each response it is handed to its
+    request and wraps its body for the client, so one object cannot answer two requests."""
+    return httpx.Response(
+        response.status_code,
+        headers=response.headers,
+        content=response.content,
+        extensions=dict(response.extensions),
+        default_encoding=response.default_encoding,
+    )
+
+
 #: Time left before a deadline beyond which a request's timeouts are left as they are.
 _LONGEST_CUT = 1e9
 #: The longest key shown in a policy's name (and so in metric labels).
@@ -256,7 +280,7 @@ class _Core:
             raise TypeError(f"policy must be a seawall.Policy, got {type(policy).__name__}")
         fallback = policy.fallback
         if fallback is not None and not fallback._is_function:
-            _check_answer(fallback._value)  # its answer goes to httpx: a response, or nothing
+            _check_fixed_answer(fallback._value)  # it goes to httpx: a response, or nothing
         if not isinstance(per_host, bool):
             raise TypeError(f"per_host must be a bool, got {type(per_host).__name__}")
         if key is not None:
@@ -368,8 +392,11 @@ class _Core:
             return None
         return head[0]
 
-    def _fell_back(self, call: _Call, exc: BaseException, answer: object) -> httpx.Response:
-        """Record the fallback's answer to ``exc``; it must be a response."""
+    def _fell_back(
+        self, call: _Call, exc: BaseException, fallback: Fallback, answer: object
+    ) -> httpx.Response:
+        """Record the fallback's answer to ``exc``; it must be a response (a fixed one is
+        answered as a copy)."""
         assert call.policy is not None
         seconds = self._clock.monotonic() - call.start
         try:
@@ -378,7 +405,7 @@ class _Core:
             call.policy.stats.failed(error, seconds)
             raise
         call.policy.stats.fell_back(exc, seconds)
-        return response
+        return response if fallback._is_function else _copy(response)
 
     def _failed(self, call: _Call, exc: BaseException) -> None:
         if call.policy is not None:
@@ -628,7 +655,8 @@ class ResilientTransport(_Core, httpx.BaseTransport):
         except BaseException as exc:
             fallback = self._fallback_for(call, exc)
             if fallback is not None:
-                return self._fell_back(call, exc, fallback._answer(exc))  # type: ignore[arg-type]
+                answer = fallback._answer(exc)  # type: ignore[arg-type]
+                return self._fell_back(call, exc, fallback, answer)
             if isinstance(exc, FailureResponse):
                 return self._given_up(call, exc)
             converted = self._raised(call, request, exc)
@@ -726,7 +754,7 @@ class AsyncResilientTransport(_Core, httpx.AsyncBaseTransport):
                     self._cut(call, call.pending, type(exc))
                     call.pending = None
                 answer = await fallback._aanswer(exc)  # type: ignore[arg-type]
-                return self._fell_back(call, exc, answer)
+                return self._fell_back(call, exc, fallback, answer)
             if isinstance(exc, FailureResponse):
                 return self._given_up(call, exc)
             if isinstance(call.pending, float):  # its last attempt was cancelled
