@@ -925,6 +925,21 @@ def test_errors_name_the_policys_parameter(
         Policy("x", **options)
 
 
+def test_a_part_shared_with_a_policy_on_another_clock_is_refused() -> None:
+    shared = CircuitBreaker(name="shared-api")
+    first = Policy("orders", breaker=shared)
+    with pytest.raises(
+        ValueError, match=r"^clock: the breaker is already part of another policy, on another"
+    ):
+        Policy("payments", breaker=shared, clock=FakeClock())
+    assert shared.clock is first.clock  # the first policy's part is left as it was
+    clock = FakeClock()
+    on_it = CircuitBreaker(name="on-the-clock", clock=clock)
+    Policy("orders", breaker=on_it, clock=clock)
+    Policy("payments", breaker=on_it, clock=clock)  # one clock: shared freely
+    assert on_it.clock is clock
+
+
 def test_a_part_that_has_run_on_its_own_clock_is_refused_rather_than_reset() -> None:
     breaker = CircuitBreaker()
     breaker.call(lambda: None)

@@ -124,15 +124,21 @@ def _built(param: str, kind: Callable[..., Any], value: Any, clock: Clock | None
         raise type(exc)(f"{param}: {exc}") from None
 
 
-def _adopt_clock(part: PolicyBase, clock: Clock) -> None:
-    """Put ``part`` on the Policy's ``clock`` if it was built without a clock of its own (and
-    is in no other composition yet). It is built again with the same arguments and ``clock``:
-    what it derives from its clock (its window's buckets, tenacity's sleep) starts over."""
-    if part.clock is clock or part._member_of_pipeline:
+def _adopt_clock(param: str, part: PolicyBase, clock: Clock) -> None:
+    """Put ``part`` on the Policy's ``clock`` if it was built without a clock of its own. It is
+    built again with the same arguments and ``clock``: what it derives from its clock (its
+    window's buckets, tenacity's sleep) starts over."""
+    if part.clock is clock:
         return
     args, kwargs = part._init_arguments  # type: ignore[attr-defined]
     if kwargs.get("clock") is not None:
         return  # given one: kept
+    if part._member_of_pipeline:
+        # Another composition runs it, on its clock (and its one-frame path read that clock).
+        raise ValueError(
+            f"clock: the {param} is already part of another policy, on another clock: give "
+            f"the {type(part).__name__} its clock when you build it (clock=...)"
+        )
     if part._has_run():
         # Built again, it would lose what it counted (a counter going down).
         raise ValueError(
@@ -220,9 +226,9 @@ class Policy(Pipeline):
             if part is not None:
                 _check_not_composed(param, part, name)
         if clock is not None:
-            for _, part in named:
+            for param, part in named:
                 if part is not None:
-                    _adopt_clock(part, clock)
+                    _adopt_clock(param, part, clock)
         parts = [
             part
             for part in (
