@@ -943,7 +943,10 @@ def test_a_part_shared_with_a_policy_on_another_clock_is_refused() -> None:
 def test_a_part_that_has_run_on_its_own_clock_is_refused_rather_than_reset() -> None:
     breaker = CircuitBreaker()
     breaker.call(lambda: None)
-    with pytest.raises(ValueError, match="has run on its own clock already"):
+    with pytest.raises(
+        ValueError,
+        match=r"^clock: the breaker \(CircuitBreaker '.*'\) has run on its own clock already",
+    ):
         Policy("reset-would-lose-counts", breaker=breaker, clock=FakeClock())
     assert breaker.snapshot().successes == 1
 

@@ -142,8 +142,8 @@ def _adopt_clock(param: str, part: PolicyBase, clock: Clock) -> None:
     if part._has_run():
         # Built again, it would lose what it counted (a counter going down).
         raise ValueError(
-            f"{type(part).__name__} {part.name!r} has run on its own clock already: give it "
-            "the Policy's clock when you build it (clock=...)"
+            f"clock: the {param} ({type(part).__name__} {part.name!r}) has run on its own "
+            "clock already: give it the Policy's clock when you build it (clock=...)"
         )
     listeners = getattr(part, "_listeners", ())
     kwargs = {**kwargs, "clock": clock}
