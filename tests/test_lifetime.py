@@ -244,3 +244,39 @@ def test_a_policy_marked_collected_is_read_from_the_remains_only() -> None:
     remains.policy_collected(policy)  # as its finalizer does; still referenced here
     assert policy._collected
     assert _exposed(CALLS, operation="marked", outcome="success") == 3
+
+
+def test_reading_error_types_again_in_the_same_thread_does_not_hang() -> None:
+    # A garbage collection inside the locked block runs a finalizer that reads its policy's
+    # error types in the same thread.
+    from seawall.metrics import _readings
+
+    done = threading.Event()
+
+    def reenter() -> None:
+        with _readings._error_types_lock:
+            _readings._kept_error_type("reentered", "ValueError")
+        done.set()
+
+    thread = threading.Thread(target=reenter, daemon=True)
+    thread.start()
+    thread.join(10)
+    assert done.is_set()
+
+
+def test_a_shared_other_name_keeps_evicted_hosts_counts_past_the_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(remains_module, "HOST_NAMES", 0)  # every host name past the bound
+    transport = ResilientTransport(
+        httpx.MockTransport(lambda request: httpx.Response(200)), max_hosts=1, labelled_hosts=1
+    )
+    with httpx.Client(transport=transport) as client:
+        client.get("http://labelled.test/")
+        for i in range(5):
+            client.get(f"http://shared-{i}.test/")  # under <name>:_OTHER, evicted one by one
+        gc.collect()
+        operation = f"{transport.name}:_OTHER"
+        assert _exposed(CALLS, operation=operation, outcome="success") == 5
+        client.get("http://shared-9.test/")
+        assert _exposed(CALLS, operation=operation, outcome="success") == 6

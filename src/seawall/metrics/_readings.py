@@ -153,13 +153,15 @@ def _read_calls(policy: PolicyBase, out: dict[str, Reading]) -> None:
 # own; same-named ones, such as an httpx transport's hosts past its labelled ones, could
 # together show more). First seen, first kept: the set only grows, so a series never moves.
 _error_types: dict[str, set[str]] = {}
-_error_types_lock = threading.Lock()
+# Reentrant: a finalizer that a garbage collection runs inside the locked block (a set made
+# there) reads its policy's error types too, in the same thread.
+_error_types_lock = threading.RLock()
 
 
 @_fork.in_child
 def _renew() -> None:
     global _error_types_lock
-    _error_types_lock = threading.Lock()
+    _error_types_lock = threading.RLock()
 
 
 def _kept_error_type(operation: str, error_type: str) -> str:

@@ -135,7 +135,8 @@ class Remains:
         queue.extend(later)  # type: ignore[arg-type]
 
     def _fold_policy(self, name: str, per_host: bool, readings: list[Reading]) -> None:
-        if per_host and name not in self._host_names:
+        # `<transport>:_OTHER` is one name a transport, shared by live hosts: always kept.
+        if per_host and name not in self._host_names and not name.endswith(":_OTHER"):
             if len(self._host_names) >= HOST_NAMES:
                 return  # its series end here (see the module's docs)
             self._host_names.add(name)
