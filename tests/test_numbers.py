@@ -3,6 +3,7 @@ extreme ones it can work with (an infinite wait, a very long sleep) work."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 import threading
 from typing import Any
@@ -12,7 +13,8 @@ import pytest
 
 import seawall
 from seawall._clock import SystemClock
-from seawall.httpx import ResilientTransport
+from seawall.httpx import AsyncResilientTransport, ResilientTransport
+from seawall.testing import FakeClock
 
 HUGE = 10**400  # beyond any float
 
@@ -153,3 +155,269 @@ def test_a_long_retry_after_is_slept_in_parts_by_the_sync_transport(
         assert client.get("http://later.test/").status_code == 200
     assert sum(slept) == 1e10
     assert max(slept) <= threading.TIMEOUT_MAX
+
+
+# -- every public parameter that takes a number ------------------------------------------------
+
+NAN, INF, TINY = math.nan, math.inf, 1e-305
+#: The kinds of bad number, as a test id and the value.
+BAD_NUMBERS = [("nan", NAN), ("inf", INF), ("-inf", -INF), ("huge", HUGE), ("1e-305", TINY)]
+BAD_NUMBERS.append(("True", True))
+
+OK = None  # accepted, and works at first use
+# What each kind of parameter does with each bad number.
+SECONDS = {"nan": ValueError, "inf": OK, "-inf": ValueError, "huge": ValueError, "1e-305": OK}
+FINITE = {**SECONDS, "inf": ValueError}  # also every share (in (0, 1] or [0, inf))
+WINDOW = {**FINITE, "1e-305": ValueError}
+COUNT = {"nan": TypeError, "inf": TypeError, "-inf": TypeError, "huge": OK, "1e-305": TypeError}
+SLOTS = {**COUNT, "huge": ValueError}  # a count of slots made up front
+for _kind in (SECONDS, FINITE, WINDOW, COUNT, SLOTS):
+    _kind["True"] = TypeError
+
+
+def exercise(policy: Any, clock: FakeClock) -> None:
+    """A few failures and a success, a second apart, as a policy's first calls."""
+    flaky = Flaky()
+    for _ in range(4):
+        try:
+            policy.call(flaky)
+        except (OSError, seawall.SeawallError):
+            pass
+        clock.advance(1.0)
+    if hasattr(policy, "snapshot"):
+        policy.snapshot()
+
+
+def breaker(options: Any) -> Any:
+    """A breaker built with ``options(value)``; one failure opens it, so that the open and
+    half-open states are reached as well."""
+    return lambda v, clock: seawall.CircuitBreaker(
+        **{"consecutive_failures": 1, "consecutive_span": 0, **options(v)}, clock=clock
+    )
+
+
+def use_budget(budget: Any, clock: FakeClock) -> None:
+    assert budget.try_withdraw()  # its floor allows a retry before any call
+    budget.deposit()
+    clock.advance(60.0)
+    assert budget.try_withdraw()
+    budget.snapshot()
+
+
+def use_transport(transport: Any, clock: FakeClock) -> None:
+    with httpx.Client(transport=transport) as client:
+        assert client.get("http://a.test/").status_code == 200
+
+
+def use_async_transport(transport: Any, clock: FakeClock) -> None:
+    async def get() -> int:
+        async with httpx.AsyncClient(transport=transport) as client:
+            return (await client.get("http://a.test/")).status_code
+
+    assert asyncio.run(get()) == 200
+
+
+def nothing(made: object, clock: FakeClock) -> None:
+    pass
+
+
+def answer(request: httpx.Request) -> httpx.Response:
+    return httpx.Response(200)
+
+
+# (what takes it, the parameter, what kind it is, how it is built, how it is used at first)
+PARAMETERS: list[tuple[str, str, dict[str, type[Exception] | None], Any, Any]] = [
+    ("Timeout", "seconds", SECONDS, lambda v, clock: seawall.Timeout(v, clock=clock), exercise),
+    (
+        "Bulkhead",
+        "max_concurrent",
+        SLOTS,
+        lambda v, clock: seawall.Bulkhead(v, clock=clock),
+        exercise,
+    ),
+    (
+        "Bulkhead",
+        "max_queue",
+        COUNT,
+        lambda v, clock: seawall.Bulkhead(1, max_queue=v, max_wait=1.0, clock=clock),
+        exercise,
+    ),
+    (
+        "Bulkhead",
+        "max_wait",
+        SECONDS,
+        lambda v, clock: seawall.Bulkhead(1, max_queue=1, max_wait=v, clock=clock),
+        exercise,
+    ),
+    (
+        "CircuitBreaker",
+        "consecutive_failures",
+        COUNT,
+        lambda v, clock: seawall.CircuitBreaker(consecutive_failures=v, clock=clock),
+        exercise,
+    ),
+    (
+        "CircuitBreaker",
+        "consecutive_span",
+        SECONDS,
+        breaker(lambda v: {"consecutive_span": v}),
+        exercise,
+    ),
+    ("CircuitBreaker", "failure_ratio", FINITE, breaker(lambda v: {"failure_ratio": v}), exercise),
+    ("CircuitBreaker", "minimum_calls", COUNT, breaker(lambda v: {"minimum_calls": v}), exercise),
+    ("CircuitBreaker", "window", WINDOW, breaker(lambda v: {"window": v}), exercise),
+    ("CircuitBreaker", "window_calls", SLOTS, breaker(lambda v: {"window_calls": v}), exercise),
+    (
+        "CircuitBreaker",
+        "slow_call_duration",
+        SECONDS,
+        breaker(lambda v: {"slow_call_duration": v}),
+        exercise,
+    ),
+    (
+        "CircuitBreaker",
+        "slow_call_ratio",
+        FINITE,
+        breaker(lambda v: {"slow_call_ratio": v}),
+        exercise,
+    ),
+    ("CircuitBreaker", "open_duration", SECONDS, breaker(lambda v: {"open_duration": v}), exercise),
+    (
+        "CircuitBreaker",
+        "max_open_duration",
+        SECONDS,
+        breaker(lambda v: {"open_duration": 1e-310, "max_open_duration": v}),
+        exercise,
+    ),
+    (
+        "CircuitBreaker",
+        "half_open_calls",
+        COUNT,
+        breaker(lambda v: {"half_open_calls": v}),
+        exercise,
+    ),
+    (
+        "CircuitBreaker",
+        "half_open_timeout",
+        SECONDS,
+        breaker(lambda v: {"half_open_timeout": v}),
+        exercise,
+    ),
+    (
+        "Retry",
+        "attempts",
+        COUNT,
+        lambda v, clock: seawall.Retry(on=OSError, attempts=v, wait=0, clock=clock),
+        exercise,
+    ),
+    (
+        "Retry",
+        "wait",
+        FINITE,
+        lambda v, clock: seawall.Retry(on=OSError, wait=v, clock=clock),
+        exercise,
+    ),
+    (
+        "Retry",
+        "deadline",
+        SECONDS,
+        lambda v, clock: seawall.Retry(on=OSError, deadline=v, clock=clock),
+        exercise,
+    ),
+    (
+        "RetryBudget",
+        "ratio",
+        FINITE,
+        lambda v, clock: seawall.RetryBudget(ratio=v, clock=clock),
+        use_budget,
+    ),
+    (
+        "RetryBudget",
+        "min_per_second",
+        SECONDS,
+        lambda v, clock: seawall.RetryBudget(min_per_second=v, clock=clock),
+        use_budget,
+    ),
+    (
+        "RetryBudget",
+        "window",
+        WINDOW,
+        lambda v, clock: seawall.RetryBudget(window=v, clock=clock),
+        use_budget,
+    ),
+    (
+        "Policy",
+        "total_timeout",
+        SECONDS,
+        lambda v, clock: seawall.Policy("numbers", total_timeout=v, clock=clock),
+        exercise,
+    ),
+    (
+        "Policy",
+        "attempt_timeout",
+        SECONDS,
+        lambda v, clock: seawall.Policy("numbers", attempt_timeout=v, clock=clock),
+        exercise,
+    ),
+    (
+        "Policy",
+        "bulkhead",
+        SLOTS,
+        lambda v, clock: seawall.Policy("numbers", bulkhead=v, clock=clock),
+        exercise,
+    ),
+    ("FakeClock", "start", FINITE, lambda v, clock: FakeClock(v), nothing),
+    ("FakeClock.advance", "seconds", FINITE, lambda v, clock: clock.advance(v), nothing),
+    ("FakeClock.sleep", "seconds", FINITE, lambda v, clock: clock.sleep(v), nothing),
+    (
+        "ResilientTransport",
+        "max_hosts",
+        COUNT,
+        lambda v, clock: ResilientTransport(httpx.MockTransport(answer), max_hosts=v),
+        use_transport,
+    ),
+    (
+        "ResilientTransport",
+        "labelled_hosts",
+        COUNT,
+        lambda v, clock: ResilientTransport(httpx.MockTransport(answer), labelled_hosts=v),
+        use_transport,
+    ),
+    (
+        "ResilientTransport",
+        "max_retry_after",
+        FINITE,
+        lambda v, clock: ResilientTransport(httpx.MockTransport(answer), max_retry_after=v),
+        use_transport,
+    ),
+    (
+        "AsyncResilientTransport",
+        "max_retry_after",
+        FINITE,
+        lambda v, clock: AsyncResilientTransport(httpx.MockTransport(answer), max_retry_after=v),
+        use_async_transport,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("param", "build", "use", "value", "expected"),
+    [
+        pytest.param(param, build, use, value, kind[label], id=f"{owner}({param}={label})")
+        for owner, param, kind, build, use in PARAMETERS
+        for label, value in BAD_NUMBERS
+    ],
+)
+def test_every_number_is_refused_naming_its_parameter_or_works(
+    param: str, build: Any, use: Any, value: object, expected: type[Exception] | None
+) -> None:
+    clock = FakeClock()
+    if expected is None:
+        use(build(value, clock), clock)
+        return
+    with pytest.raises(expected, match=rf"^{param}\b") as info:
+        build(value, clock)
+    assert type(info.value) is expected
+    assert len(str(info.value)) < 200
+    assert clock.monotonic() == 0.0
+    assert clock.sleeps == []

@@ -44,7 +44,8 @@ class RetryBudget:
         window: float = 10.0,
         clock: Clock | None = None,
     ) -> None:
-        self.ratio = check_number("ratio", ratio, min_inclusive=True)
+        # Finite: with no calls yet, an infinite ratio times 0 calls is nan, and refuses all.
+        self.ratio = check_number("ratio", ratio, min_inclusive=True, max_inclusive=False)
         self.min_per_second = check_number("min_per_second", min_per_second, min_inclusive=True)
         self.window = check_window("window", window)
         self._floor = self.min_per_second * self.window
