@@ -421,3 +421,36 @@ def test_every_number_is_refused_naming_its_parameter_or_works(
     assert len(str(info.value)) < 200
     assert clock.monotonic() == 0.0
     assert clock.sleeps == []
+
+
+# -- the fake clock's readings -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("start", [1e305, 1e13, -1e20, -1e13])
+def test_a_fake_clock_starts_only_where_every_time_window_can_read_it(start: float) -> None:
+    with pytest.raises(ValueError, match=r"^start must be in \[-1e\+12, 1e\+12\], got"):
+        FakeClock(start)
+
+
+@pytest.mark.parametrize("move", ["advance", "sleep"])
+def test_a_fake_clock_is_not_moved_past_its_last_reading(move: str) -> None:
+    clock = FakeClock()
+    with pytest.raises(ValueError, match=r"^seconds=1e\+308 would move the clock past 1e\+12"):
+        getattr(clock, move)(1e308)  # twice was inf, which no window can read
+    getattr(clock, move)(1e12)
+    with pytest.raises(ValueError, match=r"^seconds=1 would move the clock past 1e\+12"):
+        getattr(clock, move)(1)
+    assert clock.monotonic() == 1e12
+    assert clock.sleeps == ([1e12] if move == "sleep" else [])
+
+
+@pytest.mark.parametrize("start", [-1e12, 1e12 - 60.0])
+def test_a_time_window_lets_outcomes_go_at_either_end_of_the_fake_clock(start: float) -> None:
+    clock = FakeClock(start)
+    shortest = seawall.CircuitBreaker(window=0.001, minimum_calls=100, clock=clock)
+    for _ in range(5):
+        with pytest.raises(OSError, match="flaky"):
+            shortest.call(Flaky())
+    assert shortest.snapshot().window_calls == 5
+    clock.advance(1.0)
+    assert shortest.snapshot().window_calls == 0

@@ -74,6 +74,12 @@ class SystemClock:
 system_clock = SystemClock()
 
 
+#: The furthest a fake clock reads from 0, either way (some 31,700 years). Beyond it a float
+#: no longer resolves the 0.1 ms buckets of the shortest time window, and further out a
+#: window's bucket number overflows (or falls below the one it starts from).
+FAKE_TIME_LIMIT = 1e12
+
+
 def _finite(param: str, value: object) -> float:
     """``value`` as a float, or the TypeError/ValueError naming ``param``: a fake time of nan
     or inf would break every later reading."""
@@ -86,11 +92,14 @@ class FakeClock:
     ``advance(seconds)`` moves it forward. ``sleep`` and ``asleep`` advance it at once by the
     requested amount and record the amount in :attr:`sleeps`, so a test can assert the exact
     waits a policy made. ``asleep`` still yields to the event loop once, as a real sleep would.
-    Safe to share between threads.
+    Safe to share between threads. It reads within :data:`FAKE_TIME_LIMIT` of 0: a start or a
+    move beyond is a ``ValueError``.
     """
 
     def __init__(self, start: float = 0.0) -> None:
-        self._now = _finite("start", start)
+        self._now = check_number(
+            "start", start, minimum=-FAKE_TIME_LIMIT, maximum=FAKE_TIME_LIMIT, min_inclusive=True
+        )
         self._lock = threading.Lock()
         self.sleeps: list[float] = []
         _fake_clocks.add(self)
@@ -106,13 +115,23 @@ class FakeClock:
         if _finite("seconds", seconds) < 0:
             raise ValueError(f"seconds must be >= 0, got {seconds!r}")
         with self._lock:
-            self._now += seconds
+            self._now = self._moved(seconds)
 
     def sleep(self, seconds: float) -> None:
         _finite("seconds", seconds)
         with self._lock:
+            self._now = self._moved(max(seconds, 0.0))
             self.sleeps.append(seconds)
-            self._now += max(seconds, 0.0)
+
+    def _moved(self, seconds: float) -> float:
+        """The reading ``seconds`` later, if the clock may read it (under the lock)."""
+        now = self._now + seconds
+        if now > FAKE_TIME_LIMIT:
+            raise ValueError(
+                f"seconds={seconds:g} would move the clock past {FAKE_TIME_LIMIT:g} "
+                f"(it reads {self._now:g})"
+            )
+        return now
 
     async def asleep(self, seconds: float) -> None:
         self.sleep(seconds)
