@@ -454,3 +454,36 @@ def test_a_time_window_lets_outcomes_go_at_either_end_of_the_fake_clock(start: f
     assert shortest.snapshot().window_calls == 5
     clock.advance(1.0)
     assert shortest.snapshot().window_calls == 0
+
+
+@pytest.mark.parametrize("interval", [math.inf, 1e10])
+def test_the_multiprocess_mirror_thread_lives_with_an_interval_beyond_a_lock(
+    interval: float,
+) -> None:
+    from seawall.metrics._multiprocess import _run
+
+    class CountingMirror:
+        flushes = 0
+
+        def flush(self) -> None:
+            self.flushes += 1
+
+    mirror, stop = CountingMirror(), threading.Event()
+    failed: list[BaseException] = []
+
+    def mirroring() -> None:
+        try:
+            _run(mirror, stop, interval)  # type: ignore[arg-type]
+        except BaseException as exc:
+            failed.append(exc)
+
+    thread = threading.Thread(target=mirroring)
+    thread.start()
+    thread.join(0.2)  # the real point: a thread waiting on its stop event
+    assert thread.is_alive()
+    assert failed == []
+    stop.set()
+    thread.join(20)
+    assert not thread.is_alive()
+    assert failed == []
+    assert mirror.flushes == 0  # no timer: it flushes only before a fork and at exit

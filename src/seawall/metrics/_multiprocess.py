@@ -297,7 +297,8 @@ _hooks_installed = False
 
 def enable(interval: float = 1.0) -> None:
     """Mirror seawall's series into prometheus-client's multiprocess files: now, then every
-    ``interval`` seconds from a daemon thread, before each fork and at exit.
+    ``interval`` seconds from a daemon thread, before each fork and at exit
+    (``interval=math.inf``: no timer, only before each fork and at exit).
 
     Raises ``RuntimeError`` unless prometheus-client is in multiprocess mode (see
     :func:`in_multiprocess_mode`). Calling it again changes the interval.
@@ -353,7 +354,9 @@ def flush() -> None:
 
 def _run(mirror: Mirror, stop: threading.Event, interval: float) -> None:
     failing = False
-    while not stop.wait(interval):
+    # Beyond what a lock can wait for (interval=inf): no timer, only the fork and exit flushes.
+    timeout = interval if interval < threading.TIMEOUT_MAX else None
+    while not stop.wait(timeout):
         try:
             mirror.flush()
         except Exception:
