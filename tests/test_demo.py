@@ -57,7 +57,10 @@ def test_no_command_prints_help_and_fails(capsys: pytest.CaptureFixture[str]) ->
     [
         (["--duration", "0"], "--duration: must be > 0"),
         (["--duration", "soon"], "--duration: not a number"),
+        (["--duration", "inf"], "--duration: must be finite"),
+        (["--duration", "nan"], "--duration: must be > 0"),
         (["--rate", "-3"], "--rate: must be > 0"),
+        (["--rate", "inf"], "--rate: must be finite"),
         (["--port", "70000"], "--port: must be 0-65535"),
         (["--port", "http"], "--port: not a port number"),
     ],
