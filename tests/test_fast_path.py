@@ -569,12 +569,6 @@ def ineligible_policies(clock: FakeClock) -> dict[str, Policy]:
             retry=retry_on(clock),
             breaker=CircuitBreaker(clock=clock),
         ),
-        "total_timeout": Policy(
-            "p",
-            total_timeout=Timeout(10, clock=clock),
-            retry=retry_on(clock),
-            breaker=CircuitBreaker(clock=clock),
-        ),
         "a single part": Policy("p", breaker=CircuitBreaker(clock=clock)),
         "a single retry": Policy("p", retry=retry_on(clock)),
         "parts on different clocks": Policy(
@@ -1312,3 +1306,165 @@ def test_a_timeout_s_seconds_are_read_at_each_call() -> None:
     policy = Policy("p", breaker=CircuitBreaker(clock=clock), attempt_timeout=timeout)
     timeout.seconds = 30.0
     assert policy.call(seawall.remaining) == 30.0
+
+
+# -- async timeouts on simulated time ----------------------------------------------------------
+#
+# The differential test above runs on fake clocks, where no async timeout ever fires. Here the
+# parts' clock is a simulated loop's own time, so the attempt and total timeouts cancel for
+# real: a Policy (whose fast path folds the total timeout in behind the attempt's) against the
+# same parts composed by a Pipeline, attempt by attempt, including callees that swallow their
+# cancellation and return late or go on, and cancellations from outside.
+
+
+@dataclass(frozen=True)
+class TimedAttempt:
+    seconds: int  # how long the callee works before it acts
+    act: str  # "return", "flaky", "fatal"
+    swallow: str  # what it does with a cancellation: "no" (lets it out), "return", "go_on"
+
+
+@dataclass(frozen=True)
+class TimedCase:
+    attempt_timeout: int
+    total_timeout: int
+    attempts: int
+    wait: int
+    breaker: bool
+    bulkhead: bool
+    script: tuple[TimedAttempt, ...]
+    cancel_at: int | None
+
+
+timed_cases = st.builds(
+    TimedCase,
+    attempt_timeout=st.integers(1, 4),
+    total_timeout=st.integers(1, 12),
+    attempts=st.integers(1, 3),
+    wait=st.integers(0, 2),
+    breaker=st.booleans(),
+    bulkhead=st.booleans(),
+    script=st.lists(
+        st.builds(
+            TimedAttempt,
+            seconds=st.integers(0, 14),
+            act=st.sampled_from(["return", "flaky", "fatal"]),
+            swallow=st.sampled_from(["no", "return", "go_on"]),
+        ),
+        min_size=1,
+        max_size=3,
+    ).map(tuple),
+    cancel_at=st.none() | st.integers(0, 20),
+)
+
+
+def run_timed(case: TimedCase, *, fast: bool) -> tuple[Any, ...]:
+    from tests.helpers import LoopClock, run_simulated
+
+    async def main() -> tuple[Any, ...]:
+        loop = asyncio.get_running_loop()
+        clock = LoopClock(loop)
+        total = Timeout(case.total_timeout, name="total", clock=clock)
+        attempt = Timeout(case.attempt_timeout, name="attempt", clock=clock)
+        retry = Retry(
+            on=(Flaky, TimeoutExceededError), attempts=case.attempts, wait=case.wait, clock=clock
+        )
+        breaker = CircuitBreaker(clock=clock) if case.breaker else None
+        bulkhead = Bulkhead(2, clock=clock) if case.bulkhead else None
+        policy: PolicyBase
+        if fast:
+            policy = Policy(
+                "p",
+                total_timeout=total,
+                retry=retry,
+                breaker=breaker,
+                attempt_timeout=attempt,
+                bulkhead=bulkhead,
+                clock=clock,
+            )
+            # Folded in, unless the attempt timeout is as long as the total.
+            assert is_partial(policy._async_shell) == (case.attempt_timeout == case.total_timeout)
+        else:
+            parts = [total, retry, breaker, attempt, bulkhead]
+            policy = Pipeline(*[p for p in parts if p is not None], name="p", clock=clock)
+        made = 0
+        seen: list[tuple[float, float | None]] = []
+
+        async def fn() -> str:
+            nonlocal made
+            step = case.script[min(made, len(case.script) - 1)]
+            made += 1
+            seen.append((loop.time(), seawall.remaining()))
+            try:
+                await asyncio.sleep(step.seconds)
+            except asyncio.CancelledError:
+                if step.swallow == "no":
+                    raise
+                if step.swallow == "go_on":
+                    await asyncio.sleep(step.seconds)
+                return f"late {made}"
+            if step.act == "flaky":
+                raise Flaky(f"flaky {made}")
+            if step.act == "fatal":
+                raise Fatal(f"fatal {made}")
+            return f"ok {made}"
+
+        async def call() -> Any:
+            try:
+                return await policy.acall(fn)
+            except BaseException as exc:
+                return describe(exc)
+
+        task = asyncio.create_task(call())
+        if case.cancel_at is not None:
+            loop.call_at(case.cancel_at, task.cancel)
+        try:
+            outcome = await task
+        except asyncio.CancelledError:
+            outcome = "cancelled before the call"
+        snapshot_retry = retry.snapshot()
+        return (
+            outcome,
+            loop.time(),
+            seen,
+            total.counts.as_dict(),
+            attempt.counts.as_dict(),
+            (dict(snapshot_retry.calls), snapshot_retry.attempts_total),
+            None if breaker is None else breaker.snapshot(),
+            None if bulkhead is None else bulkhead.snapshot(),
+            policy.stats.read(),
+        )
+
+    return run_simulated(main)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(timed_cases)
+def test_async_timeouts_on_simulated_time_match_the_composed_chain(case: TimedCase) -> None:
+    if case.attempt_timeout > case.total_timeout:
+        return  # refused by Policy (the attempt timeout could never act)
+    assert run_timed(case, fast=True) == run_timed(case, fast=False)
+
+
+def test_a_policy_with_both_timeouts_folds_the_total_into_its_async_fast_path() -> None:
+    clock = FakeClock()
+    policy = Policy(
+        "p",
+        total_timeout=Timeout(10, clock=clock),
+        retry=retry_on(clock),
+        attempt_timeout=Timeout(1, clock=clock),
+        clock=clock,
+    )
+    assert not is_partial(policy._async_shell)  # one frame, the total's shell not around it
+    # Sync: the total's shell around the fast path.
+    assert is_partial(policy._sync_shell)
+    assert policy._sync_shell.func == policy.total_timeout._call  # type: ignore[union-attr]
+    assert not is_partial(policy._sync_shell.args[0])
+    for total_seconds, clock_of_total in ((1, clock), (10, FakeClock())):
+        other = Policy(
+            "q",
+            total_timeout=Timeout(total_seconds, clock=clock_of_total),
+            retry=retry_on(clock),
+            attempt_timeout=Timeout(1, clock=clock),
+        )
+        assert is_partial(other._async_shell)  # equal seconds or another clock: not folded

@@ -258,10 +258,17 @@ class Policy(Pipeline):
             self.attempt_timeout._name_given = True
         super().__init__(*parts, name=name, clock=clock)
         # The common call (let through at once, successful at once) in one frame; see _fast.
-        composed = super()._raw_call()
-        self._sync_shell: Callable[..., Any] = fast_call(self, composed) or composed
-        composed = super()._raw_acall()
-        self._async_shell: Callable[..., Any] = fast_acall(self, composed) or composed
+        # The fast path stands in for the parts inside the total timeout.
+        total = self.total_timeout
+        inner = self.policies if total is None else self.policies[self.policies.index(total) + 1 :]
+        fast_sync = fast_async = None
+        if inner:
+            composed = functools.partial(inner[0]._call, *(part._call for part in inner[1:]))
+            fast_sync = fast_call(self, composed)
+            composed = functools.partial(inner[0]._acall, *(part._acall for part in inner[1:]))
+            fast_async = fast_acall(self, composed)
+        self._sync_shell: Callable[..., Any] = fast_sync or super()._raw_call()
+        self._async_shell: Callable[..., Any] = fast_async or super()._raw_acall()
 
     def _raw_call(self) -> Callable[..., Any]:
         return self._sync_shell

@@ -18,11 +18,11 @@ and whose retry does not judge results.
 
 from __future__ import annotations
 
-import asyncio
+import functools
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from seawall import _deadline
+from seawall import _deadline, _loop_timeouts
 from seawall._base import _NotAwaitable
 from seawall._breaker import _CLOSED
 from seawall._deadline import Deadline
@@ -42,6 +42,11 @@ _publish = _deadline.publish
 _enter = _deadline.enter
 _leave = _deadline.leave
 _current_deadline = _deadline.current_deadline
+_enter_scope = _loop_timeouts.enter
+_leave_scope = _loop_timeouts.leave
+_expired = _loop_timeouts.expired
+_enter_pair = _loop_timeouts.enter_pair
+_follower = _loop_timeouts.follower
 
 
 class _Parts:
@@ -64,7 +69,6 @@ class _Parts:
         present = [retry, breaker, timeout, bulkhead]
         self.eligible = (
             policy.fallback is None
-            and policy.total_timeout is None
             and sum(part is not None for part in present) >= 2
             and all(clock is clocks[0] for clock in clocks)
             and (retry is None or retry._retry_result is None)
@@ -77,7 +81,8 @@ class _Parts:
         self.now: Callable[[], float] = self.clock.monotonic
         # The composed parts inside the retry, as the composed retry is handed them: the
         # first one's raw shell, and the others' before the call's own function and args.
-        inner = [part for part in policy.policies if part is not retry]
+        members = list(policy.policies)
+        inner = members[members.index(retry) + 1 :] if retry is not None else members
         calls = [part._call if sync else part._acall for part in inner]
         self.inner: Any = calls[0]
         self.inner_args: tuple[Any, ...] = tuple(calls[1:])
@@ -218,12 +223,21 @@ def fast_call(policy: Policy, composed: Callable[..., Any]) -> Callable[..., Any
         # are not made while the first attempt's exception is being handled.
         return retry._go_on(run, inner, (*inner_args, fn, *args))  # type: ignore[union-attr]
 
-    return call
+    total = policy.total_timeout
+    return call if total is None else functools.partial(total._call, call)
 
 
 def fast_acall(policy: Policy, composed: Callable[..., Any]) -> Callable[..., Any] | None:
     """The async raw shell of ``policy`` with the fast path, or ``None`` (see :func:`fast_call`;
-    the attempt timeout cancels the call as :class:`Timeout`'s async shell does)."""
+    the attempt timeout cancels the call as :class:`Timeout`'s async shell does).
+
+    A total timeout on the parts' clock, longer than the attempt timeout, is folded in: the
+    first attempt cannot outlast the attempt timeout's scope before the total's, so the
+    total's scope is entered dormant behind it (see ``_loop_timeouts.enter_pair``) and a first
+    attempt that succeeds in time costs it one count. Anything else after the first attempt
+    (a retry, a failure, a late return) goes on inside the total timeout's own shell, started
+    when the call started.
+    """
     parts = _Parts(policy, sync=False)
     if not parts.eligible:
         return None
@@ -233,6 +247,15 @@ def fast_acall(policy: Policy, composed: Callable[..., Any]) -> Callable[..., An
     budget, budget_window, count_call = parts.budget, parts.budget_window, parts.count_call
     breaker_window, queue, take = parts.breaker_window, parts.queue, parts.take
     give_back, count_admitted = parts.give_back, parts.count_admitted
+    total = policy.total_timeout
+    if total is not None and not (
+        timeout is not None and total.clock is clock and timeout.seconds < total.seconds
+    ):
+        total = None  # not folded: its own shell goes around this one
+    total_seconds = 0.0 if total is None else total.seconds
+    if total is not None:
+        # A call that leaves before it starts goes the composed way, the total's shell first.
+        composed = functools.partial(total._acall, composed)
 
     async def acall(fn: Callable[..., Awaitable[Any]], /, *args: Any) -> Any:
         if breaker is not None and breaker._state is not _CLOSED:
@@ -260,7 +283,10 @@ def fast_acall(policy: Policy, composed: Callable[..., Any]) -> Callable[..., An
                 count_call()
             if timeout is not None:
                 seconds = timeout.seconds
-                scope = asyncio.timeout(seconds)  # first, as Timeout's async shell does
+                # First, as Timeout's async shell does; the total's scope dormant behind it.
+                scope = (
+                    _enter_scope(seconds) if total is None else _enter_pair(seconds, total_seconds)
+                )
                 own = _new_deadline(Deadline)
                 own.at, own.clock, own.owner = start + seconds, clock, timeout
                 token = _publish(own) if _current_deadline() is None else _enter(own)
@@ -268,6 +294,8 @@ def fast_acall(policy: Policy, composed: Callable[..., Any]) -> Callable[..., An
             if bulkhead is not None:
                 bulkhead._release()
             raise
+        run: _Run | None = None
+        error: BaseException | None = None  # what the call raises, if no retry follows
         try:
             try:
                 if bulkhead is not None:
@@ -275,14 +303,19 @@ def fast_acall(policy: Policy, composed: Callable[..., Any]) -> Callable[..., An
                     if recorder is not None:
                         recorder(bulkhead.name, 0.0)
                 if scope is not None:
-                    async with scope:
+                    try:
                         result = await fn(*args)
+                    except BaseException as exc:
+                        if _leave_scope(scope, exc):
+                            raise TimeoutError from exc  # as asyncio.timeout turns it
+                        raise
+                    _leave_scope(scope, None)
                 else:
                     result = await fn(*args)
             except TimeoutError as exc:
                 # The attempt timeout's own expiry becomes its error, raised from this one,
                 # as Timeout's async shell raises it.
-                if scope is None or not scope.expired():
+                if scope is None or not _expired(scope):
                     raise
                 timeout.counts.timeout.increment()  # type: ignore[union-attr]
                 expired = own.exceeded()
@@ -296,7 +329,9 @@ def fast_acall(policy: Policy, composed: Callable[..., Any]) -> Callable[..., An
                 _count_timeout_failure(timeout, own, exc)
             run = verdict(fn, args, exc, start)
             if run is None:
-                raise
+                if total is None:
+                    raise
+                error = exc
         else:
             if token is not None:
                 _leave(token)
@@ -305,7 +340,7 @@ def fast_acall(policy: Policy, composed: Callable[..., Any]) -> Callable[..., An
                 if queue:
                     bulkhead._pass_on()
             if timeout is not None:
-                if scope.expired():
+                if _expired(scope):
                     # It swallowed its cancellation and returned late: dropped, as in sync.
                     timeout.counts.timeout.increment()
                     try:
@@ -313,19 +348,38 @@ def fast_acall(policy: Policy, composed: Callable[..., Any]) -> Callable[..., An
                     except TimeoutExceededError as exc:
                         run = verdict(fn, args, exc, start)
                         if run is None:
-                            raise
-                    return await retry._ago_on(run, inner, (*inner_args, fn, *args))  # type: ignore[union-attr]
-                timeout._count_success()
-            if breaker is not None:
-                if now() >= breaker_window.bucket_end:
-                    breaker._roll()
-                breaker._count_success()
-            if retry is not None:
-                retry._count_first_try_success()
-                if observers.retry_attempts is not None:
-                    observers.retry_attempts(retry.name, 1)
-            return result
+                            if total is None:
+                                raise
+                            error = exc
+                else:
+                    timeout._count_success()
+            if run is None and error is None:
+                if breaker is not None:
+                    if now() >= breaker_window.bucket_end:
+                        breaker._roll()
+                    breaker._count_success()
+                if retry is not None:
+                    retry._count_first_try_success()
+                    if observers.retry_attempts is not None:
+                        observers.retry_attempts(retry.name, 1)
+                if total is not None:
+                    total._count_success()
+                return result
         # Outside the handler, as in the composed retry (see fast_call).
-        return await retry._ago_on(run, inner, (*inner_args, fn, *args))  # type: ignore[union-attr]
+        if total is None:
+            return await retry._ago_on(run, inner, (*inner_args, fn, *args))  # type: ignore[union-attr, arg-type]
+        # The rest of the call is the total timeout's, from the call's start.
+        started = (_follower(scope), start + total_seconds)
+        if run is None:
+            return await total._acall(_reraise, error, _started=started)
+        go_on = retry._ago_on  # type: ignore[union-attr]
+        return await total._acall(go_on, run, inner, (*inner_args, fn, *args), _started=started)
 
+    if total is None and policy.total_timeout is not None:
+        return functools.partial(policy.total_timeout._acall, acall)
     return acall
+
+
+async def _reraise(error: BaseException) -> Any:
+    """The end of a call whose first attempt failed for good, inside its total timeout."""
+    raise error

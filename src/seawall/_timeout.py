@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from seawall import _deadline
+from seawall import _deadline, _loop_timeouts
 from seawall._base import PolicyBase, _NotAwaitable, remember_init
 from seawall._clock import Clock
 from seawall._deadline import Deadline
@@ -19,6 +18,10 @@ _leave = _deadline.leave
 _publish = _deadline.publish
 _new_deadline = object.__new__
 _current_deadline = _deadline.current_deadline
+_enter_scope = _loop_timeouts.enter
+_leave_scope = _loop_timeouts.leave
+_expired = _loop_timeouts.expired
+_resume = _loop_timeouts.resume
 
 __all__ = ["Timeout", "TimeoutCounts"]
 
@@ -105,17 +108,39 @@ class Timeout(PolicyBase):
         self._count_success()
         return result
 
-    async def _acall(self, fn: Callable[..., Awaitable[R]], /, *args: Any) -> R:
-        # Each timeout has its own scope: an enclosing sooner one cancels on its own account.
-        # Made first: without a running loop it raises, and no deadline may be left behind.
-        scope = asyncio.timeout(self.seconds)
-        own = self._deadline()
+    async def _acall(
+        self,
+        fn: Callable[..., Awaitable[R]],
+        /,
+        *args: Any,
+        _started: tuple[_loop_timeouts.Scope, float] | None = None,
+    ) -> R:
+        # Each timeout has its own scope (asyncio.timeout's semantics, one timer per loop): an
+        # enclosing sooner one cancels on its own account. Entered first: without a running
+        # loop it raises, and no deadline may be left behind.
+        clock = self._clock
+        if _started is None:
+            seconds = self.seconds
+            scope = _enter_scope(seconds)
+            at = clock.monotonic() + seconds
+        else:
+            # The rest of a call whose first attempt a Policy's fast path made under this
+            # timeout: its scope (a dormant follower) and deadline date from the call's start.
+            scope, at = _started
+            _resume(scope)
+        own = _new_deadline(Deadline)  # as in _call
+        own.at, own.clock, own.owner = at, clock, self
         token = _publish(own) if _current_deadline() is None else _enter(own)
         try:
-            async with scope:
+            try:
                 result = await fn(*args)
+            except BaseException as exc:
+                if _leave_scope(scope, exc):
+                    raise TimeoutError from exc  # as asyncio.timeout turns its cancellation
+                raise
+            _leave_scope(scope, None)
         except TimeoutError as exc:
-            if scope.expired():
+            if _expired(scope):
                 self.counts.timeout.increment()
                 raise own.exceeded() from exc
             if isinstance(exc, TimeoutExceededError) and own.remaining() <= 0.0:
@@ -133,12 +158,12 @@ class Timeout(PolicyBase):
                 self.counts.cancelled.increment()
             raise
         finally:
-            _deadline.leave(token)
-        if scope.expired():
+            _leave(token)
+        if _expired(scope):
             # The callee swallowed its cancellation and returned late: dropped, as in sync.
             self.counts.timeout.increment()
             raise own.exceeded()
-        self.counts.success.increment()
+        self._count_success()
         return result
 
     def _has_run(self) -> bool:
