@@ -1300,14 +1300,6 @@ def test_tenacity_sees_the_retried_call_as_the_composed_retry_does(fast: bool) -
     assert seen == [("_call", 2)]  # the breaker's raw shell, handed the timeout's and fn
 
 
-def test_a_timeout_s_seconds_are_read_at_each_call() -> None:
-    clock = FakeClock()
-    timeout = Timeout(1.0, clock=clock)
-    policy = Policy("p", breaker=CircuitBreaker(clock=clock), attempt_timeout=timeout)
-    timeout.seconds = 30.0
-    assert policy.call(seawall.remaining) == 30.0
-
-
 # -- async timeouts on simulated time ----------------------------------------------------------
 #
 # The differential test above runs on fake clocks, where no async timeout ever fires. Here the

@@ -6,10 +6,11 @@ import functools
 import inspect
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 from seawall import _registry
 from seawall._clock import Clock, system_clock
+from seawall._config import Config, configured
 from seawall._registry import register
 from seawall._sli import CallStats
 from seawall._validate import check_name
@@ -26,38 +27,12 @@ __all__ = [
     "bind",
     "check_decoratable",
     "qualified_name",
-    "remember_init",
-    "respawn",
     "unbind",
 ]
 
 P = ParamSpec("P")
 R = TypeVar("R")
 S = TypeVar("S")
-
-
-def remember_init(init: Callable[Concatenate[S, P], None]) -> Callable[Concatenate[S, P], None]:
-    """Keep the arguments of the outermost ``__init__`` call, so that :func:`respawn` can build
-    a fresh object with the same configuration (the httpx transports' per-host policies)."""
-
-    @functools.wraps(init)
-    def __init__(self: S, /, *args: P.args, **kwargs: P.kwargs) -> None:
-        # A plain attribute, never vars(self): asking CPython for an object's __dict__ turns
-        # its attributes into a real dict, and every attribute read on the hot path slows.
-        try:
-            self._init_arguments  # type: ignore[attr-defined]  # noqa: B018
-        except AttributeError:
-            self._init_arguments = (args, dict(kwargs))  # type: ignore[attr-defined]
-        init(self, *args, **kwargs)
-
-    return __init__
-
-
-def respawn(obj: S, **overrides: Any) -> S:
-    """A new ``type(obj)`` built from the arguments ``obj`` was built with, and ``overrides``:
-    the same configuration, none of the state (windows, counts, slots)."""
-    args, kwargs = obj._init_arguments  # type: ignore[attr-defined]
-    return type(obj)(*args, **{**kwargs, **overrides})
 
 
 class Bound(functools.partial[R]):
@@ -174,6 +149,16 @@ class PolicyBase:
         # Set by an httpx transport that copies this policy per host (to the template it is,
         # or is part of): until called some other way, only the copies have series.
         self._template: PolicyBase | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # Every policy keeps its configuration and registers once it is fully built.
+        init = cls.__dict__.get("__init__")
+        if init is not None and not getattr(init, "__configured__", False):
+            setattr(cls, "__init__", configured(init))  # noqa: B010 - mypy refuses the assignment
+
+    def _built(self) -> None:
+        """Its outermost ``__init__`` is over: now the metrics readers may see it."""
         register(self)
 
     #: The call outcomes it can give besides success and failure; their series exist from
@@ -219,9 +204,12 @@ class PolicyBase:
         if not self._name_given:
             self._name = name
 
+    _config: Config
+
     def _spawn(self: S, name: str | None, **overrides: Any) -> S:
         """A fresh policy with this one's configuration, no state, and ``name``."""
-        return respawn(self, name=name, **overrides)
+        config: Config = self._config  # type: ignore[attr-defined]
+        return config.replace(name=name, **overrides).build(type(self))
 
     # -- the raw shells, one pair per policy -------------------------------------------------
 

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, ParamSpec, TypeVar
 
-from seawall._base import PolicyBase, _NotAwaitable, bind, remember_init
+from seawall._base import PolicyBase, _NotAwaitable, bind
 from seawall._clock import Clock
+from seawall._config import configured
 from seawall._errors import CircuitOpenError, RejectedError
 from seawall._validate import (
     MAX_WINDOW_CALLS,
@@ -178,7 +179,7 @@ class CircuitBreaker(PolicyBase):
 
     _call_outcomes = frozenset({"rejected"})
 
-    @remember_init
+    @configured
     def __init__(
         self,
         *,

@@ -5,8 +5,9 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-from seawall._base import check_clock, remember_init, respawn
+from seawall._base import check_clock
 from seawall._clock import Clock
+from seawall._config import ReadOnly, configured
 from seawall._validate import check_number, check_window
 from seawall._window import AtomicCounter, TimeWindow
 
@@ -35,7 +36,11 @@ class RetryBudget:
     no lock.
     """
 
-    @remember_init
+    ratio: ReadOnly[float] = ReadOnly("_ratio")
+    min_per_second: ReadOnly[float] = ReadOnly("_min_per_second")
+    window: ReadOnly[float] = ReadOnly("_window_seconds")
+
+    @configured
     def __init__(
         self,
         ratio: float = 0.2,
@@ -45,10 +50,10 @@ class RetryBudget:
         clock: Clock | None = None,
     ) -> None:
         # Finite: with no calls yet, an infinite ratio times 0 calls is nan, and refuses all.
-        self.ratio = check_number("ratio", ratio, min_inclusive=True, max_inclusive=False)
-        self.min_per_second = check_number("min_per_second", min_per_second, min_inclusive=True)
-        self.window = check_window("window", window)
-        self._floor = self.min_per_second * self.window
+        self._ratio = check_number("ratio", ratio, min_inclusive=True, max_inclusive=False)
+        self._min_per_second = check_number("min_per_second", min_per_second, min_inclusive=True)
+        self._window_seconds = check_window("window", window)
+        self._floor = self._min_per_second * self._window_seconds
         self._clock = check_clock(clock)
         self._now = self._clock.monotonic
         self._lock = threading.Lock()
@@ -56,11 +61,11 @@ class RetryBudget:
         self._count_call = self._calls.increment
         self._retries = 0
         self._refused = 0
-        self._window = TimeWindow(self.window)
+        self._window = TimeWindow(self._window_seconds)
 
     def _spawn(self) -> RetryBudget:
         """A fresh budget with this one's configuration and none of its counts."""
-        return respawn(self)
+        return self._config.build(RetryBudget)  # type: ignore[attr-defined, no-any-return]
 
     def deposit(self) -> None:
         """Count one call (its first attempt). Lock-free except once per bucket."""
@@ -75,7 +80,7 @@ class RetryBudget:
             totals = (self._calls.value, 0, self._retries)
             self._window.roll(now, totals)
             calls, _, retries = self._window.counts(totals)
-            if retries < max(self.ratio * calls, self._floor):
+            if retries < max(self._ratio * calls, self._floor):
                 self._retries += 1
                 return True
             self._refused += 1
@@ -100,6 +105,6 @@ class RetryBudget:
 
     def __repr__(self) -> str:
         return (
-            f"RetryBudget(ratio={self.ratio:g}, min_per_second={self.min_per_second:g}, "
-            f"window={self.window:g})"
+            f"RetryBudget(ratio={self._ratio:g}, min_per_second={self._min_per_second:g}, "
+            f"window={self._window_seconds:g})"
         )

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from seawall import _deadline
-from seawall._base import PolicyBase, remember_init
+from seawall._base import PolicyBase
 from seawall._clock import Clock
+from seawall._config import ReadOnly, configured
 from seawall._deadline import Deadline
 from seawall._errors import BulkheadFullError
 from seawall._histogram import Histogram
@@ -126,7 +127,11 @@ class Bulkhead(PolicyBase):
 
     _call_outcomes = frozenset({"rejected"})
 
-    @remember_init
+    max_concurrent: ReadOnly[int] = ReadOnly("_max_concurrent")
+    max_queue: ReadOnly[int] = ReadOnly("_max_queue")
+    max_wait: ReadOnly[float] = ReadOnly("_max_wait")
+
+    @configured
     def __init__(
         self,
         max_concurrent: int,
@@ -138,17 +143,17 @@ class Bulkhead(PolicyBase):
     ) -> None:
         super().__init__(name=name, clock=clock)
         # One slot per permit, allocated up front (taking one is a lock-free pop).
-        self.max_concurrent = check_int("max_concurrent", max_concurrent, maximum=MAX_CONCURRENT)
-        self.max_queue = check_int("max_queue", max_queue, minimum=0)
-        self.max_wait = check_number("max_wait", max_wait, min_inclusive=True)
-        if self.max_queue and not self.max_wait:
+        self._max_concurrent = check_int("max_concurrent", max_concurrent, maximum=MAX_CONCURRENT)
+        self._max_queue = check_int("max_queue", max_queue, minimum=0)
+        self._max_wait = check_number("max_wait", max_wait, min_inclusive=True)
+        if self._max_queue and not self._max_wait:
             raise ValueError("max_wait must be > 0 when max_queue > 0: queued calls must time out")
-        if self.max_wait and not self.max_queue:
+        if self._max_wait and not self._max_queue:
             raise ValueError("max_queue must be > 0 when max_wait > 0: nothing can wait otherwise")
         self._lock = threading.Lock()
         # One token per free slot. Taking one (list.pop) and giving it back (list.append) are
         # single C calls, atomic under the GIL: a call that finds a slot free takes no lock.
-        self._free: list[None] = [None] * self.max_concurrent
+        self._free: list[None] = [None] * self._max_concurrent
         self._lockfree = _GIL_ENABLED
         self._waiters: deque[_Waiter] = deque()
         self._admitted_at_once = AtomicCounter()  # admitted without waiting (lock-free)
@@ -167,7 +172,7 @@ class Bulkhead(PolicyBase):
         # Every slot free and nobody queued: those who held or awaited them are not in the
         # child. In place: the fast path holds these very list and deque.
         self._waiters.clear()
-        self._free[:] = [None] * self.max_concurrent
+        self._free[:] = [None] * self._max_concurrent
 
     # -- the core --------------------------------------------------------------------------
 
@@ -191,7 +196,7 @@ class Bulkhead(PolicyBase):
         with self._lock:
             if not self._waiters and self._take():
                 self._count_admitted()
-            elif len(self._waiters) >= self.max_queue:
+            elif len(self._waiters) >= self._max_queue:
                 self._rejected += 1
                 full = True
             else:
@@ -314,7 +319,7 @@ class Bulkhead(PolicyBase):
             started = self._clock.monotonic()
             # A thread cannot be cancelled, so the enclosing deadline bounds its wait too.
             deadline = _deadline.current_deadline()
-            wait = self.max_wait if deadline is None else min(self.max_wait, deadline.remaining())
+            wait = self._max_wait if deadline is None else min(self._max_wait, deadline.remaining())
             try:
                 waiter.wait(wait)
             except BaseException:
@@ -332,7 +337,7 @@ class Bulkhead(PolicyBase):
             started = self._clock.monotonic()
             try:
                 # An enclosing async Timeout cancels this wait itself.
-                await waiter.wait(self.max_wait)
+                await waiter.wait(self._max_wait)
             except BaseException:
                 self._abandon(waiter)
                 raise
@@ -346,7 +351,7 @@ class Bulkhead(PolicyBase):
 
     @property
     def active(self) -> int:
-        return self.max_concurrent - len(self._free)
+        return self._max_concurrent - len(self._free)
 
     @property
     def queued(self) -> int:
@@ -357,8 +362,8 @@ class Bulkhead(PolicyBase):
             buckets, wait_total = self._waits.read()
             return BulkheadSnapshot(
                 name=self.name,
-                limit=self.max_concurrent,
-                active=self.max_concurrent - len(self._free),
+                limit=self._max_concurrent,
+                active=self._max_concurrent - len(self._free),
                 queued=len(self._waiters),
                 admitted=self._admitted_at_once.value + self._admitted,
                 rejected=self._rejected,
@@ -368,6 +373,6 @@ class Bulkhead(PolicyBase):
 
     def __repr__(self) -> str:
         queue = (
-            f", max_queue={self.max_queue}, max_wait={self.max_wait:g}" if self.max_queue else ""
+            f", max_queue={self._max_queue}, max_wait={self._max_wait:g}" if self._max_queue else ""
         )
-        return f"Bulkhead({self.max_concurrent}{queue}, name={self.name!r})"
+        return f"Bulkhead({self._max_concurrent}{queue}, name={self.name!r})"

@@ -10,6 +10,7 @@ from seawall._base import PolicyBase, check_clock
 from seawall._breaker import CircuitBreaker
 from seawall._bulkhead import Bulkhead
 from seawall._clock import Clock
+from seawall._config import Config
 from seawall._fallback import Fallback
 from seawall._fast import fast_acall, fast_call
 from seawall._retry import Retry
@@ -130,8 +131,8 @@ def _adopt_clock(param: str, part: PolicyBase, clock: Clock) -> None:
     window's buckets, tenacity's sleep) starts over."""
     if part.clock is clock:
         return
-    args, kwargs = part._init_arguments  # type: ignore[attr-defined]
-    if kwargs.get("clock") is not None:
+    config = part._config
+    if config.clock is not None:
         return  # given one: kept
     if part._member_of_pipeline:
         # Another composition runs it, on its clock (and its one-frame path read that clock).
@@ -146,20 +147,22 @@ def _adopt_clock(param: str, part: PolicyBase, clock: Clock) -> None:
             "clock already: give it the Policy's clock when you build it (clock=...)"
         )
     listeners = getattr(part, "_listeners", ())
-    kwargs = {**kwargs, "clock": clock}
-    type(part).__init__(part, *args, **kwargs)
-    part._init_arguments = (args, kwargs)  # type: ignore[attr-defined]
+    _rebuild(part, config.replace(clock=clock))
     if listeners:
         part._listeners = listeners  # type: ignore[attr-defined]
     budget = getattr(part, "budget", None)
     if budget is not None and budget._clock is not clock:
-        args, kwargs = budget._init_arguments
         snapshot = budget.snapshot()
-        if kwargs.get("clock") is None and not (snapshot.calls or snapshot.refused):
+        if budget._config.clock is None and not (snapshot.calls or snapshot.refused):
             # Unused yet (a budget shared with retries that have run keeps its clock).
-            kwargs = {**kwargs, "clock": clock}
-            type(budget).__init__(budget, *args, **kwargs)
-            budget._init_arguments = (args, kwargs)
+            _rebuild(budget, budget._config.replace(clock=clock))
+
+
+def _rebuild(obj: Any, config: Config) -> None:
+    """Build ``obj`` again in place from ``config`` (it keeps its identity: the user holds
+    it), before it has run: what it derived from its old configuration starts over."""
+    obj._config = config
+    config.build(functools.partial(type(obj).__init__, obj))
 
 
 def _check(param: str, value: Any, kind: type[PolicyBase], shorthand: str = "") -> Any:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from seawall._base import PolicyBase, is_async_callable, remember_init
+from seawall._base import PolicyBase, is_async_callable
 from seawall._clock import Clock
+from seawall._config import configured
 from seawall._validate import ExceptionMatcher, classifier
 from seawall._window import AtomicCounter
 
@@ -36,7 +37,7 @@ class Fallback(PolicyBase):
 
     _call_outcomes = frozenset({"fallback"})
 
-    @remember_init
+    @configured
     def __init__(
         self,
         value: Any,

@@ -140,6 +140,7 @@ def fast_call(policy: Policy, composed: Callable[..., Any]) -> Callable[..., Any
     budget, budget_window, count_call = parts.budget, parts.budget_window, parts.count_call
     breaker_window, queue, take = parts.breaker_window, parts.queue, parts.take
     give_back, count_admitted = parts.give_back, parts.count_admitted
+    attempt_seconds = 0.0 if timeout is None else timeout.seconds  # read-only once built
 
     def call(fn: Callable[..., Any], /, *args: Any) -> Any:
         if breaker is not None and breaker._state is not _CLOSED:
@@ -167,7 +168,7 @@ def fast_call(policy: Policy, composed: Callable[..., Any]) -> Callable[..., Any
             if timeout is not None:
                 # Filled in here rather than by Deadline's __init__, as Timeout does.
                 own = _new_deadline(Deadline)
-                own.at, own.clock, own.owner = start + timeout.seconds, clock, timeout
+                own.at, own.clock, own.owner = start + attempt_seconds, clock, timeout
                 token = _publish(own) if _current_deadline() is None else _enter(own)
         except BaseException:
             if bulkhead is not None:
@@ -247,6 +248,7 @@ def fast_acall(policy: Policy, composed: Callable[..., Any]) -> Callable[..., An
     budget, budget_window, count_call = parts.budget, parts.budget_window, parts.count_call
     breaker_window, queue, take = parts.breaker_window, parts.queue, parts.take
     give_back, count_admitted = parts.give_back, parts.count_admitted
+    attempt_seconds = 0.0 if timeout is None else timeout.seconds  # read-only once built
     total = policy.total_timeout
     if total is not None and not (
         timeout is not None and total.clock is clock and timeout.seconds < total.seconds
@@ -282,7 +284,7 @@ def fast_acall(policy: Policy, composed: Callable[..., Any]) -> Callable[..., An
                     budget._roll()
                 count_call()
             if timeout is not None:
-                seconds = timeout.seconds
+                seconds = attempt_seconds
                 # First, as Timeout's async shell does; the total's scope dormant behind it.
                 scope = (
                     _enter_scope(seconds) if total is None else _enter_pair(seconds, total_seconds)

@@ -15,9 +15,10 @@ from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
 from seawall import _deadline
-from seawall._base import PolicyBase, _NotAwaitable, remember_init, unbind
+from seawall._base import PolicyBase, _NotAwaitable, unbind
 from seawall._budget import RetryBudget
 from seawall._clock import Clock
+from seawall._config import ReadOnly, configured
 from seawall._errors import RejectedError
 from seawall._histogram import ATTEMPT_BUCKETS, Histogram
 from seawall._observers import observers
@@ -116,7 +117,8 @@ class _Run:
         self.state = RetryCallState(policy._tenacity, fn, args, kwargs)
         # tenacity stamps its own clock; seawall's clock is the one that counts.
         self.state.start_time = started
-        self._deadline_at = None if policy.deadline is None else started + policy.deadline
+        deadline = policy._deadline_seconds
+        self._deadline_at = None if deadline is None else started + deadline
         self.exc: BaseException | None = None
         self.result: Any = None
         self.reason = ""
@@ -171,7 +173,7 @@ class _Run:
         if zero_waits.depth:
             wait = 0.0
         state.upcoming_sleep = wait
-        if state.attempt_number >= policy.attempts:
+        if state.attempt_number >= policy._max_attempts:
             self.reason = "attempts exhausted"
             return None
         if policy._stop is not None and policy._stop(state):
@@ -180,7 +182,7 @@ class _Run:
         if remaining is not None and wait >= remaining:
             self.reason = "deadline reached"
             return None
-        if policy.budget is not None and not policy.budget.try_withdraw():
+        if policy._budget is not None and not policy._budget.try_withdraw():
             self.reason = "retry budget exhausted"
             policy._budget_refused()
             return None
@@ -253,7 +255,11 @@ class Retry(PolicyBase):
     A call that succeeds at once never touches tenacity.
     """
 
-    @remember_init
+    attempts: ReadOnly[int] = ReadOnly("_max_attempts")
+    deadline: ReadOnly[float | None] = ReadOnly("_deadline_seconds")
+    budget: ReadOnly[RetryBudget | None] = ReadOnly("_budget")
+
+    @configured
     def __init__(
         self,
         *,
@@ -281,7 +287,7 @@ class Retry(PolicyBase):
             self._retry_on = classifier("on", on)
             if self._retry_on is None:
                 raise TypeError("on must be exception types, a predicate or a tenacity strategy")
-        self.attempts = check_int("attempts", attempts)
+        self._max_attempts = check_int("attempts", attempts)
         if wait is None:
             try:
                 wait = tenacity.wait_exponential_jitter(multiplier=0.1, max=5.0, jitter=0.1)
@@ -296,15 +302,15 @@ class Retry(PolicyBase):
         if stop is not None:
             check_callable("stop", stop)
         self._stop: Callable[[RetryCallState], bool] | None = stop
-        self.deadline = optional_number("deadline", deadline)
-        self._timed = self.deadline is not None or stop is not None
+        self._deadline_seconds = optional_number("deadline", deadline)
+        self._timed = self._deadline_seconds is not None or stop is not None
         if retry_result is not None:
             check_callable("retry_result", retry_result)
             check_one_argument("retry_result", retry_result, "the result")
         self._retry_result = retry_result
         if budget is not None and not isinstance(budget, RetryBudget):
             raise TypeError(f"budget must be a RetryBudget, got {type(budget).__name__}")
-        self.budget = budget
+        self._budget = budget
         # tenacity's view of this policy: what its RetryCallState refers back to.
         self._tenacity = tenacity.Retrying(sleep=self._clock.sleep, wait=self._wait, reraise=True)
         self._first_try_successes = AtomicCounter()
@@ -320,8 +326,8 @@ class Retry(PolicyBase):
     def _call(self, fn: Callable[..., R], /, *args: Any) -> R:
         # Inline rather than a method: this runs on every call. The clock is read only if a
         # deadline or stop needs the start (tenacity's stop strategies time the first try).
-        if self.budget is not None:
-            self.budget.deposit()
+        if self._budget is not None:
+            self._budget.deposit()
         started = self._clock.monotonic() if self._timed else None
         try:
             result = fn(*args)
@@ -367,8 +373,8 @@ class Retry(PolicyBase):
     async def _acall(self, fn: Callable[..., Awaitable[R]], /, *args: Any) -> R:
         # Inline rather than a method: this runs on every call. The clock is read only if a
         # deadline or stop needs the start (tenacity's stop strategies time the first try).
-        if self.budget is not None:
-            self.budget.deposit()
+        if self._budget is not None:
+            self._budget.deposit()
         started = self._clock.monotonic() if self._timed else None
         try:
             result = await fn(*args)
@@ -425,8 +431,8 @@ class Retry(PolicyBase):
     def _after_fork(self) -> None:
         super()._after_fork()
         self._lock = threading.Lock()
-        if self.budget is not None:
-            self.budget._after_fork()
+        if self._budget is not None:
+            self._budget._after_fork()
 
     def _bad_result(self, result: Any) -> bool:
         """``retry_result``'s verdict on ``result``; one that raises is logged, and the result
@@ -480,6 +486,7 @@ class Retry(PolicyBase):
         )
 
     def __repr__(self) -> str:
-        extra = f", deadline={self.deadline:g}" if self.deadline is not None else ""
-        extra += f", budget={self.budget!r}" if self.budget is not None else ""
-        return f"Retry(attempts={self.attempts}{extra}, name={self.name!r})"
+        deadline, budget = self._deadline_seconds, self._budget
+        extra = f", deadline={deadline:g}" if deadline is not None else ""
+        extra += f", budget={budget!r}" if budget is not None else ""
+        return f"Retry(attempts={self._max_attempts}{extra}, name={self.name!r})"

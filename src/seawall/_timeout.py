@@ -6,8 +6,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from seawall import _deadline, _loop_timeouts
-from seawall._base import PolicyBase, _NotAwaitable, remember_init
+from seawall._base import PolicyBase, _NotAwaitable
 from seawall._clock import Clock
+from seawall._config import ReadOnly, configured
 from seawall._deadline import Deadline
 from seawall._errors import TimeoutExceededError
 from seawall._validate import check_number
@@ -69,22 +70,24 @@ class Timeout(PolicyBase):
     #: subclass on their own timeouts, so that a retry on httpx's errors sees it as one.
     _error: type[TimeoutExceededError] = TimeoutExceededError
 
-    @remember_init
+    seconds: ReadOnly[float] = ReadOnly("_seconds")
+
+    @configured
     def __init__(self, seconds: float, *, name: str | None = None, clock: Clock | None = None):
         super().__init__(name=name, clock=clock)
-        self.seconds = check_number("seconds", seconds)
+        self._seconds = check_number("seconds", seconds)
         self.counts = TimeoutCounts()
         self._count_success = self.counts.success.increment
 
     def _deadline(self) -> Deadline:
         clock = self._clock
-        return Deadline(clock.monotonic() + self.seconds, clock, self)
+        return Deadline(clock.monotonic() + self._seconds, clock, self)
 
     def _call(self, fn: Callable[..., R], /, *args: Any) -> R:
         clock = self._clock
         # Filled in here rather than by Deadline's __init__: one frame fewer on every call.
         own = _new_deadline(Deadline)
-        own.at, own.clock, own.owner = clock.monotonic() + self.seconds, clock, self
+        own.at, own.clock, own.owner = clock.monotonic() + self._seconds, clock, self
         # Outside any other deadline (the common case) this one is published as it is.
         token = _publish(own) if _current_deadline() is None else _enter(own)
         try:
@@ -120,7 +123,7 @@ class Timeout(PolicyBase):
         # loop it raises, and no deadline may be left behind.
         clock = self._clock
         if _started is None:
-            seconds = self.seconds
+            seconds = self._seconds
             scope = _enter_scope(seconds)
             at = clock.monotonic() + seconds
         else:
@@ -170,4 +173,4 @@ class Timeout(PolicyBase):
         return super()._has_run() or any(self.counts.as_dict().values())
 
     def __repr__(self) -> str:
-        return f"Timeout({self.seconds:g}, name={self.name!r})"
+        return f"Timeout({self._seconds:g}, name={self.name!r})"
