@@ -37,9 +37,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from opentelemetry.context import Context, get_current
 from opentelemetry.metrics import (
     CallbackOptions,
     Histogram,
@@ -87,6 +89,17 @@ _READING_MAX_AGE = 0.5
 #: Attribute dicts kept per recorder; beyond this many label combinations (only reachable with
 #: policies created by the thousand under distinct names) they are built per event.
 _ATTRIBUTE_CACHE_CAP = 10_000
+
+#: Records waiting for the next collection, per exporter; the recording thread that finds this
+#: many hands them all to the SDK itself. A record is a 4-tuple and a float, about 104 bytes
+#: with its place in the deque: 6.8 MB at most.
+_PENDING_CAP = 65_536
+
+#: What a record made with no current context is handed over with: ``Histogram.record`` reads
+#: an empty context as "none given" and would take the current context of the thread that
+#: hands it over. This one holds no span (so no exemplar filter sees a sampled one), as the
+#: empty context did, and is not empty.
+_NO_SPAN = Context({"seawall.recorded-without-context": True})
 
 #: The histograms recorded per event, by Prometheus name.
 _CALL_DURATION = "seawall_call_duration_seconds"
@@ -151,6 +164,43 @@ class _SharedReading:
             return self._readings[name]
 
 
+#: One histogram record made on a caller's thread: the histogram's ``record``, the value, the
+#: attributes and the OpenTelemetry context current when it was made.
+PendingRecord = tuple[Callable[..., None], float, dict[str, Any], Context]
+
+
+class _Pending:
+    """Histogram records waiting to be handed to the SDK, oldest first.
+
+    The recorders only append (one ``deque.append``, atomic in CPython, also in free-threaded
+    builds); :meth:`drain` pops them one at a time, so records appended by any number of
+    threads, drained by any number of threads at once, each reach the SDK exactly once.
+    """
+
+    __slots__ = ("cap", "queue")
+
+    def __init__(self, cap: int) -> None:
+        self.queue: deque[PendingRecord] = deque()
+        self.cap = cap
+
+    def drain(self) -> int:
+        """Hand every record made before this call to the SDK, each with the context it was
+        made in (so exemplars stay tied to the caller's span). How many it handed over."""
+        popleft = self.queue.popleft
+        handed = 0
+        for _ in range(len(self.queue)):  # not those appended meanwhile: drains end
+            try:
+                record, value, attributes, context = popleft()
+            except IndexError:  # another thread drained them
+                break
+            try:
+                record(value, attributes, context or _NO_SPAN)
+            except Exception:  # pragma: no cover - the SDK logs rather than raises
+                logger.debug("seawall could not record a histogram value", exc_info=True)
+            handed += 1
+        return handed
+
+
 Recorders = tuple[
     Callable[[str, str, float], None],
     Callable[[str, int], None],
@@ -170,6 +220,7 @@ class OtelExporter:
         self.provider = provider
         self.meter = meter
         self._reading = _SharedReading()
+        self.pending = _Pending(_PENDING_CAP)
         self._histograms: dict[str, Histogram] = {}
         self._recorders: Recorders | None = None
         self.proxy = _is_proxy(meter)
@@ -211,6 +262,9 @@ class OtelExporter:
         name, keys = metric.name, attribute_keys(metric)
 
         def observe(options: CallbackOptions) -> Iterable[Observation]:
+            # The SDK runs every callback before it reads its storages: the histogram
+            # records made since the last collection reach every reader's storage first.
+            self.pending.drain()
             if _active is not self:
                 return ()
             if self.proxy and not self.backed:
@@ -223,7 +277,7 @@ class OtelExporter:
 
         return observe
 
-    # -- histograms, recorded per event --------------------------------------------------------
+    # -- histograms: recorded per event, handed to the SDK at collection ----------------------
 
     def _create_histograms(self) -> None:
         for metric in CATALOGUE:
@@ -235,11 +289,12 @@ class OtelExporter:
         """The per-event recorders, built (with the histograms) on first use."""
         if self._recorders is None:
             self._create_histograms()
+            pending = self.pending
             self._recorders = (
-                _call_duration_recorder(self._histograms[_CALL_DURATION]),
-                _policy_recorder(self._histograms[_RETRY_ATTEMPTS]),
-                _policy_recorder(self._histograms[_BULKHEAD_WAIT]),
-                _http_request_duration_recorder(self._histograms[_HTTP_REQUEST_DURATION]),
+                _call_duration_recorder(self._histograms[_CALL_DURATION], pending),
+                _policy_recorder(self._histograms[_RETRY_ATTEMPTS], pending),
+                _policy_recorder(self._histograms[_BULKHEAD_WAIT], pending),
+                _http_request_duration_recorder(self._histograms[_HTTP_REQUEST_DURATION], pending),
             )
         return self._recorders
 
@@ -285,8 +340,21 @@ def _create_histogram(meter: Meter, metric: Metric) -> Histogram:
         return meter.create_histogram(metric.otel_name, metric.unit, metric.help)
 
 
-def _call_duration_recorder(histogram: Histogram) -> Callable[[str, str, float], None]:
-    record = histogram.record
+# The recorders run on the callers' threads: they find the attributes dict (built once per
+# label combination), append (record, value, attributes, current context) to the exporter's
+# pending records, and only when those reach their cap hand them to the SDK themselves.
+
+
+def _call_duration_recorder(
+    histogram: Histogram, pending: _Pending
+) -> Callable[[str, str, float], None]:
+    record, queue, append, cap, drain = (
+        histogram.record,
+        pending.queue,
+        pending.queue.append,
+        pending.cap,
+        pending.drain,
+    )
     # operation -> outcome -> attributes: no dict, and no key tuple, is built per call.
     cache: dict[str, dict[str, dict[str, str]]] = {}
 
@@ -297,13 +365,21 @@ def _call_duration_recorder(histogram: Histogram) -> Callable[[str, str, float],
             attributes = {"operation": operation, "outcome": outcome}
             if len(cache) < _ATTRIBUTE_CACHE_CAP:
                 cache.setdefault(operation, {})[outcome] = attributes
-        record(seconds, attributes)
+        append((record, seconds, attributes, get_current()))
+        if len(queue) >= cap:
+            drain()
 
     return call_duration
 
 
-def _policy_recorder(histogram: Histogram) -> Callable[[str, float], None]:
-    record = histogram.record
+def _policy_recorder(histogram: Histogram, pending: _Pending) -> Callable[[str, float], None]:
+    record, queue, append, cap, drain = (
+        histogram.record,
+        pending.queue,
+        pending.queue.append,
+        pending.cap,
+        pending.drain,
+    )
     cache: dict[str, dict[str, str]] = {}
 
     def policy_event(policy: str, value: float) -> None:
@@ -312,17 +388,27 @@ def _policy_recorder(histogram: Histogram) -> Callable[[str, float], None]:
             attributes = {"policy": policy}
             if len(cache) < _ATTRIBUTE_CACHE_CAP:
                 cache[policy] = attributes
-        record(value, attributes)
+        append((record, value, attributes, get_current()))
+        if len(queue) >= cap:
+            drain()
 
     return policy_event
 
 
-def _http_request_duration_recorder(histogram: Histogram) -> Callable[[HttpLabels, float], None]:
+def _http_request_duration_recorder(
+    histogram: Histogram, pending: _Pending
+) -> Callable[[HttpLabels, float], None]:
     """``http.client.request.duration`` with the semantic conventions' attributes: the port
     and the status code as integers; ``http.response.status_code`` left out when there was no
     response, ``error.type`` when the attempt succeeded (``""`` in both labels: an empty
     Prometheus label is the same as no label)."""
-    record = histogram.record
+    record, queue, append, cap, drain = (
+        histogram.record,
+        pending.queue,
+        pending.queue.append,
+        pending.cap,
+        pending.drain,
+    )
     method_key, address_key, port_key, status_key, error_key = attribute_keys(
         by_name(_HTTP_REQUEST_DURATION)
     )
@@ -340,7 +426,9 @@ def _http_request_duration_recorder(histogram: Histogram) -> Callable[[HttpLabel
                 attributes[error_key] = error_type
             if len(cache) < _ATTRIBUTE_CACHE_CAP:
                 cache[labels] = attributes
-        record(seconds, attributes)
+        append((record, seconds, attributes, get_current()))
+        if len(queue) >= cap:
+            drain()
 
     return http_request_duration
 
@@ -359,6 +447,8 @@ def _renew() -> None:
     _lock = threading.RLock()
     for _, exporter in list(_exporters.values()):
         exporter._reading._lock = threading.Lock()
+        # The parent hands these to its SDK: the child's copy of the SDK must not get them too.
+        exporter.pending.queue.clear()
 
 
 #: Exporters by id(provider), with the provider kept alive so the id stays its own.
