@@ -1,5 +1,5 @@
 """OpenTelemetry: observable instruments that read seawall's counts, and four histograms
-recorded per event, through ``opentelemetry-api`` only.
+recorded per event and handed to the SDK at collection, through ``opentelemetry-api`` only.
 
 One :class:`OtelExporter` per meter provider owns the instruments of the meter ``seawall``
 (versioned as the package). Counters and gauges are observable: their callbacks read every
@@ -11,6 +11,34 @@ SDK is behind the provider. Those histograms hold what happened after their reco
 installed: calls (and HTTP attempts) made before OpenTelemetry was enabled are in the
 Prometheus series (read from the policies' and transports' own counts) but not in
 OpenTelemetry's.
+
+The SDK's ``Histogram.record`` costs several microseconds, so the recorders do not call it on
+the caller's thread: they append ``(record, value, attributes, context)`` to the exporter's
+:class:`_Pending` deque (the attributes dict is built once per label combination; the context
+is the caller's current OpenTelemetry context) and return. Every observable callback of the
+exporter first drains that deque into the SDK histograms, passing each record's own context.
+The SDK's collection (``SynchronousMeasurementConsumer.collect``) runs every observable
+callback, under its collection lock, before it reads its storages, so what was recorded
+before a collection is in it:
+
+- every reader gets every record: a record handed over goes to every reader's storage (as a
+  direct ``record`` call does), whichever reader's collection drained it; delta readers see
+  it in the one delta that follows;
+- exemplars stay tied to the caller's span (the trace-based filter and the reservoirs read
+  the context passed); a record made with no context is handed over with
+  :data:`_NO_SPAN` rather than an empty one, which the SDK would replace by the current
+  context of the draining thread;
+- ``force_flush`` and the final collection of ``shutdown`` collect, so they drain; an
+  exporter that is no longer the active one still drains at its provider's collections;
+- draining takes no lock of seawall's and calls nothing back into seawall: no lock order
+  with the SDK's collection lock. Records are popped one by one, so concurrent drains (two
+  providers' collections, a recording thread past the cap) hand each over once;
+- what a user can see change: the SDK stamps a record when it is handed over, so an
+  exemplar's timestamp, and the start time of a series' first cumulative point, are those of
+  the collection that handed it over rather than of the call;
+- bounded: a recording thread that finds :data:`_PENDING_CAP` records waiting (no collection
+  for that long) hands them all over itself, paying the SDK's cost for them then;
+- a forked child starts with none waiting (its parent hands them over).
 
 Costs nothing without an SDK: out of the box the exporter is bound to the API's global
 provider. Until the application installs an SDK that is the API's proxy provider, whose
