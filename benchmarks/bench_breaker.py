@@ -6,8 +6,9 @@ default in-memory one, no listeners, no fallback. After timing, each breaker is 
 still closed with no failure recorded, so only the success path was measured.
 
 The bar: seawall breaker overhead <= 0.3 x pybreaker's (sync, decorated). And what an
-OpenTelemetry SDK adds per call on the caller's thread (the ``with OpenTelemetry SDK`` row
-minus ``seawall``, same rounds) <= 2 µs: seawall records the call-duration histogram for it.
+OpenTelemetry SDK adds per call on the caller's thread (the ``with OpenTelemetry SDK`` row's
+minimum minus ``seawall``'s, same rounds) <= 2 µs: seawall records the call-duration histogram
+for it.
 
 Run: ``python benchmarks/run.py breaker`` (or ``python benchmarks/bench_breaker.py``).
 """

@@ -11,9 +11,9 @@ bulkhead empty with nothing rejected, no timeout.
 
 The bar: a full Policy's overhead <= 0.2 x (tenacity + pybreaker)'s (sync). The async
 ratio is reported alongside, not as a bar. And what an OpenTelemetry SDK adds per call on the
-caller's thread (the ``with OpenTelemetry SDK`` rows minus ``seawall Policy``, same rounds),
-sync and async, <= 2 µs each: seawall records the call-duration, retry-attempts and
-bulkhead-wait histograms for it.
+caller's thread (the ``with OpenTelemetry SDK`` rows' minimum minus ``seawall Policy``'s,
+same rounds), sync and async, <= 2 µs each: seawall records the call-duration,
+retry-attempts and bulkhead-wait histograms for it.
 
 Run: ``python benchmarks/run.py policy`` (or ``python benchmarks/bench_policy.py``).
 """

@@ -145,6 +145,24 @@ except ImportError:  # pragma: no cover - a future opentelemetry-api
     _PROXY_METER_TYPE = None
 
 
+def _context_getter() -> Callable[[], Context]:
+    """``opentelemetry.context.get_current``, or what it returns without its two Python frames:
+    the API's default runtime context keeps the current context in a ``ContextVar``, whose
+    ``get`` this is. Private names, read once: any other runtime context (or a future API) gets
+    the public function."""
+    try:
+        from opentelemetry import context as api_context
+        from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
+
+        runtime = api_context._RUNTIME_CONTEXT
+        if type(runtime) is ContextVarsRuntimeContext:
+            getter: Callable[[], Context] = runtime._current_context.get
+            return getter
+    except (ImportError, AttributeError):  # pragma: no cover - a future opentelemetry-api
+        pass
+    return get_current  # pragma: no cover - a runtime context configured otherwise
+
+
 def attribute_keys(metric: Metric) -> tuple[str, ...]:
     """The OpenTelemetry attribute keys of ``metric``'s labels, in label order."""
     keys = _SEMCONV_KEYS.get(metric.name, {})
@@ -383,6 +401,7 @@ def _call_duration_recorder(
         pending.cap,
         pending.drain,
     )
+    current = _context_getter()
     # operation -> outcome -> attributes: no dict, and no key tuple, is built per call.
     cache: dict[str, dict[str, dict[str, str]]] = {}
 
@@ -393,7 +412,7 @@ def _call_duration_recorder(
             attributes = {"operation": operation, "outcome": outcome}
             if len(cache) < _ATTRIBUTE_CACHE_CAP:
                 cache.setdefault(operation, {})[outcome] = attributes
-        append((record, seconds, attributes, get_current()))
+        append((record, seconds, attributes, current()))
         if len(queue) >= cap:
             drain()
 
@@ -408,6 +427,7 @@ def _policy_recorder(histogram: Histogram, pending: _Pending) -> Callable[[str, 
         pending.cap,
         pending.drain,
     )
+    current = _context_getter()
     cache: dict[str, dict[str, str]] = {}
 
     def policy_event(policy: str, value: float) -> None:
@@ -416,7 +436,7 @@ def _policy_recorder(histogram: Histogram, pending: _Pending) -> Callable[[str, 
             attributes = {"policy": policy}
             if len(cache) < _ATTRIBUTE_CACHE_CAP:
                 cache[policy] = attributes
-        append((record, value, attributes, get_current()))
+        append((record, value, attributes, current()))
         if len(queue) >= cap:
             drain()
 
@@ -437,6 +457,7 @@ def _http_request_duration_recorder(
         pending.cap,
         pending.drain,
     )
+    current = _context_getter()
     method_key, address_key, port_key, status_key, error_key = attribute_keys(
         by_name(_HTTP_REQUEST_DURATION)
     )
@@ -454,7 +475,7 @@ def _http_request_duration_recorder(
                 attributes[error_key] = error_type
             if len(cache) < _ATTRIBUTE_CACHE_CAP:
                 cache[labels] = attributes
-        append((record, seconds, attributes, get_current()))
+        append((record, seconds, attributes, current()))
         if len(queue) >= cap:
             drain()
 
