@@ -44,7 +44,16 @@ import shlex
 import statistics
 import sys
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import (
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
@@ -63,6 +72,7 @@ __all__ = [
     "SuiteResult",
     "Table",
     "TextTable",
+    "added_bar",
     "build_candidates",
     "cli",
     "dist_version",
@@ -97,6 +107,9 @@ class Candidate:
     #: May be a coroutine function for async candidates.
     check: Callable[[], Any] | None = None
     note: str = ""
+    #: Entered around the candidate's warm-up, calibration and every sample, outside the
+    #: timed loop: a setting only this candidate runs under (e.g. an OpenTelemetry SDK).
+    around: Callable[[], AbstractContextManager[Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -199,51 +212,74 @@ class _GcPaused:
             gc.enable()
 
 
+Around = Mapping[str, Callable[[], AbstractContextManager[Any]]]
+
+
+def _around(around: Around | None, name: str) -> AbstractContextManager[Any]:
+    enter = None if around is None else around.get(name)
+    return nullcontext() if enter is None else enter()
+
+
 def measure_sync(
-    candidates: Mapping[str, Callable[[], Any]], *, rounds: int, sample_time: float
+    candidates: Mapping[str, Callable[[], Any]],
+    *,
+    rounds: int,
+    sample_time: float,
+    around: Around | None = None,
 ) -> dict[str, Measurement]:
-    """Time each sync callable over ``rounds`` interleaved rounds; see the module docstring."""
+    """Time each sync callable over ``rounds`` interleaved rounds; see the module docstring.
+    ``around[name]`` (if any) is entered around that candidate's every sample, untimed."""
     sizes: dict[str, int] = {}
     for name, fn in candidates.items():
-        fn()  # warm up (first-call work: name adoption, lazy set-up, caches)
-        n = 10
-        while True:
-            elapsed = _time_sync(fn, n)
-            bigger = _next_n(n, elapsed, sample_time)
-            if bigger is None:
-                break
-            n = bigger
+        with _around(around, name):
+            fn()  # warm up (first-call work: name adoption, lazy set-up, caches)
+            n = 10
+            while True:
+                elapsed = _time_sync(fn, n)
+                bigger = _next_n(n, elapsed, sample_time)
+                if bigger is None:
+                    break
+                n = bigger
         sizes[name] = _final_n(n, elapsed, sample_time)
     results = {name: Measurement(name, sizes[name]) for name in candidates}
     for order in _rotations(list(candidates), rounds):
         with _GcPaused():
             for name in order:
                 n = sizes[name]
-                results[name].samples.append(_time_sync(candidates[name], n) / n)
+                with _around(around, name):
+                    elapsed = _time_sync(candidates[name], n)
+                results[name].samples.append(elapsed / n)
     return results
 
 
 async def measure_async(
-    candidates: Mapping[str, Callable[[], Awaitable[Any]]], *, rounds: int, sample_time: float
+    candidates: Mapping[str, Callable[[], Awaitable[Any]]],
+    *,
+    rounds: int,
+    sample_time: float,
+    around: Around | None = None,
 ) -> dict[str, Measurement]:
     """Time each coroutine function, awaited in a loop in the running event loop."""
     sizes: dict[str, int] = {}
     for name, fn in candidates.items():
-        await fn()
-        n = 10
-        while True:
-            elapsed = await _time_async(fn, n)
-            bigger = _next_n(n, elapsed, sample_time)
-            if bigger is None:
-                break
-            n = bigger
+        with _around(around, name):
+            await fn()
+            n = 10
+            while True:
+                elapsed = await _time_async(fn, n)
+                bigger = _next_n(n, elapsed, sample_time)
+                if bigger is None:
+                    break
+                n = bigger
         sizes[name] = _final_n(n, elapsed, sample_time)
     results = {name: Measurement(name, sizes[name]) for name in candidates}
     for order in _rotations(list(candidates), rounds):
         with _GcPaused():
             for name in order:
                 n = sizes[name]
-                results[name].samples.append(await _time_async(candidates[name], n) / n)
+                with _around(around, name):
+                    elapsed = await _time_async(candidates[name], n)
+                results[name].samples.append(elapsed / n)
     return results
 
 
@@ -438,12 +474,15 @@ def overhead_table(
                     skipped.append(Skipped(c.name, problem))
         candidates = kept
         fns = {c.name: c.fn for c in candidates}
+        around = {c.name: c.around for c in candidates if c.around is not None}
         if asynchronous:
             measured = await measure_async(
-                fns, rounds=config.rounds, sample_time=config.sample_time
+                fns, rounds=config.rounds, sample_time=config.sample_time, around=around
             )
         else:
-            measured = measure_sync(fns, rounds=config.rounds, sample_time=config.sample_time)
+            measured = measure_sync(
+                fns, rounds=config.rounds, sample_time=config.sample_time, around=around
+            )
         for c in candidates:
             problem = await _check(c)
             if problem is not None:
@@ -783,8 +822,9 @@ def cli(
     parser.add_argument(
         "--otel-sdk",
         action="store_true",
-        help="install an OpenTelemetry SDK meter provider first (for the record: seawall then "
-        "records its histograms per call through the SDK)",
+        help="install an OpenTelemetry SDK meter provider first (its reader never collects "
+        "during the run, so seawall's calling threads hand their queued histogram values to "
+        "the SDK themselves, 65,536 at a time)",
     )
     parser.add_argument(
         "--metrics-off",
@@ -911,6 +951,67 @@ METRICS_NOTE = (
     "count on the success path; its exporters only read them when scraped, so turning "
     "them off (configure(prometheus=False, otel=False)) changes nothing measured here"
 )
+
+
+def otel_sdk() -> Callable[[], AbstractContextManager[None]]:
+    """A context under which seawall reports through an OpenTelemetry SDK of its own: a
+    ``MeterProvider`` with an ``InMemoryMetricReader``, configured on entry and the previous
+    target put back on exit. On exit (untimed) the reader collects, as a periodic reader does
+    on its own thread, so that what the collection costs is not on the measured calls' path.
+    Raises ``ImportError`` (a skipped candidate) without the SDK."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    import seawall.metrics
+    from seawall.metrics import _otel
+
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader], shutdown_on_exit=False)
+
+    @contextmanager
+    def around() -> Iterator[None]:
+        previous = _otel._target
+        seawall.metrics.configure(otel=provider)
+        try:
+            yield
+        finally:
+            reader.collect()
+            seawall.metrics.configure(otel=True if previous is None else previous)
+
+    return around
+
+
+OTEL_NOTE = (
+    "under an OpenTelemetry SDK (MeterProvider + InMemoryMetricReader, configure(otel=...)) "
+    "only while this row runs; the reader collects after each sample, untimed, as a periodic "
+    "reader does on its own thread"
+)
+
+
+def added_bar(
+    table: Table, candidate: str, base: str, *, bar_id: str, description: str, limit_us: float
+) -> Bar:
+    """A bar on what ``candidate`` adds per call over ``base`` (same table), in µs: the
+    difference of their minimums, as the ``overhead ns`` column is measured. An absolute time
+    swings with the machine's speed (on a loaded 2-CPU VM a round's median call took up to 2x
+    its best): the best round of each is the stable figure. The median over rounds of the
+    same-round differences is shown alongside."""
+    a, b = table.row(candidate), table.row(base)
+    if a is None or b is None:
+        missing = base if a is not None else candidate
+        return Bar(bar_id, description, limit_us, None, f"{missing} not measured")
+    paired = statistics.median(
+        (x - y) / 1000 for x, y in zip(a.samples_ns, b.samples_ns, strict=True)
+    )
+    invalid = [r.candidate for r in (a, b) if r.note.startswith("INVALID")]
+    detail = (
+        f"{candidate} - {base}: difference of minimums, in µs; paired per-round median "
+        f"{paired:.3f} µs"
+    )
+    if invalid:
+        detail += f"; failed the success-path check: {', '.join(invalid)}"
+    measured = (a.per_call_ns - b.per_call_ns) / 1000
+    return Bar(bar_id, description, limit_us, measured, detail, not invalid)
 
 
 def overhead_suite(

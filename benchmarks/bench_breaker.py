@@ -5,7 +5,10 @@ method). Every breaker is built with its library's defaults: no storage backend 
 default in-memory one, no listeners, no fallback. After timing, each breaker is checked to be
 still closed with no failure recorded, so only the success path was measured.
 
-The bar: seawall breaker overhead <= 0.3 x pybreaker's (sync, decorated).
+The bar: seawall breaker overhead <= 0.3 x pybreaker's (sync, decorated). And what an
+OpenTelemetry SDK adds per call on the caller's thread (the ``with OpenTelemetry SDK`` row's
+minimum minus ``seawall``'s, same rounds) <= 2 µs: seawall records the call-duration histogram
+for it.
 
 Run: ``python benchmarks/run.py breaker`` (or ``python benchmarks/bench_breaker.py``).
 """
@@ -19,19 +22,25 @@ from typing import Any
 
 from _harness import (
     BASELINE,
+    OTEL_NOTE,
     Candidate,
     RunConfig,
     SkipCandidate,
     Suite,
     SuiteResult,
+    Table,
+    added_bar,
     anoop,
     bare,
     cli,
     noop,
+    otel_sdk,
     overhead_suite,
 )
 
 BAR_LIMIT = 0.3
+OTEL_LIMIT_US = 2.0
+OTEL_ROW = "seawall with OpenTelemetry SDK [info]"
 
 
 # -- sync candidates ---------------------------------------------------------------------------
@@ -74,6 +83,16 @@ def seawall_sync_call() -> Candidate:
         "seawall",
         _seawall_check(breaker),
         note="breaker.call(fn) without the decorator's wrapper frame, for comparison",
+    )
+
+
+def seawall_sync_otel() -> Candidate:
+    import seawall
+
+    around = otel_sdk()
+    breaker = seawall.CircuitBreaker(name="bench-otel")
+    return Candidate(
+        OTEL_ROW, breaker(noop()), "seawall", _seawall_check(breaker), OTEL_NOTE, around
     )
 
 
@@ -221,6 +240,7 @@ SYNC = [
     ("seawall", seawall_sync),
     ("seawall window_calls=100", seawall_sync_count),
     ("seawall .call() [info]", seawall_sync_call),
+    (OTEL_ROW, seawall_sync_otel),
     ("pybreaker", pybreaker_sync),
     ("circuitbreaker", circuitbreaker_sync),
     ("interlock-cb", interlock_sync),
@@ -240,7 +260,7 @@ ASYNC = [
 
 
 def run(config: RunConfig) -> SuiteResult:
-    return overhead_suite(
+    result = overhead_suite(
         config,
         name="breaker",
         subject="seawall",
@@ -255,6 +275,20 @@ def run(config: RunConfig) -> SuiteResult:
         limit=BAR_LIMIT,
         missing="pybreaker not installed",
     )
+    sync_table = next((t for t in result.tables if isinstance(t, Table)), None)
+    if sync_table is not None:
+        result.bars.append(
+            added_bar(
+                sync_table,
+                OTEL_ROW,
+                "seawall",
+                bar_id="breaker_added_per_call_with_otel_sdk_us",
+                description=f"added per call with an OpenTelemetry SDK <= {OTEL_LIMIT_US:g} µs "
+                "(sync breaker)",
+                limit_us=OTEL_LIMIT_US,
+            )
+        )
+    return result
 
 
 SUITE = Suite("breaker", "circuit breaker success-path overhead vs peers", run)

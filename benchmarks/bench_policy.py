@@ -12,7 +12,10 @@ bulkhead empty with nothing rejected, no timeout.
 The bars: a full Policy's overhead <= 0.2 x (tenacity + pybreaker)'s (sync); the async Policy
 with a total and an attempt timeout (30 s and 10 s, never reached) <= 4 µs overhead per call
 (median over rounds): async timeouts have asyncio.timeout's semantics without a timer per
-call. The async ratio to the peers is reported alongside, not as a bar.
+call; and what an OpenTelemetry SDK adds per call on the caller's thread (the ``with
+OpenTelemetry SDK`` rows' minimum minus ``seawall Policy``'s, same rounds), sync and async,
+<= 2 µs each: seawall records the call-duration, retry-attempts and bulkhead-wait histograms
+for it. The async ratio to the peers is reported alongside, not as a bar.
 
 Run: ``python benchmarks/run.py policy`` (or ``python benchmarks/bench_policy.py``).
 """
@@ -26,20 +29,25 @@ from typing import Any
 
 from _harness import (
     BASELINE,
+    OTEL_NOTE,
     Bar,
     Candidate,
     RunConfig,
     Suite,
     SuiteResult,
     Table,
+    added_bar,
     anoop,
     bare,
     cli,
     noop,
+    otel_sdk,
     overhead_suite,
 )
 
 BAR_LIMIT = 0.2
+OTEL_LIMIT_US = 2.0
+OTEL_ROW = "seawall Policy with OpenTelemetry SDK [info]"
 ATTEMPTS = 3
 REFERENCE_SYNC = "tenacity + pybreaker"
 REFERENCE_ASYNC = "tenacity + aiobreaker"
@@ -118,6 +126,18 @@ def seawall_sync_timeouts() -> Candidate:
         _policy_check(policy),
         note=f"total_timeout={TOTAL_TIMEOUT:g}, attempt_timeout={ATTEMPT_TIMEOUT:g} added",
     )
+
+
+def seawall_sync_otel() -> Candidate:
+    around = otel_sdk()
+    policy = _policy()
+    return Candidate(OTEL_ROW, policy(noop()), "seawall", _policy_check(policy), OTEL_NOTE, around)
+
+
+def seawall_async_otel() -> Candidate:
+    around = otel_sdk()
+    policy = _policy()
+    return Candidate(OTEL_ROW, policy(anoop()), "seawall", _policy_check(policy), OTEL_NOTE, around)
 
 
 def seawall_async() -> Candidate:
@@ -272,6 +292,7 @@ SYNC = [
     ("seawall Policy", seawall_sync),
     ("seawall Policy .call() [info]", seawall_sync_call),
     (TIMEOUTS_ROW, seawall_sync_timeouts),
+    (OTEL_ROW, seawall_sync_otel),
     (REFERENCE_SYNC, tenacity_pybreaker_sync),
     ("backoff + pybreaker [info]", backoff_pybreaker_sync),
 ]
@@ -280,6 +301,7 @@ ASYNC = [
     (BASELINE, bare(anoop())),
     ("seawall Policy", seawall_async),
     (TIMEOUTS_ROW, seawall_async_timeouts),
+    (OTEL_ROW, seawall_async_otel),
     (REFERENCE_ASYNC, tenacity_aiobreaker_async),
     ("tenacity + purgatory [info]", tenacity_purgatory_async),
     ("backoff + aiobreaker [info]", backoff_aiobreaker_async),
@@ -308,7 +330,7 @@ def run(config: RunConfig) -> SuiteResult:
 
 
 def _run(config: RunConfig) -> SuiteResult:
-    return overhead_suite(
+    result = overhead_suite(
         config,
         name="policy",
         subject="seawall Policy",
@@ -325,6 +347,20 @@ def _run(config: RunConfig) -> SuiteResult:
         limit=BAR_LIMIT,
         missing="tenacity or pybreaker not installed",
     )
+    tables = [t for t in result.tables if isinstance(t, Table)]
+    for table in tables:
+        result.bars.append(
+            added_bar(
+                table,
+                OTEL_ROW,
+                "seawall Policy",
+                bar_id=f"policy_added_per_call_with_otel_sdk_us_{table.kind}",
+                description=f"added per call with an OpenTelemetry SDK <= {OTEL_LIMIT_US:g} µs "
+                f"({table.kind} Policy)",
+                limit_us=OTEL_LIMIT_US,
+            )
+        )
+    return result
 
 
 SUITE = Suite("policy", "full Policy success-path overhead vs tenacity + pybreaker", run)

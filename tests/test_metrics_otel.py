@@ -13,6 +13,8 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -27,7 +29,13 @@ from opentelemetry.metrics import (
     get_meter_provider,
 )
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricsData
+from opentelemetry.sdk.metrics.export import (
+    InMemoryMetricReader,
+    MetricExporter,
+    MetricExportResult,
+    MetricsData,
+    PeriodicExportingMetricReader,
+)
 from prometheus_client import CollectorRegistry
 
 import seawall
@@ -312,28 +320,34 @@ class FakeHistogram:
 
 def test_recorders_reuse_one_attributes_dict_per_label_set() -> None:
     histogram = FakeHistogram()
-    record = _otel._call_duration_recorder(histogram)  # type: ignore[arg-type]
+    pending = _otel._Pending(100, 100)
+    record = _otel._call_duration_recorder(histogram, pending)  # type: ignore[arg-type]
     record("op", "success", 0.25)
     record("op", "success", 0.5)
     record("op", "failure", 1.0)
+    assert histogram.records == []  # until a collection hands them over
+    assert pending.drain() == 3
     (_, first), (_, second), (_, third) = histogram.records
     assert first is second
     assert first == {"operation": "op", "outcome": "success"}
     assert third == {"operation": "op", "outcome": "failure"}
     by_policy = FakeHistogram()
-    record_policy = _otel._policy_recorder(by_policy)  # type: ignore[arg-type]
+    record_policy = _otel._policy_recorder(by_policy, pending)  # type: ignore[arg-type]
     record_policy("p", 2)
     record_policy("p", 3)
+    pending.drain()
     assert by_policy.records[0][1] is by_policy.records[1][1] == {"policy": "p"}
 
 
 def test_the_http_recorder_uses_the_semantic_conventions_and_reuses_its_dicts() -> None:
     histogram = FakeHistogram()
-    record = _otel._http_request_duration_recorder(histogram)  # type: ignore[arg-type]
+    pending = _otel._Pending(100, 100)
+    record = _otel._http_request_duration_recorder(histogram, pending)  # type: ignore[arg-type]
     record(("GET", "a.test", "443", "200", ""), 0.25)
     record(("GET", "a.test", "443", "200", ""), 0.5)
     record(("POST", "a.test", "8080", "503", "503"), 1.0)
     record(("_OTHER", "_OTHER", "80", "", "ConnectError"), 2.0)
+    pending.drain()
     (_, ok), (_, ok_again), (_, failed), (_, no_response) = histogram.records
     assert ok is ok_again
     assert ok == {
@@ -585,3 +599,272 @@ def test_off_stays_off_when_an_sdk_is_set_and_true_turns_it_on() -> None:
         "on": [True, True, True, True],
         "durations": [1],
     }
+
+
+# -- the histograms are handed to the SDK at collection --------------------------------------------
+
+
+def exporter_for(provider: MeterProvider) -> Any:
+    configure(otel=provider)
+    exporter = _otel.active_exporter()
+    assert exporter is not None
+    assert exporter.provider is provider
+    return exporter
+
+
+def durations(data: MetricsData | None, operation: str) -> list[Any]:
+    return points(data, "seawall.call.duration", operation=operation)
+
+
+def test_records_wait_on_the_callers_side_until_a_collection_hands_them_over(sdk: Any) -> None:
+    provider, reader = sdk
+    exporter = exporter_for(provider)
+    clock = FakeClock()
+
+    def work() -> None:
+        clock.advance(0.125)
+
+    call = seawall.Policy(
+        "otel-pending",
+        retry=Retry(on=ValueError, clock=clock),
+        bulkhead=seawall.Bulkhead(2),
+        clock=clock,
+    )(work)
+    call()
+    call()
+    assert len(exporter.pending.queue) == 6  # call duration, retry attempts, bulkhead wait
+    data = reader.get_metrics_data()
+    assert not exporter.pending.queue
+    [duration] = durations(data, "otel-pending")
+    assert (duration.count, duration.sum) == (2, 0.25)
+    [attempts] = points(data, "seawall.retry.attempts", policy="otel-pending")
+    assert (attempts.count, attempts.sum) == (2, 2)
+    [waited] = points(data, "seawall.bulkhead.wait", policy="otel-pending")
+    assert (waited.count, waited.sum) == (2, 0)
+
+
+def test_records_made_on_many_threads_at_once_all_arrive_once(sdk: Any) -> None:
+    provider, reader = sdk
+    exporter = exporter_for(provider)
+    threads, calls = 8, 500
+    breaker = CircuitBreaker(name="otel-threads", clock=FakeClock())
+    call = breaker(lambda: None)
+    start = threading.Barrier(threads + 1)
+    done = threading.Event()
+    collected: list[int] = []
+
+    def caller() -> None:
+        start.wait()
+        for _ in range(calls):
+            call()
+
+    def collector() -> None:  # collections race the callers: each record is handed over once
+        start.wait()
+        while not done.is_set():
+            collected.append(len(durations(reader.get_metrics_data(), "otel-threads")))
+
+    workers = [threading.Thread(target=caller) for _ in range(threads)]
+    collecting = threading.Thread(target=collector)
+    for thread in [*workers, collecting]:
+        thread.start()
+    for thread in workers:
+        thread.join()
+    done.set()
+    collecting.join()
+    assert collected  # it did collect while they ran
+    [duration] = durations(reader.get_metrics_data(), "otel-threads")
+    assert duration.count == threads * calls
+    assert not exporter.pending.queue
+
+
+def test_every_reader_gets_every_record_whichever_collects_first() -> None:
+    first, second = InMemoryMetricReader(), InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[first, second], shutdown_on_exit=False)
+    try:
+        exporter_for(provider)
+        clock = FakeClock()
+
+        def work() -> None:
+            clock.advance(0.25)
+
+        call = CircuitBreaker(name="otel-readers", clock=clock)(work)
+        call()
+        call()
+        [a] = durations(first.get_metrics_data(), "otel-readers")  # drains into both
+        call()
+        [b] = durations(second.get_metrics_data(), "otel-readers")
+        [a_again] = durations(first.get_metrics_data(), "otel-readers")
+        assert (a.count, a.sum) == (2, 0.5)
+        assert (b.count, b.sum, list(b.bucket_counts)) == (3, 0.75, list(a_again.bucket_counts))
+        assert (a_again.count, a_again.sum) == (3, 0.75)
+    finally:
+        provider.shutdown()
+
+
+def test_delta_temporality_gets_what_was_recorded_since_the_last_collection() -> None:
+    from opentelemetry.sdk.metrics import Histogram as SdkHistogram
+    from opentelemetry.sdk.metrics.export import AggregationTemporality
+
+    reader = InMemoryMetricReader(
+        preferred_temporality={SdkHistogram: AggregationTemporality.DELTA}
+    )
+    provider = MeterProvider(metric_readers=[reader], shutdown_on_exit=False)
+    try:
+        exporter_for(provider)
+        call = CircuitBreaker(name="otel-delta", clock=FakeClock())(lambda: None)
+        for _ in range(3):
+            call()
+        [point] = durations(reader.get_metrics_data(), "otel-delta")
+        assert point.count == 3
+        call()
+        call()
+        [point] = durations(reader.get_metrics_data(), "otel-delta")
+        assert point.count == 2
+        assert durations(reader.get_metrics_data(), "otel-delta") == []
+    finally:
+        provider.shutdown()
+
+
+def test_exemplars_keep_the_span_current_when_the_call_was_made(sdk: Any) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    provider, reader = sdk
+    exporter_for(provider)
+    tracer = TracerProvider().get_tracer("otel-exemplars")
+    clock = FakeClock()
+
+    def work(seconds: float) -> None:
+        clock.advance(seconds)
+
+    call = CircuitBreaker(name="otel-exemplars", clock=clock)(work)
+    with tracer.start_as_current_span("caller") as span:
+        call(0.25)
+    call(4.0)  # no span: no exemplar, even when handed over inside another span
+    with tracer.start_as_current_span("collector"):
+        data = reader.get_metrics_data()
+    [point] = durations(data, "otel-exemplars")
+    assert point.count == 2
+    [exemplar] = point.exemplars
+    assert exemplar.value == 0.25
+    assert exemplar.span_id == span.get_span_context().span_id
+    assert exemplar.trace_id == span.get_span_context().trace_id
+
+
+def test_past_a_few_thousand_waiting_a_background_thread_hands_them_over(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No caller pays for the hand-over: seawall's own thread does it (real threads here)."""
+    monkeypatch.setattr(_otel, "_HAND_OVER_AT", 5)
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader], shutdown_on_exit=False)
+    try:
+        exporter = exporter_for(provider)  # a new exporter: it takes the threshold now
+        pending = exporter.pending
+        drained_on: list[str] = []
+        drain = _otel._Pending.drain
+
+        def watched_drain(self: Any, limit: int | None = None) -> int:
+            drained_on.append(threading.current_thread().name)
+            return drain(self, limit)
+
+        monkeypatch.setattr(_otel._Pending, "drain", watched_drain)
+        call = CircuitBreaker(name="otel-hand-over", clock=FakeClock())(lambda: None)
+        for _ in range(23):
+            call()
+        deadline = time.monotonic() + 20.0
+        while pending.queue and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert not pending.queue
+        assert drained_on
+        assert set(drained_on) == {"seawall-otel-hand-over"}
+        [point] = durations(reader.get_metrics_data(), "otel-hand-over")
+        assert point.count == 23
+    finally:
+        provider.shutdown()
+
+
+def test_past_the_cap_a_recording_thread_hands_over_one_record(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """When the hand-over cannot keep up, memory stays bounded and a caller pays for one."""
+    monkeypatch.setattr(_otel, "_HAND_OVER_AT", 5)
+    monkeypatch.setattr(_otel, "_PENDING_CAP", 5)
+    monkeypatch.setattr(_otel._Pending, "_hand_over", lambda self: None)  # a stalled thread
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader], shutdown_on_exit=False)
+    try:
+        exporter = exporter_for(provider)
+        assert exporter.pending.cap == 5
+        call = CircuitBreaker(name="otel-cap", clock=FakeClock())(lambda: None)
+        longest = 0
+        for _ in range(23):
+            call()
+            longest = max(longest, len(exporter.pending.queue))
+        assert longest == 4  # the fifth record makes its caller hand the oldest one over
+        [point] = durations(reader.get_metrics_data(), "otel-cap")
+        assert point.count == 23
+    finally:
+        provider.shutdown()
+
+
+class KeptExports(MetricExporter):
+    def __init__(self) -> None:
+        super().__init__()
+        self.exports: list[MetricsData] = []
+
+    def export(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
+    ) -> MetricExportResult:
+        self.exports.append(metrics_data)
+        return MetricExportResult.SUCCESS
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return True
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        pass
+
+
+@pytest.mark.parametrize("how", ["shutdown", "force_flush"])
+def test_the_providers_last_collection_gets_every_record(how: str) -> None:
+    exported = KeptExports()
+    # An hour between exports: the only collection is the one shutdown or force_flush makes.
+    reader = PeriodicExportingMetricReader(exported, export_interval_millis=3_600_000)
+    provider = MeterProvider(metric_readers=[reader], shutdown_on_exit=False)
+    try:
+        exporter_for(provider)
+        call = CircuitBreaker(name=f"otel-{how}", clock=FakeClock())(lambda: None)
+        call()
+        call()
+        getattr(provider, how)()
+        [data] = exported.exports
+        [point] = durations(data, f"otel-{how}")
+        assert point.count == 2
+    finally:
+        configure(otel=False)
+        if how != "shutdown":
+            provider.shutdown()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork (POSIX)")
+def test_a_forked_child_starts_with_no_pending_records(sdk: Any) -> None:
+    provider, reader = sdk
+    exporter = exporter_for(provider)
+    call = CircuitBreaker(name="otel-fork", clock=FakeClock())(lambda: None)
+    call()
+    call()
+    assert len(exporter.pending.queue) == 2
+    pid = os.fork()
+    if pid == 0:  # the child: its SDK must not get the parent's records a second time
+        code = 1
+        try:
+            call()
+            code = 0 if len(exporter.pending.queue) == 1 else 2
+            [point] = durations(reader.get_metrics_data(), "otel-fork")
+            code = code or (0 if point.count == 1 else 3)
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    [point] = durations(reader.get_metrics_data(), "otel-fork")
+    assert point.count == 2  # the parent's own records, handed over in the parent

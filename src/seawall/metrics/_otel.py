@@ -1,5 +1,5 @@
 """OpenTelemetry: observable instruments that read seawall's counts, and four histograms
-recorded per event, through ``opentelemetry-api`` only.
+recorded per event and handed to the SDK at collection, through ``opentelemetry-api`` only.
 
 One :class:`OtelExporter` per meter provider owns the instruments of the meter ``seawall``
 (versioned as the package). Counters and gauges are observable: their callbacks read every
@@ -11,6 +11,36 @@ SDK is behind the provider. Those histograms hold what happened after their reco
 installed: calls (and HTTP attempts) made before OpenTelemetry was enabled are in the
 Prometheus series (read from the policies' and transports' own counts) but not in
 OpenTelemetry's.
+
+The SDK's ``Histogram.record`` costs several microseconds, so the recorders do not call it on
+the caller's thread: they append ``(record, value, attributes, context)`` to the exporter's
+:class:`_Pending` deque (the attributes dict is built once per label combination; the context
+is the caller's current OpenTelemetry context) and return. Every observable callback of the
+exporter first drains that deque into the SDK histograms, passing each record's own context.
+The SDK's collection (``SynchronousMeasurementConsumer.collect``) runs every observable
+callback, under its collection lock, before it reads its storages, so what was recorded
+before a collection is in it:
+
+- every reader gets every record: a record handed over goes to every reader's storage (as a
+  direct ``record`` call does), whichever reader's collection drained it; delta readers see
+  it in the one delta that follows;
+- exemplars stay tied to the caller's span (the trace-based filter and the reservoirs read
+  the context passed); a record made with no context is handed over with
+  :data:`_NO_SPAN` rather than an empty one, which the SDK would replace by the current
+  context of the draining thread;
+- ``force_flush`` and the final collection of ``shutdown`` collect, so they drain; an
+  exporter that is no longer the active one still drains at its provider's collections;
+- draining takes no lock of seawall's and calls nothing back into seawall: no lock order
+  with the SDK's collection lock. Records are popped one by one, so concurrent drains (two
+  providers' collections, a recording thread past the cap) hand each over once;
+- what a user can see change: the SDK stamps a record when it is handed over, so an
+  exemplar's timestamp, and the start time of a series' first cumulative point, are those of
+  the collection that handed it over rather than of the call;
+- bounded, and never on the caller's time: once :data:`_HAND_OVER_AT` records wait (no
+  collection for that long), a background thread of seawall's hands them to the SDK; a
+  recording thread that still finds :data:`_PENDING_CAP` waiting (the hand-over cannot keep
+  up) hands over one record itself, paying the SDK's cost for that one record;
+- a forked child starts with none waiting (its parent hands them over).
 
 Costs nothing without an SDK: out of the box the exporter is bound to the API's global
 provider. Until the application installs an SDK that is the API's proxy provider, whose
@@ -37,9 +67,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from opentelemetry.context import Context, get_current
 from opentelemetry.metrics import (
     CallbackOptions,
     Histogram,
@@ -88,6 +120,21 @@ _READING_MAX_AGE = 0.5
 #: policies created by the thousand under distinct names) they are built per event.
 _ATTRIBUTE_CACHE_CAP = 10_000
 
+#: Records waiting for the next collection, per exporter, past which a background thread hands
+#: them to the SDK (a service making more histogram records between two collections than this
+#: pays the SDK's cost on that thread, not on its callers').
+_HAND_OVER_AT = 4_096
+#: Past this many waiting, a recording thread hands one record over itself: the bound on the
+#: memory they take. A record is a 4-tuple and a float, about 104 bytes with its place in the
+#: deque: 6.8 MB at most.
+_PENDING_CAP = 65_536
+
+#: What a record made with no current context is handed over with: ``Histogram.record`` reads
+#: an empty context as "none given" and would take the current context of the thread that
+#: hands it over. This one holds no span (so no exemplar filter sees a sampled one), as the
+#: empty context did, and is not empty.
+_NO_SPAN = Context({"seawall.recorded-without-context": True})
+
 #: The histograms recorded per event, by Prometheus name.
 _CALL_DURATION = "seawall_call_duration_seconds"
 _RETRY_ATTEMPTS = "seawall_retry_attempts"
@@ -102,6 +149,24 @@ try:
     _PROXY_METER_TYPE = _ProxyMeter
 except ImportError:  # pragma: no cover - a future opentelemetry-api
     _PROXY_METER_TYPE = None
+
+
+def _context_getter() -> Callable[[], Context]:
+    """``opentelemetry.context.get_current``, or what it returns without its two Python frames:
+    the API's default runtime context keeps the current context in a ``ContextVar``, whose
+    ``get`` this is. Private names, read once: any other runtime context (or a future API) gets
+    the public function."""
+    try:
+        from opentelemetry import context as api_context
+        from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
+
+        runtime = api_context._RUNTIME_CONTEXT
+        if type(runtime) is ContextVarsRuntimeContext:
+            getter: Callable[[], Context] = runtime._current_context.get
+            return getter
+    except (ImportError, AttributeError):  # pragma: no cover - a future opentelemetry-api
+        pass
+    return get_current  # pragma: no cover - a runtime context configured otherwise
 
 
 def attribute_keys(metric: Metric) -> tuple[str, ...]:
@@ -151,6 +216,75 @@ class _SharedReading:
             return self._readings[name]
 
 
+#: One histogram record made on a caller's thread: the histogram's ``record``, the value, the
+#: attributes and the OpenTelemetry context current when it was made.
+PendingRecord = tuple[Callable[..., None], float, dict[str, Any], Context]
+
+
+class _Pending:
+    """Histogram records waiting to be handed to the SDK, oldest first.
+
+    The recorders only append (one ``deque.append``, atomic in CPython, also in free-threaded
+    builds); :meth:`drain` pops them one at a time, so records appended by any number of
+    threads, drained by any number of threads at once, each reach the SDK exactly once.
+    """
+
+    __slots__ = ("cap", "hand_over_at", "queue", "_thread", "_wake")
+
+    def __init__(self, cap: int, hand_over_at: int) -> None:
+        self.queue: deque[PendingRecord] = deque()
+        self.cap = cap
+        self.hand_over_at = hand_over_at
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def overflow(self) -> None:
+        """Called by a recorder that found :attr:`hand_over_at` records or more waiting."""
+        if len(self.queue) >= self.cap:
+            self.drain(limit=1)  # the hand-over cannot keep up: one record, on this thread
+            return
+        thread = self._thread
+        if thread is None or not thread.is_alive():  # the first time, or in a forked child
+            thread = threading.Thread(
+                target=self._hand_over, name="seawall-otel-hand-over", daemon=True
+            )
+            self._thread = thread
+            thread.start()
+        self._wake.set()
+
+    def _hand_over(self) -> None:
+        wake = self._wake
+        while True:
+            wake.wait()
+            wake.clear()
+            self.drain()
+
+    def renew(self) -> None:
+        """In a forked child: nothing waiting (its parent hands those over), no thread."""
+        self.queue.clear()
+        self._wake = threading.Event()
+        self._thread = None
+
+    def drain(self, limit: int | None = None) -> int:
+        """Hand every record made before this call (at most ``limit``) to the SDK, each with
+        the context it was made in (so exemplars stay tied to the caller's span). How many it
+        handed over."""
+        popleft = self.queue.popleft
+        handed = 0
+        waiting = len(self.queue)
+        for _ in range(waiting if limit is None else min(limit, waiting)):  # drains end
+            try:
+                record, value, attributes, context = popleft()
+            except IndexError:  # another thread drained them
+                break
+            try:
+                record(value, attributes, context or _NO_SPAN)
+            except Exception:  # pragma: no cover - the SDK logs rather than raises
+                logger.debug("seawall could not record a histogram value", exc_info=True)
+            handed += 1
+        return handed
+
+
 Recorders = tuple[
     Callable[[str, str, float], None],
     Callable[[str, int], None],
@@ -170,6 +304,7 @@ class OtelExporter:
         self.provider = provider
         self.meter = meter
         self._reading = _SharedReading()
+        self.pending = _Pending(_PENDING_CAP, _HAND_OVER_AT)
         self._histograms: dict[str, Histogram] = {}
         self._recorders: Recorders | None = None
         self.proxy = _is_proxy(meter)
@@ -211,6 +346,9 @@ class OtelExporter:
         name, keys = metric.name, attribute_keys(metric)
 
         def observe(options: CallbackOptions) -> Iterable[Observation]:
+            # The SDK runs every callback before it reads its storages: the histogram
+            # records made since the last collection reach every reader's storage first.
+            self.pending.drain()
             if _active is not self:
                 return ()
             if self.proxy and not self.backed:
@@ -223,7 +361,7 @@ class OtelExporter:
 
         return observe
 
-    # -- histograms, recorded per event --------------------------------------------------------
+    # -- histograms: recorded per event, handed to the SDK at collection ----------------------
 
     def _create_histograms(self) -> None:
         for metric in CATALOGUE:
@@ -235,11 +373,12 @@ class OtelExporter:
         """The per-event recorders, built (with the histograms) on first use."""
         if self._recorders is None:
             self._create_histograms()
+            pending = self.pending
             self._recorders = (
-                _call_duration_recorder(self._histograms[_CALL_DURATION]),
-                _policy_recorder(self._histograms[_RETRY_ATTEMPTS]),
-                _policy_recorder(self._histograms[_BULKHEAD_WAIT]),
-                _http_request_duration_recorder(self._histograms[_HTTP_REQUEST_DURATION]),
+                _call_duration_recorder(self._histograms[_CALL_DURATION], pending),
+                _policy_recorder(self._histograms[_RETRY_ATTEMPTS], pending),
+                _policy_recorder(self._histograms[_BULKHEAD_WAIT], pending),
+                _http_request_duration_recorder(self._histograms[_HTTP_REQUEST_DURATION], pending),
             )
         return self._recorders
 
@@ -285,8 +424,22 @@ def _create_histogram(meter: Meter, metric: Metric) -> Histogram:
         return meter.create_histogram(metric.otel_name, metric.unit, metric.help)
 
 
-def _call_duration_recorder(histogram: Histogram) -> Callable[[str, str, float], None]:
-    record = histogram.record
+# The recorders run on the callers' threads: they find the attributes dict (built once per
+# label combination), append (record, value, attributes, current context) to the exporter's
+# pending records, and only when those reach their cap hand them to the SDK themselves.
+
+
+def _call_duration_recorder(
+    histogram: Histogram, pending: _Pending
+) -> Callable[[str, str, float], None]:
+    record, queue, append, soon, overflow = (
+        histogram.record,
+        pending.queue,
+        pending.queue.append,
+        pending.hand_over_at,
+        pending.overflow,
+    )
+    current = _context_getter()
     # operation -> outcome -> attributes: no dict, and no key tuple, is built per call.
     cache: dict[str, dict[str, dict[str, str]]] = {}
 
@@ -297,13 +450,22 @@ def _call_duration_recorder(histogram: Histogram) -> Callable[[str, str, float],
             attributes = {"operation": operation, "outcome": outcome}
             if len(cache) < _ATTRIBUTE_CACHE_CAP:
                 cache.setdefault(operation, {})[outcome] = attributes
-        record(seconds, attributes)
+        append((record, seconds, attributes, current()))
+        if len(queue) >= soon:
+            overflow()
 
     return call_duration
 
 
-def _policy_recorder(histogram: Histogram) -> Callable[[str, float], None]:
-    record = histogram.record
+def _policy_recorder(histogram: Histogram, pending: _Pending) -> Callable[[str, float], None]:
+    record, queue, append, soon, overflow = (
+        histogram.record,
+        pending.queue,
+        pending.queue.append,
+        pending.hand_over_at,
+        pending.overflow,
+    )
+    current = _context_getter()
     cache: dict[str, dict[str, str]] = {}
 
     def policy_event(policy: str, value: float) -> None:
@@ -312,17 +474,28 @@ def _policy_recorder(histogram: Histogram) -> Callable[[str, float], None]:
             attributes = {"policy": policy}
             if len(cache) < _ATTRIBUTE_CACHE_CAP:
                 cache[policy] = attributes
-        record(value, attributes)
+        append((record, value, attributes, current()))
+        if len(queue) >= soon:
+            overflow()
 
     return policy_event
 
 
-def _http_request_duration_recorder(histogram: Histogram) -> Callable[[HttpLabels, float], None]:
+def _http_request_duration_recorder(
+    histogram: Histogram, pending: _Pending
+) -> Callable[[HttpLabels, float], None]:
     """``http.client.request.duration`` with the semantic conventions' attributes: the port
     and the status code as integers; ``http.response.status_code`` left out when there was no
     response, ``error.type`` when the attempt succeeded (``""`` in both labels: an empty
     Prometheus label is the same as no label)."""
-    record = histogram.record
+    record, queue, append, soon, overflow = (
+        histogram.record,
+        pending.queue,
+        pending.queue.append,
+        pending.hand_over_at,
+        pending.overflow,
+    )
+    current = _context_getter()
     method_key, address_key, port_key, status_key, error_key = attribute_keys(
         by_name(_HTTP_REQUEST_DURATION)
     )
@@ -340,7 +513,9 @@ def _http_request_duration_recorder(histogram: Histogram) -> Callable[[HttpLabel
                 attributes[error_key] = error_type
             if len(cache) < _ATTRIBUTE_CACHE_CAP:
                 cache[labels] = attributes
-        record(seconds, attributes)
+        append((record, seconds, attributes, current()))
+        if len(queue) >= soon:
+            overflow()
 
     return http_request_duration
 
@@ -359,6 +534,8 @@ def _renew() -> None:
     _lock = threading.RLock()
     for _, exporter in list(_exporters.values()):
         exporter._reading._lock = threading.Lock()
+        # The parent hands these to its SDK: the child's copy of the SDK must not get them too.
+        exporter.pending.renew()
 
 
 #: Exporters by id(provider), with the provider kept alive so the id stays its own.
