@@ -9,6 +9,7 @@ import math
 import random
 import sys
 import threading
+import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -148,6 +149,41 @@ class BreakerSnapshot:
     def failure_ratio(self) -> float:
         """Failures over calls in the current window (0.0 when it is empty)."""
         return self.window_failures / self.window_calls if self.window_calls else 0.0
+
+
+class BreakerView:
+    """What a Policy's fast path (seawall._fast) may use of a breaker, and nothing else.
+
+    ``closed`` is kept equal to the breaker's state being closed (``CircuitBreaker._move`` sets
+    both). A success on the fast path does exactly what the breaker's own lock-free success
+    path does: roll the window when its bucket has ended, then ``count_success``; a failure
+    is handed to ``on_exception`` as the breaker's shell hands it. ``call``/``acall`` are the
+    raw shells, for the composed parts inside a retry.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "acall",
+        "call",
+        "closed",
+        "count_success",
+        "on_exception",
+        "roll",
+        "window",
+    )
+
+    def __init__(self, breaker: CircuitBreaker) -> None:
+        self.closed = breaker._state is _CLOSED
+        self.window = breaker._window  # never rebound once built
+        self.roll = breaker._roll
+        self.count_success = breaker._count_success
+        self.on_exception = breaker._on_exception
+        self.call = breaker._call
+        self.acall = breaker._acall
+
+
+def _no_view() -> BreakerView | None:
+    return None
 
 
 class CircuitBreaker(PolicyBase):
@@ -290,6 +326,22 @@ class CircuitBreaker(PolicyBase):
         self._transitions: dict[tuple[CircuitState, CircuitState], int] = {}
         self._not_closed_total = 0.0
         self._not_closed_since: float | None = None
+        # Weakly: the view holds the breaker's methods, and a cycle would keep an evicted
+        # per-host breaker alive until a garbage collection.
+        self._view: Callable[[], BreakerView | None] = _no_view
+
+    def _fast_view(self) -> BreakerView | None:
+        """The fast path's view of this breaker, or ``None`` if a success needs more than the
+        lock-free counter (a count window, slow calls, a failure_result, no GIL). One view
+        per breaker, however many policies use it: its ``closed`` follows the state."""
+        if not self._lockfree:
+            return None
+        with self._lock:
+            view = self._view()
+            if view is None:
+                view = BreakerView(self)
+                self._view = weakref.ref(view)
+            return view
 
     # -- the shells ---------------------------------------------------------------------------
 
@@ -641,6 +693,9 @@ class CircuitBreaker(PolicyBase):
         if frm is to:
             return None
         self._state = to
+        view = self._view()
+        if view is not None:
+            view.closed = to is _CLOSED
         self._generation += 1
         self._streak = 0
         key = (frm, to)

@@ -25,6 +25,20 @@ class BudgetSnapshot:
     refused: int
 
 
+class BudgetView:
+    """What a Policy's fast path (seawall._fast) may use of a retry budget: a first attempt
+    deposits as ``RetryBudget.deposit`` does (roll the window when its bucket has ended, then
+    ``count_call``), on the budget's ``clock``."""
+
+    __slots__ = ("clock", "count_call", "roll", "window")
+
+    def __init__(self, budget: RetryBudget) -> None:
+        self.clock = budget._clock
+        self.window = budget._window  # never rebound once built
+        self.roll = budget._roll
+        self.count_call = budget._count_call
+
+
 class RetryBudget:
     """A budget of retries that keeps a failing dependency from being retried into a storm.
 
@@ -66,6 +80,9 @@ class RetryBudget:
     def _spawn(self) -> RetryBudget:
         """A fresh budget with this one's configuration and none of its counts."""
         return self._config.build(RetryBudget)  # type: ignore[attr-defined, no-any-return]
+
+    def _fast_view(self) -> BudgetView:
+        return BudgetView(self)
 
     def deposit(self) -> None:
         """Count one call (its first attempt). Lock-free except once per bucket."""

@@ -116,6 +116,38 @@ class BulkheadSnapshot:
         return sum(self.wait_buckets)
 
 
+class BulkheadView:
+    """What a Policy's fast path (seawall._fast) may use of a bulkhead, and nothing else.
+
+    A call admitted on the fast path takes a slot only while nobody waits (``queue`` empty):
+    ``take`` (``IndexError`` when none is free), then ``count_admitted``; it gives the slot
+    back with ``give_back`` and, if someone queued meanwhile, ``pass_on``; a failure gives it
+    back with ``release``. The slot list and the queue are never rebound, so these stay the
+    bulkhead's own (a forked child empties them in place).
+    """
+
+    __slots__ = (
+        "acall",
+        "call",
+        "count_admitted",
+        "give_back",
+        "pass_on",
+        "queue",
+        "release",
+        "take",
+    )
+
+    def __init__(self, bulkhead: Bulkhead) -> None:
+        self.queue = bulkhead._waiters
+        self.take = bulkhead._free.pop
+        self.give_back = bulkhead._free.append
+        self.count_admitted = bulkhead._count_admitted
+        self.release = bulkhead._release
+        self.pass_on = bulkhead._pass_on
+        self.call = bulkhead._call
+        self.acall = bulkhead._acall
+
+
 class Bulkhead(PolicyBase):
     """At most ``max_concurrent`` calls at once; up to ``max_queue`` more wait up to
     ``max_wait`` seconds for a slot; anything beyond gets :class:`BulkheadFullError` at once.
@@ -161,6 +193,11 @@ class Bulkhead(PolicyBase):
         self._admitted = 0  # admitted after waiting
         self._rejected = 0
         self._waits = Histogram()
+
+    def _fast_view(self) -> BulkheadView | None:
+        """The fast path's view of this bulkhead, or ``None`` without the GIL (every slot is
+        then taken under the lock)."""
+        return BulkheadView(self) if self._lockfree else None
 
     def _has_run(self) -> bool:
         snap = self.snapshot()

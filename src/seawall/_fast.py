@@ -24,16 +24,15 @@ from typing import TYPE_CHECKING, Any
 
 from seawall import _deadline, _loop_timeouts
 from seawall._base import _NotAwaitable
-from seawall._breaker import _CLOSED
 from seawall._deadline import Deadline
 from seawall._errors import TimeoutExceededError
 from seawall._observers import observers
 from seawall._retry import _Run
-from seawall._timeout import Timeout
 
 if TYPE_CHECKING:
     from seawall._clock import Clock
     from seawall._compose import Policy
+    from seawall._timeout import TimeoutView
 
 __all__ = ["fast_acall", "fast_call"]
 
@@ -50,71 +49,70 @@ _follower = _loop_timeouts.follower
 
 
 class _Parts:
-    """What the fast path reads of a policy's parts, taken once; and the verdict on a failed
-    attempt, which both shells share."""
+    """What the fast path may use of a policy's parts, taken once: each part's view (see
+    ``_fast_view`` in each part's module: the part decides what it exposes and whether it is
+    eligible), and the parts themselves for their public attributes only (names, clocks);
+    and the verdict on a failed attempt, which both shells share."""
 
     def __init__(self, policy: Policy, *, sync: bool) -> None:
         retry, breaker = policy.retry, policy.breaker
         timeout, bulkhead = policy.attempt_timeout, policy.bulkhead
         self.retry, self.breaker, self.timeout, self.bulkhead = retry, breaker, timeout, bulkhead
-        clocks: list[Clock] = []
-        if retry is not None:
-            clocks.append(retry.clock)
-            if retry.budget is not None:
-                clocks.append(retry.budget._clock)
-        if breaker is not None:
-            clocks.append(breaker.clock)
-        if timeout is not None:
-            clocks.append(timeout.clock)
-        present = [retry, breaker, timeout, bulkhead]
+        self.retry_view = None if retry is None else retry._fast_view()
+        self.breaker_view = None if breaker is None else breaker._fast_view()
+        self.timeout_view = None if timeout is None else timeout._fast_view()
+        self.bulkhead_view = None if bulkhead is None else bulkhead._fast_view()
+        self.budget = None if self.retry_view is None else self.retry_view.budget
+        clocks: list[Clock] = [part.clock for part in (retry, breaker, timeout) if part]
+        if self.budget is not None:
+            clocks.append(self.budget.clock)
+        pairs = [
+            (retry, self.retry_view),
+            (breaker, self.breaker_view),
+            (timeout, self.timeout_view),
+            (bulkhead, self.bulkhead_view),
+        ]
+        present = [(part, view) for part, view in pairs if part is not None]
         self.eligible = (
             policy.fallback is None
-            and sum(part is not None for part in present) >= 2
+            and len(present) >= 2
+            and all(view is not None for _, view in present)
             and all(clock is clocks[0] for clock in clocks)
-            and (retry is None or retry._retry_result is None)
-            and (breaker is None or breaker._lockfree)
-            and (bulkhead is None or bulkhead._lockfree)
         )
         if not self.eligible:
             return
         self.clock: Any = clocks[0]
         self.now: Callable[[], float] = self.clock.monotonic
-        # The composed parts inside the retry, as the composed retry is handed them: the
-        # first one's raw shell, and the others' before the call's own function and args.
-        members = list(policy.policies)
-        inner = members[members.index(retry) + 1 :] if retry is not None else members
-        calls = [part._call if sync else part._acall for part in inner]
+        # The composed parts inside the retry, as the composed retry is handed them (in the
+        # Policy's order): the first one's raw shell, and the others' before the call's own
+        # function and args.
+        inner: list[Any] = [
+            view for view in (self.breaker_view, self.timeout_view, self.bulkhead_view) if view
+        ]
+        calls = [view.call if sync else view.acall for view in inner] or [None]
         self.inner: Any = calls[0]
         self.inner_args: tuple[Any, ...] = tuple(calls[1:])
-        self.timed = retry is not None and retry._timed
-        self.budget = None if retry is None else retry.budget
-        self.budget_window: Any = None if self.budget is None else self.budget._window
-        self.count_call: Any = None if self.budget is None else self.budget._count_call
-        self.breaker_window: Any = None if breaker is None else breaker._window
-        self.queue = None if bulkhead is None else bulkhead._waiters
-        self.take: Any = None if bulkhead is None else bulkhead._free.pop
-        self.give_back: Any = None if bulkhead is None else bulkhead._free.append
-        self.count_admitted: Any = None if bulkhead is None else bulkhead._count_admitted
+        self.timed = self.retry_view is not None and self.retry_view.timed
 
     def verdict(self, fn: Any, args: Any, exc: BaseException, start: float) -> _Run | None:
         """In the handler of the attempt's exception, as in the composed parts: the breaker's
         verdict, then the retry's. The retry's run if it goes on, else ``None`` (re-raise)."""
-        if self.breaker is not None:
-            self.breaker._on_exception(None, exc, 0.0)
-        retry = self.retry
+        if self.breaker_view is not None:
+            self.breaker_view.on_exception(None, exc, 0.0)
+        retry = self.retry_view
         if retry is None:
             return None
         if not isinstance(exc, Exception):  # a cancellation or an interrupt: still counted
             if not isinstance(exc, _NotAwaitable):  # but not a refused acall
-                retry._finished("cancelled", 1, 0)
+                retry.finished("cancelled", 1, 0)
             return None
         started = start if self.timed else None
-        run = retry._begin(self.inner, (*self.inner_args, fn, *args), started)
+        run = retry.begin(self.inner, (*self.inner_args, fn, *args), started)
         run.failed(exc)
         return run
 
 
-def _count_timeout_failure(timeout: Timeout, own: Deadline, exc: BaseException) -> None:
+def _count_timeout_failure(timeout: TimeoutView, own: Deadline, exc: BaseException) -> None:
     """The timeout's verdict on an exception from inside it (as its own shell counts it)."""
     counts = timeout.counts
     if isinstance(exc, TimeoutExceededError):
@@ -134,16 +132,23 @@ def fast_call(policy: Policy, composed: Callable[..., Any]) -> Callable[..., Any
     parts = _Parts(policy, sync=True)
     if not parts.eligible:
         return None
-    retry, breaker, timeout, bulkhead = parts.retry, parts.breaker, parts.timeout, parts.bulkhead
+    retry, breaker = parts.retry_view, parts.breaker_view
+    timeout, bulkhead = parts.timeout_view, parts.bulkhead_view
+    retry_part, timeout_part, bulkhead_part = parts.retry, parts.timeout, parts.bulkhead
     clock, now, verdict = parts.clock, parts.now, parts.verdict
     inner, inner_args = parts.inner, parts.inner_args
-    budget, budget_window, count_call = parts.budget, parts.budget_window, parts.count_call
-    breaker_window, queue, take = parts.breaker_window, parts.queue, parts.take
-    give_back, count_admitted = parts.give_back, parts.count_admitted
-    attempt_seconds = 0.0 if timeout is None else timeout.seconds  # read-only once built
+    budget = parts.budget
+    budget_window: Any = None if budget is None else budget.window
+    count_call: Any = None if budget is None else budget.count_call
+    breaker_window: Any = None if breaker is None else breaker.window
+    queue: Any = None if bulkhead is None else bulkhead.queue
+    take: Any = None if bulkhead is None else bulkhead.take
+    give_back: Any = None if bulkhead is None else bulkhead.give_back
+    count_admitted: Any = None if bulkhead is None else bulkhead.count_admitted
+    attempt_seconds = 0.0 if timeout is None else timeout.seconds
 
     def call(fn: Callable[..., Any], /, *args: Any) -> Any:
-        if breaker is not None and breaker._state is not _CLOSED:
+        if breaker is not None and not breaker.closed:
             return composed(fn, *args)
         if bulkhead is not None:
             # A free slot while nobody waits, lock-free as in Bulkhead._enter_or_queue.
@@ -163,16 +168,16 @@ def fast_call(policy: Policy, composed: Callable[..., Any]) -> Callable[..., Any
             start = now()
             if budget is not None:
                 if start >= budget_window.bucket_end:
-                    budget._roll()
+                    budget.roll()
                 count_call()
             if timeout is not None:
                 # Filled in here rather than by Deadline's __init__, as Timeout does.
                 own = _new_deadline(Deadline)
-                own.at, own.clock, own.owner = start + attempt_seconds, clock, timeout
+                own.at, own.clock, own.owner = start + attempt_seconds, clock, timeout_part
                 token = _publish(own) if _current_deadline() is None else _enter(own)
         except BaseException:
             if bulkhead is not None:
-                bulkhead._release()
+                bulkhead.release()
             raise
         try:
             if bulkhead is not None:
@@ -180,13 +185,13 @@ def fast_call(policy: Policy, composed: Callable[..., Any]) -> Callable[..., Any
                 # of the recorder's is the attempt's.
                 recorder = observers.bulkhead_wait
                 if recorder is not None:
-                    recorder(bulkhead.name, 0.0)
+                    recorder(bulkhead_part.name, 0.0)  # type: ignore[union-attr]
             result = fn(*args)
         except BaseException as exc:
             if token is not None:
                 _leave(token)
             if bulkhead is not None:
-                bulkhead._release()
+                bulkhead.release()
             if timeout is not None:
                 _count_timeout_failure(timeout, own, exc)
             run = verdict(fn, args, exc, start)
@@ -198,7 +203,7 @@ def fast_call(policy: Policy, composed: Callable[..., Any]) -> Callable[..., Any
             if bulkhead is not None:
                 give_back(None)  # as Bulkhead._release does
                 if queue:
-                    bulkhead._pass_on()
+                    bulkhead.pass_on()
             end = now()
             if timeout is not None:
                 if end > own.at:  # each timeout judges its own deadline
@@ -209,23 +214,23 @@ def fast_call(policy: Policy, composed: Callable[..., Any]) -> Callable[..., Any
                         run = verdict(fn, args, exc, start)
                         if run is None:
                             raise
-                    return retry._go_on(run, inner, (*inner_args, fn, *args))  # type: ignore[union-attr]
-                timeout._count_success()
+                    return retry.go_on(run, inner, (*inner_args, fn, *args))  # type: ignore[union-attr]
+                timeout.count_success()
             if breaker is not None:
                 if end >= breaker_window.bucket_end:
-                    breaker._roll()
-                breaker._count_success()
+                    breaker.roll()
+                breaker.count_success()
             if retry is not None:
-                retry._count_first_try_success()
+                retry.count_first_try_success()
                 if observers.retry_attempts is not None:
-                    observers.retry_attempts(retry.name, 1)
+                    observers.retry_attempts(retry_part.name, 1)  # type: ignore[union-attr]
             return result
         # Outside the handler, as in the composed retry: further attempts (and their errors)
         # are not made while the first attempt's exception is being handled.
-        return retry._go_on(run, inner, (*inner_args, fn, *args))  # type: ignore[union-attr]
+        return retry.go_on(run, inner, (*inner_args, fn, *args))  # type: ignore[union-attr]
 
     total = policy.total_timeout
-    return call if total is None else functools.partial(total._call, call)
+    return call if total is None else functools.partial(total._fast_view().call, call)
 
 
 def fast_acall(policy: Policy, composed: Callable[..., Any]) -> Callable[..., Any] | None:
@@ -242,25 +247,39 @@ def fast_acall(policy: Policy, composed: Callable[..., Any]) -> Callable[..., An
     parts = _Parts(policy, sync=False)
     if not parts.eligible:
         return None
-    retry, breaker, timeout, bulkhead = parts.retry, parts.breaker, parts.timeout, parts.bulkhead
+    retry, breaker = parts.retry_view, parts.breaker_view
+    timeout, bulkhead = parts.timeout_view, parts.bulkhead_view
+    retry_part, timeout_part, bulkhead_part = parts.retry, parts.timeout, parts.bulkhead
     clock, now, verdict = parts.clock, parts.now, parts.verdict
     inner, inner_args = parts.inner, parts.inner_args
-    budget, budget_window, count_call = parts.budget, parts.budget_window, parts.count_call
-    breaker_window, queue, take = parts.breaker_window, parts.queue, parts.take
-    give_back, count_admitted = parts.give_back, parts.count_admitted
-    attempt_seconds = 0.0 if timeout is None else timeout.seconds  # read-only once built
-    total = policy.total_timeout
-    if total is not None and not (
-        timeout is not None and total.clock is clock and timeout.seconds < total.seconds
+    budget = parts.budget
+    budget_window: Any = None if budget is None else budget.window
+    count_call: Any = None if budget is None else budget.count_call
+    breaker_window: Any = None if breaker is None else breaker.window
+    queue: Any = None if bulkhead is None else bulkhead.queue
+    take: Any = None if bulkhead is None else bulkhead.take
+    give_back: Any = None if bulkhead is None else bulkhead.give_back
+    count_admitted: Any = None if bulkhead is None else bulkhead.count_admitted
+    attempt_seconds = 0.0 if timeout is None else timeout.seconds
+    total_part = policy.total_timeout
+    total = None if total_part is None else total_part._fast_view()
+    around = total  # the total's shell around this one, if it is not folded in
+    if (
+        total is not None
+        and timeout is not None
+        and total_part.clock is clock  # type: ignore[union-attr]
+        and timeout.seconds < total.seconds
     ):
-        total = None  # not folded: its own shell goes around this one
+        around = None
+    if around is not None:
+        total = None
     total_seconds = 0.0 if total is None else total.seconds
     if total is not None:
         # A call that leaves before it starts goes the composed way, the total's shell first.
-        composed = functools.partial(total._acall, composed)
+        composed = functools.partial(total.acall, composed)
 
     async def acall(fn: Callable[..., Awaitable[Any]], /, *args: Any) -> Any:
-        if breaker is not None and breaker._state is not _CLOSED:
+        if breaker is not None and not breaker.closed:
             return await composed(fn, *args)
         if bulkhead is not None:
             taken = False
@@ -281,7 +300,7 @@ def fast_acall(policy: Policy, composed: Callable[..., Any]) -> Callable[..., An
             start = now()
             if budget is not None:
                 if start >= budget_window.bucket_end:
-                    budget._roll()
+                    budget.roll()
                 count_call()
             if timeout is not None:
                 seconds = attempt_seconds
@@ -290,11 +309,11 @@ def fast_acall(policy: Policy, composed: Callable[..., Any]) -> Callable[..., An
                     _enter_scope(seconds) if total is None else _enter_pair(seconds, total_seconds)
                 )
                 own = _new_deadline(Deadline)
-                own.at, own.clock, own.owner = start + seconds, clock, timeout
+                own.at, own.clock, own.owner = start + seconds, clock, timeout_part
                 token = _publish(own) if _current_deadline() is None else _enter(own)
         except BaseException:
             if bulkhead is not None:
-                bulkhead._release()
+                bulkhead.release()
             raise
         run: _Run | None = None
         error: BaseException | None = None  # what the call raises, if no retry follows
@@ -303,7 +322,7 @@ def fast_acall(policy: Policy, composed: Callable[..., Any]) -> Callable[..., An
                 if bulkhead is not None:
                     recorder = observers.bulkhead_wait
                     if recorder is not None:
-                        recorder(bulkhead.name, 0.0)
+                        recorder(bulkhead_part.name, 0.0)  # type: ignore[union-attr]
                 if scope is not None:
                     try:
                         result = await fn(*args)
@@ -326,7 +345,7 @@ def fast_acall(policy: Policy, composed: Callable[..., Any]) -> Callable[..., An
             if token is not None:
                 _leave(token)
             if bulkhead is not None:
-                bulkhead._release()
+                bulkhead.release()
             if timeout is not None and exc is not expired:
                 _count_timeout_failure(timeout, own, exc)
             run = verdict(fn, args, exc, start)
@@ -340,7 +359,7 @@ def fast_acall(policy: Policy, composed: Callable[..., Any]) -> Callable[..., An
             if bulkhead is not None:
                 give_back(None)  # as Bulkhead._release does
                 if queue:
-                    bulkhead._pass_on()
+                    bulkhead.pass_on()
             if timeout is not None:
                 if _expired(scope):
                     # It swallowed its cancellation and returned late: dropped, as in sync.
@@ -354,32 +373,30 @@ def fast_acall(policy: Policy, composed: Callable[..., Any]) -> Callable[..., An
                                 raise
                             error = exc
                 else:
-                    timeout._count_success()
+                    timeout.count_success()
             if run is None and error is None:
                 if breaker is not None:
                     if now() >= breaker_window.bucket_end:
-                        breaker._roll()
-                    breaker._count_success()
+                        breaker.roll()
+                    breaker.count_success()
                 if retry is not None:
-                    retry._count_first_try_success()
+                    retry.count_first_try_success()
                     if observers.retry_attempts is not None:
-                        observers.retry_attempts(retry.name, 1)
+                        observers.retry_attempts(retry_part.name, 1)  # type: ignore[union-attr]
                 if total is not None:
-                    total._count_success()
+                    total.count_success()
                 return result
         # Outside the handler, as in the composed retry (see fast_call).
         if total is None:
-            return await retry._ago_on(run, inner, (*inner_args, fn, *args))  # type: ignore[union-attr, arg-type]
+            return await retry.ago_on(run, inner, (*inner_args, fn, *args))  # type: ignore[union-attr, arg-type]
         # The rest of the call is the total timeout's, from the call's start.
         started = (_follower(scope), start + total_seconds)
         if run is None:
-            return await total._acall(_reraise, error, _started=started)
-        go_on = retry._ago_on  # type: ignore[union-attr]
-        return await total._acall(go_on, run, inner, (*inner_args, fn, *args), _started=started)
+            return await total.acall(_reraise, error, _started=started)
+        go_on = retry.ago_on  # type: ignore[union-attr]
+        return await total.acall(go_on, run, inner, (*inner_args, fn, *args), _started=started)
 
-    if total is None and policy.total_timeout is not None:
-        return functools.partial(policy.total_timeout._acall, acall)
-    return acall
+    return acall if around is None else functools.partial(around.acall, acall)
 
 
 async def _reraise(error: BaseException) -> Any:

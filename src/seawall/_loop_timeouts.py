@@ -77,7 +77,8 @@ class _LoopTimeouts:
     __slots__ = ("__weakref__", "armed_at", "compact_at", "handle", "heap", "loop", "resolution")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
+        # Weakly: this is the loop's value in a WeakKeyDictionary, which must not keep it.
+        self.loop = weakref.ref(loop)
         self.heap: list[Scope] = []
         self.compact_at = _SLACK  # the heap's length at which left entries are dropped
         self.handle: asyncio.Handle | None = None
@@ -88,7 +89,9 @@ class _LoopTimeouts:
     def arm(self, when: float) -> None:
         if self.handle is not None:
             self.handle.cancel()
-        loop = self.loop
+        loop = self.loop()
+        if loop is None:  # pragma: no cover - a scope outlived its loop
+            return
         self.armed_at = when
         if when <= loop.time():
             self.handle = loop.call_soon(self.fire)
@@ -102,7 +105,10 @@ class _LoopTimeouts:
         self.handle = None
         self.armed_at = _INF
         heap = self.heap
-        end = self.loop.time() + self.resolution
+        loop = self.loop()
+        if loop is None:  # pragma: no cover - the loop is gone
+            return
+        end = loop.time() + self.resolution
         while heap:
             top = heap[0]
             state = top[_STATE]

@@ -238,6 +238,36 @@ class _Run:
         self.policy._finished("cancelled", made, self.refused)
 
 
+class RetryView:
+    """What a Policy's fast path (seawall._fast) may use of a retry, and nothing else.
+
+    A first attempt that succeeds is counted as ``Retry``'s shells count it
+    (``count_first_try_success``; the budget's deposit through ``budget``). A failed first
+    attempt is handed over: ``begin`` makes the retry's run (timed from the call's start when
+    ``timed``), ``finished`` counts a cancelled call, and ``go_on``/``ago_on`` make any
+    further attempts through the composed parts, as the retry's own shells do.
+    """
+
+    __slots__ = (
+        "ago_on",
+        "begin",
+        "budget",
+        "count_first_try_success",
+        "finished",
+        "go_on",
+        "timed",
+    )
+
+    def __init__(self, retry: Retry) -> None:
+        self.timed = retry._timed
+        self.budget = None if retry._budget is None else retry._budget._fast_view()
+        self.count_first_try_success = retry._count_first_try_success
+        self.begin = retry._begin
+        self.finished = retry._finished
+        self.go_on = retry._go_on
+        self.ago_on = retry._ago_on
+
+
 class Retry(PolicyBase):
     """Retries a failed call, with backoff, within attempts, a deadline and a budget.
 
@@ -417,6 +447,11 @@ class Retry(PolicyBase):
                     return run.succeeded(result)  # type: ignore[no-any-return]
                 run.returned(result)
         return run.give_up()  # type: ignore[no-any-return]
+
+    def _fast_view(self) -> RetryView | None:
+        """The fast path's view of this retry, or ``None`` if it judges results (a success
+        is then not known until ``retry_result`` has seen it)."""
+        return RetryView(self) if self._retry_result is None else None
 
     # -- the core --------------------------------------------------------------------------
 

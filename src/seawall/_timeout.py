@@ -49,6 +49,21 @@ class TimeoutCounts:
         }
 
 
+class TimeoutView:
+    """What a Policy's fast path (seawall._fast) may use of a timeout: its ``seconds`` (fixed
+    once built), its public ``counts`` and ``count_success``, and its raw shells (``acall``
+    takes ``_started`` for the rest of a call whose first attempt the fast path made)."""
+
+    __slots__ = ("acall", "call", "count_success", "counts", "seconds")
+
+    def __init__(self, timeout: Timeout) -> None:
+        self.seconds = timeout._seconds
+        self.counts = timeout.counts
+        self.count_success = timeout._count_success
+        self.call = timeout._call
+        self.acall = timeout._acall
+
+
 class Timeout(PolicyBase):
     """Bounds how long a call may take.
 
@@ -168,6 +183,9 @@ class Timeout(PolicyBase):
             raise own.exceeded()
         self._count_success()
         return result
+
+    def _fast_view(self) -> TimeoutView:
+        return TimeoutView(self)
 
     def _has_run(self) -> bool:
         return super()._has_run() or any(self.counts.as_dict().values())

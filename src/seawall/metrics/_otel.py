@@ -229,7 +229,7 @@ class _Pending:
     threads, drained by any number of threads at once, each reach the SDK exactly once.
     """
 
-    __slots__ = ("cap", "hand_over_at", "queue", "_thread", "_wake")
+    __slots__ = ("_thread", "_wake", "cap", "hand_over_at", "queue")
 
     def __init__(self, cap: int, hand_over_at: int) -> None:
         self.queue: deque[PendingRecord] = deque()
