@@ -13,10 +13,36 @@ is behind the provider, so they hold what happened from then on.
 
 from __future__ import annotations
 
+import typing as _typing
+
 from seawall.metrics import _remains  # noqa: F401  (installs the hook that keeps counts)
 from seawall.metrics._catalogue import CATALOGUE, Metric
 from seawall.metrics._config import configure
-from seawall.metrics._multiprocess import flush
-from seawall.metrics._prometheus import SeawallCollector
+
+if _typing.TYPE_CHECKING:
+    from seawall.metrics._multiprocess import flush
+    from seawall.metrics._prometheus import SeawallCollector
 
 __all__ = ["CATALOGUE", "Metric", "SeawallCollector", "configure", "flush"]
+
+
+def __getattr__(name: str) -> _typing.Any:
+    # These two import prometheus-client: only when asked for (``import seawall`` imports
+    # this package, and must not pay for prometheus-client).
+    value: _typing.Any
+    if name == "flush":
+        from seawall.metrics import _multiprocess
+
+        value = _multiprocess.flush
+    elif name == "SeawallCollector":
+        from seawall.metrics import _prometheus
+
+        value = _prometheus.SeawallCollector
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
