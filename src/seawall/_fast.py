@@ -18,11 +18,10 @@ and whose retry does not judge results.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from seawall import _deadline
+from seawall import _aio, _deadline
 from seawall._base import _NotAwaitable
 from seawall._breaker import _CLOSED
 from seawall._deadline import Deadline
@@ -260,7 +259,7 @@ def fast_acall(policy: Policy, composed: Callable[..., Any]) -> Callable[..., An
                 count_call()
             if timeout is not None:
                 seconds = timeout.seconds
-                scope = asyncio.timeout(seconds)  # first, as Timeout's async shell does
+                scope = _aio.timeout(seconds)  # first, as Timeout's async shell does
                 own = _new_deadline(Deadline)
                 own.at, own.clock, own.owner = start + seconds, clock, timeout
                 token = _publish(own) if _current_deadline() is None else _enter(own)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from seawall import _deadline
+from seawall import _aio, _deadline
 from seawall._base import PolicyBase, _NotAwaitable, remember_init
 from seawall._clock import Clock
 from seawall._deadline import Deadline
@@ -108,7 +107,7 @@ class Timeout(PolicyBase):
     async def _acall(self, fn: Callable[..., Awaitable[R]], /, *args: Any) -> R:
         # Each timeout has its own scope: an enclosing sooner one cancels on its own account.
         # Made first: without a running loop it raises, and no deadline may be left behind.
-        scope = asyncio.timeout(self.seconds)
+        scope = _aio.timeout(self.seconds)
         own = self._deadline()
         token = _publish(own) if _current_deadline() is None else _enter(own)
         try:

@@ -2,7 +2,7 @@
 
 Nothing here imports prometheus-client or opentelemetry-api until they are used: the
 out-of-the-box setup of each waits until the application imports it (see
-:mod:`seawall.metrics._on_import`), and :func:`configure` imports only what it is asked for.
+:mod:`seawall._on_import`), and :func:`configure` imports only what it is asked for.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 from seawall import _fork
-from seawall.metrics._on_import import after_import
+from seawall._on_import import after_import
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider

@@ -15,19 +15,19 @@ never raised into the import.
 
 from __future__ import annotations
 
-import logging
 import sys
 import threading
 from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from seawall import _log
+
 if TYPE_CHECKING:
     from importlib.machinery import ModuleSpec
 
 __all__ = ["after_import", "awaited"]
 
-logger = logging.getLogger("seawall.metrics")
 
 _lock = threading.Lock()
 _waiting: dict[str, list[Callable[[], None]]] = {}
@@ -109,4 +109,6 @@ def _run(name: str) -> None:
         try:
             fn()
         except Exception:
-            logger.warning("seawall could not set up its metrics for %s", name, exc_info=True)
+            _log.logger().warning(
+                "seawall could not finish its set-up after the import of %s", name, exc_info=True
+            )
