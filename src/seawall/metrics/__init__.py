@@ -3,7 +3,9 @@
 Out of the box, ``import seawall`` puts seawall's collector in prometheus-client's default
 registry (so an application's existing ``/metrics`` shows its series) and creates its
 OpenTelemetry instruments on the global meter provider (no-op until the application installs
-an SDK). :func:`configure` chooses other registries or providers, or turns either off.
+an SDK); each as soon as the application imports the library, which seawall itself does not
+import until then. :func:`configure` chooses other registries or providers, or turns either
+off.
 
 In OpenTelemetry the instruments belong to the meter ``seawall`` (at the package's version);
 counters and gauges are observable, read from the policies at each collection, and the three
