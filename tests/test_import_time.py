@@ -7,7 +7,9 @@ default registry, its instruments on OpenTelemetry's global meter provider, the 
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
+import importlib.util
 import logging
 import os
 import subprocess
@@ -330,3 +332,59 @@ def test_retry_annotations_still_resolve() -> None:
     seawall.Retry(on=ValueError)
     hints = typing.get_type_hints(seawall.Retry.__init__)
     assert {"on", "wait", "stop"} <= set(hints)
+
+
+@pytest.fixture
+def watched(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> typing.Iterator[str]:
+    """The name of a module, not imported yet, in a directory on ``sys.path``."""
+    name = f"seawall_test_watched_{tmp_path.name.replace('-', '_')}"
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield name
+    sys.modules.pop(name, None)
+    with _on_import._lock:  # leave nothing waiting for it
+        _on_import._waiting.pop(name, None)
+        if not _on_import._waiting and _on_import._finder in sys.meta_path:
+            sys.meta_path.remove(_on_import._finder)
+
+
+def test_a_module_that_fails_to_import_is_watched_until_it_imports(
+    watched: str, tmp_path: Path
+) -> None:
+    path = tmp_path / f"{watched}.py"
+    path.write_text("raise ImportError('not yet')\n")
+    ran: list[str] = []
+    _on_import.after_import(watched, lambda: ran.append("ran"))
+    with pytest.raises(ImportError, match="not yet"):
+        __import__(watched)
+    assert ran == []
+    assert _on_import.awaited(watched)
+    path.write_text("VALUE = 2\n")
+    importlib.invalidate_caches()
+    assert __import__(watched).VALUE == 2
+    assert ran == ["ran"]
+
+
+def test_the_watching_loader_is_the_modules_own_to_everyone_else(
+    watched: str, tmp_path: Path
+) -> None:
+    path = tmp_path / f"{watched}.py"
+    path.write_text("VALUE = 3\n")
+    _on_import.after_import(watched, lambda: None)
+    spec = importlib.util.find_spec(watched)
+    assert spec is not None
+    assert spec.loader is not None
+    assert spec.loader.get_filename(watched) == str(path)  # type: ignore[attr-defined]
+    assert not spec.loader.is_package(watched)  # type: ignore[attr-defined]
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.VALUE == 3
+    assert module.__loader__ is module.__spec__.loader
+    assert type(module.__loader__).__module__ != _on_import.__name__
+    assert not _on_import.awaited(watched)
+
+
+def test_a_module_no_finder_finds_is_left_to_the_import_system(watched: str) -> None:
+    _on_import.after_import(watched, lambda: None)
+    with pytest.raises(ModuleNotFoundError):
+        __import__(watched)
+    assert _on_import.awaited(watched)

@@ -40,6 +40,10 @@ class _Loader:
         self.loader = loader
         self.name = name
 
+    def __getattr__(self, name: str) -> Any:
+        # Anything else a loader offers (get_filename, get_code, is_package, ...) is its own.
+        return getattr(self.loader, name)
+
     def create_module(self, spec: ModuleSpec) -> ModuleType | None:
         create = getattr(self.loader, "create_module", None)
         return None if create is None else create(spec)

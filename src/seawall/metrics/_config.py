@@ -26,6 +26,7 @@ __all__ = ["configure", "setup_defaults"]
 
 PROMETHEUS = "prometheus_client"
 OTEL = "opentelemetry.metrics"
+_MULTIPROC_VARIABLES = ("PROMETHEUS_MULTIPROC_DIR", "prometheus_multiproc_dir")
 
 # Reentrant: a module imported while it is held may run its after-import setup, which takes it.
 _lock = threading.RLock()
@@ -167,9 +168,8 @@ def setup_defaults() -> None:
     starts at once, since a worker that never imports prometheus-client still writes the
     files the scraping process reads."""
     global _prometheus_default_waits, _otel_default_waits
-    now = PROMETHEUS in sys.modules or bool(
-        os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.environ.get("prometheus_multiproc_dir")  # noqa: SIM112 (prometheus-client reads it)
-    )
+    # prometheus-client's own test: either name set, whatever its value.
+    now = PROMETHEUS in sys.modules or any(name in os.environ for name in _MULTIPROC_VARIABLES)
     with _lock:
         _prometheus_default_waits = True
     if now:
