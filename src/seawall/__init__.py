@@ -3,8 +3,7 @@ with SLI metrics for Prometheus and OpenTelemetry."""
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
-from importlib.metadata import version as _version
+from typing import Any as _Any
 
 from seawall._breaker import (
     BreakerEvent,
@@ -30,11 +29,9 @@ from seawall._errors import (
 from seawall._fallback import Fallback
 from seawall._retry import Retry, RetrySnapshot
 from seawall._timeout import Timeout
+from seawall.metrics._config import setup_defaults as _setup_metrics
 
-try:
-    __version__ = _version("seawall")
-except _PackageNotFoundError:  # pragma: no cover - running from a source tree without install
-    __version__ = "0.0.0"
+__version__: str  # read from the installed distribution on first use: see __getattr__
 
 __all__ = [
     "BreakerEvent",
@@ -65,8 +62,26 @@ __all__ = [
     "remaining",
 ]
 
+
+def __getattr__(name: str) -> _Any:
+    # importlib.metadata costs tens of milliseconds to import: the version is looked up when
+    # first asked for, then kept as an ordinary module attribute.
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            value = version("seawall")
+        except PackageNotFoundError:  # pragma: no cover - a source tree without install
+            value = "0.0.0"
+        globals()["__version__"] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), "__version__"})
+
+
 # Out of the box: seawall's series appear wherever prometheus-client's default registry is
 # exposed, and in OpenTelemetry once the application installs an SDK.
-from seawall.metrics._config import setup_defaults as _setup_metrics
-
 _setup_metrics()

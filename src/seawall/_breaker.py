@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import enum
 import functools
-import logging
 import math
 import random
 import sys
@@ -15,6 +14,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, ParamSpec, TypeVar
 
+from seawall import _log
 from seawall._base import PolicyBase, _NotAwaitable, bind
 from seawall._clock import Clock
 from seawall._config import configured
@@ -44,8 +44,6 @@ __all__ = [
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-logger = logging.getLogger("seawall")
 
 
 class CircuitState(enum.StrEnum):
@@ -522,7 +520,7 @@ class CircuitBreaker(PolicyBase):
         try:
             failed = bool(predicate(result))
         except Exception:
-            logger.exception(
+            _log.logger().exception(
                 "failure_result of circuit breaker %r raised; counted as a failure", self.name
             )
             failed = True
@@ -545,7 +543,7 @@ class CircuitBreaker(PolicyBase):
                 return _IGNORED
             return _FAILURE if self._is_failure(exc) else _SUCCESS
         except Exception:
-            logger.exception(
+            _log.logger().exception(
                 "an exception classifier of circuit breaker %r raised; "
                 "the call counts as a failure",
                 self.name,
@@ -743,7 +741,9 @@ class CircuitBreaker(PolicyBase):
             try:
                 listener(event)
             except Exception:
-                logger.exception("listener %r of circuit breaker %r raised", listener, self.name)
+                _log.logger().exception(
+                    "listener %r of circuit breaker %r raised", listener, self.name
+                )
 
     # -- what users read and control ----------------------------------------------------------
 

@@ -9,15 +9,14 @@ the first waiter, and a newcomer that finds waiters queues behind them.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import threading
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from seawall import _deadline
+from seawall import _aio, _deadline
 from seawall._base import PolicyBase
 from seawall._clock import Clock
 from seawall._config import ReadOnly, configured
@@ -27,6 +26,9 @@ from seawall._histogram import Histogram
 from seawall._observers import observers
 from seawall._validate import MAX_CONCURRENT, check_int, check_number
 from seawall._window import AtomicCounter
+
+if TYPE_CHECKING:
+    import asyncio
 
 # The lock-free slots rely on the GIL making one C call atomic.
 _GIL_ENABLED: bool = getattr(sys, "_is_gil_enabled", lambda: True)()
@@ -66,7 +68,7 @@ class _TaskWaiter:
     def __init__(self) -> None:
         self.granted = False
         self.gone = False
-        self._loop = asyncio.get_running_loop()
+        self._loop = _aio.get_running_loop()
         self._future: asyncio.Future[None] = self._loop.create_future()
 
     def wake(self) -> bool:
@@ -86,7 +88,7 @@ class _TaskWaiter:
 
     async def wait(self, seconds: float) -> None:
         try:
-            async with asyncio.timeout(seconds):
+            async with _aio.timeout(seconds):
                 await self._future
         except TimeoutError:
             pass

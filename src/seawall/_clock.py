@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import math
 import threading
 import time
 import weakref
 from typing import Protocol, runtime_checkable
 
-from seawall import _fork
+from seawall import _aio, _fork
 from seawall._validate import check_number
 
 __all__ = ["Clock", "FakeClock", "SystemClock", "system_clock"]
@@ -65,7 +64,7 @@ class SystemClock:
         time.sleep(seconds)
 
     async def asleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
+        await _aio.sleep(seconds)
 
     def __repr__(self) -> str:
         return "SystemClock()"
@@ -135,7 +134,7 @@ class FakeClock:
 
     async def asleep(self, seconds: float) -> None:
         self.sleep(seconds)
-        await asyncio.sleep(0)
+        await _aio.sleep(0)
 
     def __repr__(self) -> str:
         return f"FakeClock(now={self._now!r}, sleeps={len(self.sleeps)})"

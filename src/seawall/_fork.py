@@ -14,13 +14,13 @@ were registered (module import order: a module's objects before those that use t
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Callable
 
+from seawall import _log
+
 __all__ = ["in_child"]
 
-logger = logging.getLogger("seawall")
 _hooks: list[Callable[[], None]] = []
 
 
@@ -35,7 +35,7 @@ def _after_fork_in_child() -> None:
         try:
             hook()
         except Exception:  # pragma: no cover - each module's renewal is independent
-            logger.exception("seawall: renewing %r after a fork failed", hook)
+            _log.logger().exception("seawall: renewing %r after a fork failed", hook)
 
 
 if hasattr(os, "register_at_fork"):  # POSIX

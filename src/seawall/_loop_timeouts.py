@@ -38,16 +38,18 @@ and the timer runs on it.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import types
 import weakref
 from collections.abc import Callable
 from heapq import heapify, heappop, heappush
 from itertools import count
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from seawall import _fork
+from seawall import _aio, _fork
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["Scope", "enter", "enter_pair", "expired", "follower", "leave", "resume"]
 
@@ -60,12 +62,24 @@ _ENTERED, _EXPIRING, _EXPIRED, _LEFT, _DORMANT = 0, 1, 2, 3, 4
 #: many more (as asyncio drops its cancelled timer handles): amortised, a few steps a scope.
 _SLACK = 64
 
-_get_running_loop = asyncio.get_running_loop
-_current_task: Callable[[Any], asyncio.Task[Any] | None] = asyncio.current_task
-# Python 3.11's current_task is Python around this dict (3.12 made it C): the dict is quicker.
-_current_tasks = getattr(asyncio.tasks, "_current_tasks", None)
-if isinstance(_current_tasks, dict) and isinstance(_current_task, types.FunctionType):
-    _current_task = _current_tasks.get
+# asyncio's, set by the first scope (asyncio is imported then, not by `import seawall`).
+_get_running_loop: Callable[[], asyncio.AbstractEventLoop]
+_current_task: Callable[[Any], asyncio.Task[Any] | None]
+
+
+def _import_asyncio() -> None:
+    global _get_running_loop, _current_task
+    import asyncio
+
+    _get_running_loop = asyncio.get_running_loop
+    _current_task = asyncio.current_task
+    # Python 3.11's current_task is Python around this dict (3.12 made it C): the dict is
+    # quicker.
+    current_tasks = getattr(asyncio.tasks, "_current_tasks", None)
+    if isinstance(current_tasks, dict) and isinstance(_current_task, types.FunctionType):
+        _current_task = current_tasks.get
+
+
 _get_ident = threading.get_ident
 _serials = count()
 _INF = float("inf")
@@ -152,6 +166,8 @@ _last: tuple[Any, _LoopTimeouts | None] = (_NoLoop(), None)
 
 def _running() -> tuple[asyncio.AbstractEventLoop, _LoopTimeouts]:
     global _last
+    if "_get_running_loop" not in globals():
+        _import_asyncio()
     loop = _get_running_loop()  # RuntimeError without one, as asyncio.timeout
     with _by_loop_lock:
         timeouts = _by_loop.get(loop)
@@ -230,11 +246,7 @@ def leave(scope: Scope, exc: BaseException | None) -> bool:
         scope[_STATE] = _EXPIRED
         task = scope[_TASK]
         scope[_TASK] = None
-        return (
-            task.uncancel() <= scope[_CANCELLING]
-            and exc is not None
-            and isinstance(exc, asyncio.CancelledError)
-        )
+        return task.uncancel() <= scope[_CANCELLING] and exc is not None and _aio.is_cancelled(exc)
     raise RuntimeError("a timeout scope was left twice")  # pragma: no cover - a seawall bug
 
 

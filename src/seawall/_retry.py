@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
-import tenacity
-from tenacity import RetryCallState
-from tenacity.retry import retry_base
-from tenacity.stop import stop_base
-from tenacity.wait import wait_base
-
-from seawall import _deadline
+from seawall import _deadline, _log
 from seawall._base import PolicyBase, _NotAwaitable, unbind
 from seawall._budget import RetryBudget
 from seawall._clock import Clock
@@ -22,6 +15,7 @@ from seawall._config import ReadOnly, configured
 from seawall._errors import RejectedError
 from seawall._histogram import ATTEMPT_BUCKETS, Histogram
 from seawall._observers import observers
+from seawall._on_import import after_import
 from seawall._validate import (
     ExceptionMatcher,
     check_callable,
@@ -33,16 +27,44 @@ from seawall._validate import (
 )
 from seawall._window import AtomicCounter
 
+if TYPE_CHECKING:
+    from tenacity import RetryCallState
+    from tenacity.retry import retry_base
+    from tenacity.stop import stop_base
+    from tenacity.wait import wait_base
+
 __all__ = ["Retry", "RetrySnapshot", "zero_waits"]
 
 R = TypeVar("R")
 
-WaitStrategy = wait_base | Callable[[RetryCallState], float]
-StopStrategy = stop_base | Callable[[RetryCallState], bool]
+if TYPE_CHECKING:
+    WaitStrategy = wait_base | Callable[[RetryCallState], float]
+    StopStrategy = stop_base | Callable[[RetryCallState], bool]
+
+
+def _publish_tenacity_names() -> None:
+    # tenacity is imported by the first Retry, not by `import seawall` (it costs milliseconds
+    # to import); its names in this module's annotations appear here once it is imported, so
+    # that typing.get_type_hints() resolves them as before.
+    from tenacity import RetryCallState
+    from tenacity.retry import retry_base
+    from tenacity.stop import stop_base
+    from tenacity.wait import wait_base
+
+    globals().update(
+        RetryCallState=RetryCallState,
+        retry_base=retry_base,
+        stop_base=stop_base,
+        wait_base=wait_base,
+        WaitStrategy=wait_base | Callable[[RetryCallState], float],
+        StopStrategy=stop_base | Callable[[RetryCallState], bool],
+    )
+
+
+after_import("tenacity", _publish_tenacity_names)
 
 _MISSING: Any = object()
 _NOTE = "seawall: retry "
-logger = logging.getLogger("seawall")
 
 
 class _ZeroWaits:
@@ -149,7 +171,9 @@ class _Run:
         except Exception as error:
             # As the breaker treats a classifier that raises: logged, and the call's own
             # outcome is what the caller gets, its note naming the judge's error.
-            logger.exception("the on= of retry %r raised; the call is not retried", policy.name)
+            _log.logger().exception(
+                "the on= of retry %r raised; the call is not retried", policy.name
+            )
             self.reason = f"its on= raised {type(error).__name__}: {error}"
             return None
         if not retryable:
@@ -303,6 +327,10 @@ class Retry(PolicyBase):
         name: str | None = None,
         clock: Clock | None = None,
     ) -> None:
+        import tenacity  # here, not at import: see _publish_tenacity_names
+
+        if "retry_base" not in globals():  # pragma: no cover - published by the import
+            _publish_tenacity_names()
         super().__init__(name=name, clock=clock)
         if on is _MISSING:
             raise TypeError(
@@ -476,7 +504,9 @@ class Retry(PolicyBase):
         try:
             return bool(self._retry_result(result))
         except Exception:
-            logger.exception("retry_result of retry %r raised; the result is kept", self.name)
+            _log.logger().exception(
+                "retry_result of retry %r raised; the result is kept", self.name
+            )
             return False
 
     def _should_retry(self, state: RetryCallState, exc: BaseException | None) -> bool:

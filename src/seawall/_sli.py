@@ -7,7 +7,6 @@ shells and record nothing here. Exporters read :meth:`CallStats.read` when scrap
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import weakref
 from bisect import bisect_left
@@ -15,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from seawall import _aio
 from seawall._errors import RejectedError, SeawallError, TimeoutExceededError
 from seawall._histogram import DURATION_BUCKETS
 from seawall._observers import observers
@@ -69,14 +69,14 @@ def outcome_of(exc: BaseException) -> str:
 def is_own_error_type(exc: BaseException, error_type: str) -> bool:
     """Whether ``error_type`` names one of seawall's own exception classes, or cancellation
     (a fixed, small set, always kept): not a status code, not a user's subclass."""
-    if isinstance(exc, asyncio.CancelledError):
+    if _aio.is_cancelled(exc):
         return True
     kind = type(exc)
     return kind.__module__.startswith("seawall.") and error_type in OWN_ERROR_TYPES
 
 
 def error_type_of(exc: BaseException) -> str:
-    if isinstance(exc, asyncio.CancelledError):
+    if _aio.is_cancelled(exc):
         return "CancelledError"
     # An HTTP status from seawall's transports. Only seawall's own exceptions say: any other
     # exception's attributes may carry ids or messages, which must never become labels.

@@ -81,6 +81,7 @@ from typing import Any, Literal
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
 
 from seawall._validate import check_number
+from seawall.metrics import _config
 from seawall.metrics._catalogue import CATALOGUE, Metric
 from seawall.metrics._readings import HistogramValue, Labels, read_all
 
@@ -435,3 +436,7 @@ def _at_exit() -> None:
         logger.exception("seawall could not write its multiprocess metrics at exit")
     finally:
         _control.release()
+
+
+# Last: the out-of-the-box setup may have waited for this module (see _config.resume).
+_config.resume(__name__)

@@ -85,6 +85,7 @@ from opentelemetry.metrics import (
 from seawall import _fork
 from seawall._http_stats import HttpLabels
 from seawall._observers import observers
+from seawall.metrics import _config
 from seawall.metrics._catalogue import CATALOGUE, Metric, by_name
 from seawall.metrics._readings import Reading, read_all
 
@@ -696,3 +697,7 @@ def setup_defaults() -> None:
 def active_exporter() -> OtelExporter | None:
     """The exporter reporting now, if any."""
     return _active
+
+
+# Last: the out-of-the-box setup may have waited for this module (see _config.resume).
+_config.resume(__name__)

@@ -14,6 +14,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from seawall.metrics import _config
 from seawall.metrics._catalogue import CATALOGUE, Metric
 from seawall.metrics._readings import Reading, read_all
 
@@ -65,3 +66,7 @@ class SeawallCollector(Collector):
     def describe(self) -> Iterable[PromMetric]:
         # The names, for the registry's duplicate check; samples come with collect().
         return [_family(metric) for metric in CATALOGUE]
+
+
+# Last: the out-of-the-box setup may have waited for this module (see _config.resume).
+_config.resume(__name__)
