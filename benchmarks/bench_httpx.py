@@ -216,7 +216,7 @@ def _seawall_check(transport: Any) -> Callable[[], str | None]:
         bulkhead = policy.bulkhead.snapshot()
         if bulkhead.active or bulkhead.queued or bulkhead.rejected or not bulkhead.admitted:
             problems.append(f"bulkhead {bulkhead}")
-        counts = policy.attempt_timeout.counts.as_dict()
+        counts = policy.attempt_timeout._counts.as_dict()
         if not counts["success"] or any(v for k, v in counts.items() if k != "success"):
             problems.append(f"attempt timeout {counts}")
         return "not on the success path: " + "; ".join(problems) if problems else None

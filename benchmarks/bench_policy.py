@@ -92,7 +92,7 @@ def _policy_check(policy: Any) -> Callable[[], str | None]:
             problems.append(f"bulkhead {bulkhead}")
         for timeout in (policy.total_timeout, policy.attempt_timeout):
             if timeout is not None:
-                counts = timeout.counts.as_dict()
+                counts = timeout._counts.as_dict()
                 if not counts["success"] or any(v for k, v in counts.items() if k != "success"):
                     problems.append(f"timeout {timeout.name}: {counts}")
         return "not on the success path: " + "; ".join(problems) if problems else None

@@ -22,7 +22,7 @@ from helpers import Boom
 import seawall
 from seawall import Bulkhead, BulkheadFullError, RejectedError, Timeout, TimeoutExceededError
 from seawall._bulkhead import _ThreadWaiter
-from seawall._histogram import DURATION_BUCKETS
+from seawall._stats.counters import DURATION_BUCKETS
 from seawall.testing import FakeClock
 
 #: How long a helper waits for threads or tasks before declaring the test hung.
@@ -398,7 +398,7 @@ def test_a_slot_given_back_while_a_caller_queues_goes_to_that_caller() -> None:
 @pytest.mark.parametrize("kind", ["sync", "async"])
 def test_a_failing_wait_recorder_gives_the_slot_back(kind: str) -> None:
     # An exporter's per-event recorder that raises must not cost the bulkhead a slot.
-    from seawall._observers import observers
+    from seawall._stats.observers import observers
 
     def broken(name: str, seconds: float) -> None:
         raise RuntimeError("recorder")
@@ -686,7 +686,7 @@ def test_async_timeout_around_a_running_call_gives_its_permit_back() -> None:
 
     asyncio.run(main())
     assert seen == ["cancelled"]
-    assert timeout.counts.as_dict()["timeout"] == 1
+    assert timeout._counts.as_dict()["timeout"] == 1
 
 
 def test_async_timeout_around_a_queued_waiter_takes_it_out_of_the_queue() -> None:
@@ -709,7 +709,7 @@ def test_async_timeout_around_a_queued_waiter_takes_it_out_of_the_queue() -> Non
         await assert_async_full_capacity(bulkhead)
 
     asyncio.run(main())
-    assert timeout.counts.as_dict()["timeout"] == 1
+    assert timeout._counts.as_dict()["timeout"] == 1
 
 
 def test_async_cancelling_a_running_call_gives_its_permit_back() -> None:
@@ -828,7 +828,7 @@ def test_sync_waiter_is_bounded_by_an_enclosing_timeout() -> None:
     assert (snap.active, snap.queued, snap.admitted, snap.rejected) == (1, 0, 1, 1)
     # It was the deadline that ended the wait, so the caller sees the timeout, as in async.
     assert info.value.seconds == 0.05
-    assert timeout.counts.as_dict() == {"success": 0, "failure": 0, "timeout": 1, "cancelled": 0}
+    assert timeout._counts.as_dict() == {"success": 0, "failure": 0, "timeout": 1, "cancelled": 0}
     gate.open()
     assert holder.join() == "holder"
     assert_sync_full_capacity(bulkhead)

@@ -302,8 +302,8 @@ def test_every_retry_attempt_passes_through_the_breaker(shell: str) -> None:
     snap = breaker.snapshot()
     assert (snap.failures, snap.successes, snap.rejected, snap.calls) == (2, 1, 0, 3)
     assert bulkhead.snapshot().admitted == 3
-    assert attempt.counts.as_dict() == {"success": 1, "failure": 2, "timeout": 0, "cancelled": 0}
-    assert total.counts.as_dict() == {"success": 1, "failure": 0, "timeout": 0, "cancelled": 0}
+    assert attempt._counts.as_dict() == {"success": 1, "failure": 2, "timeout": 0, "cancelled": 0}
+    assert total._counts.as_dict() == {"success": 1, "failure": 0, "timeout": 0, "cancelled": 0}
     retry_snap = retry.snapshot()
     assert retry_snap.calls[("success", True)] == 1
     assert retry_snap.attempts_total == 3
@@ -398,7 +398,7 @@ def test_the_fallback_catches_an_open_circuit(shell: str) -> None:
     assert through(shell, policy, calls.append, "x") == "cached (svc)"
     assert calls == []
     assert policy.fallback is not None
-    assert policy.fallback.used.value == 1
+    assert policy.fallback.snapshot().used == 1
 
 
 def test_a_policy_with_every_part_decorates_and_works(shell: str) -> None:
@@ -433,9 +433,9 @@ def test_a_policy_with_every_part_decorates_and_works(shell: str) -> None:
     snap = policy.breaker.snapshot()
     assert (snap.failures, snap.successes) == (1, 1)
     assert policy.bulkhead.snapshot().admitted == 2
-    assert policy.total_timeout.counts.as_dict()["success"] == 1
-    assert policy.attempt_timeout.counts.as_dict()["success"] == 1
-    assert policy.attempt_timeout.counts.as_dict()["failure"] == 1
+    assert policy.total_timeout._counts.as_dict()["success"] == 1
+    assert policy.attempt_timeout._counts.as_dict()["success"] == 1
+    assert policy.attempt_timeout._counts.as_dict()["failure"] == 1
 
     policy.breaker.isolate()
     assert guarded(1) == "fallback"
@@ -673,7 +673,7 @@ def test_async_queued_call_cannot_wait_longer_than_its_attempt_timeout() -> None
     snap = bulkhead.snapshot()
     assert (snap.active, snap.queued, snap.admitted) == (0, 0, 1)
     assert policy.attempt_timeout is not None
-    assert policy.attempt_timeout.counts.as_dict()["timeout"] == 1
+    assert policy.attempt_timeout._counts.as_dict()["timeout"] == 1
 
 
 def test_sync_queued_call_cannot_wait_longer_than_its_attempt_timeout() -> None:

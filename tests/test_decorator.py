@@ -382,11 +382,11 @@ def _counts(policy: seawall.PolicyBase) -> dict[str, object]:
             b = part.snapshot()
             counts[f"{index} breaker"] = (b.state, b.successes, b.failures, b.ignored, b.rejected)
         elif isinstance(part, seawall.Timeout):
-            counts[f"{index} timeout"] = part.counts.as_dict()
+            counts[f"{index} timeout"] = part._counts.as_dict()
         elif isinstance(part, seawall.Bulkhead):
             counts[f"{index} bulkhead"] = (part.snapshot().active, part.snapshot().rejected)
         elif isinstance(part, seawall.Fallback):
-            counts[f"{index} fallback"] = part.used.value
+            counts[f"{index} fallback"] = part.snapshot().used
     return counts
 
 

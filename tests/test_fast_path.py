@@ -49,7 +49,7 @@ from seawall import (
 )
 from seawall._base import PolicyBase
 from seawall._deadline import current_deadline
-from seawall._observers import observers
+from seawall._stats.observers import observers
 from seawall.testing import FakeClock, force_open
 
 #: How long a test waits on a thread before declaring it hung.
@@ -432,7 +432,7 @@ class System:
                 result = self.policy.call(fn, tag="keyword")
             elif step.how == "enclosed":
                 outer = Timeout(1.0, name="outer", clock=self.clock)
-                result = (outer.call(self.policy.call, fn), outer.counts.as_dict())
+                result = (outer.call(self.policy.call, fn), outer._counts.as_dict())
             else:
                 result = self.policy.call(fn)
         except (Exception, Abort) as exc:
@@ -455,7 +455,7 @@ class System:
                 result = await self.policy.acall(afn, tag="keyword")
             elif step.how == "enclosed":
                 outer = Timeout(1.0, name="outer", clock=self.clock)
-                result = (await outer.acall(self.policy.acall, afn), outer.counts.as_dict())
+                result = (await outer.acall(self.policy.acall, afn), outer._counts.as_dict())
             else:
                 result = await self.policy.acall(afn)
         except (Exception, Abort) as exc:
@@ -488,7 +488,7 @@ class System:
         if self.retry is not None:
             out["retry"] = self.retry.snapshot()
         if self.timeout is not None:
-            out["timeout"] = self.timeout.counts.as_dict()
+            out["timeout"] = self.timeout._counts.as_dict()
         if self.budget is not None:
             out["budget"] = self.budget.snapshot()
         return out
@@ -695,7 +695,7 @@ def counts(s: Stack) -> dict[str, Any]:
     return {
         "breaker": (breaker.successes, breaker.failures, breaker.ignored, breaker.rejected),
         "bulkhead": (bulkhead.admitted, bulkhead.rejected, bulkhead.active, bulkhead.queued),
-        "timeout": s.timeout.counts.as_dict(),
+        "timeout": s.timeout._counts.as_dict(),
         "retry": (dict(retry.calls), retry.attempts_total, retry.budget_exhausted),
         "budget": (budget.calls, budget.window_calls, budget.retries, budget.refused),
         "successes": sum(stats.durations["success"][0]),
@@ -825,7 +825,7 @@ def test_an_enclosing_sooner_deadline_stays_in_force_inside() -> None:
     assert outer.call(around) == "inner"
     assert seen == [(1.0, outer), (1.0, outer)]
     assert seawall.remaining() is None
-    assert s.timeout.counts.as_dict()["success"] == 1
+    assert s.timeout._counts.as_dict()["success"] == 1
 
 
 def test_an_enclosing_later_deadline_gives_way_to_the_attempt_timeout() -> None:
@@ -1180,7 +1180,7 @@ def test_counts_are_exact_under_threads() -> None:
     assert r.attempt_buckets[:3] == (ones, twos, threes)
     assert sum(r.attempt_buckets) == calls
     assert r.budget_exhausted == 0
-    assert timeout.counts.as_dict() == {
+    assert timeout._counts.as_dict() == {
         "success": calls,
         "failure": failed_attempts,
         "timeout": 0,
@@ -1236,7 +1236,7 @@ def test_a_failing_wait_recorder_is_the_attempt_s_error(fast: bool) -> None:
         observers.bulkhead_wait = saved
     assert inside == [1.0]
     assert breaker.snapshot().failures == 1
-    assert timeout.counts.as_dict() == {"success": 0, "failure": 1, "timeout": 0, "cancelled": 0}
+    assert timeout._counts.as_dict() == {"success": 0, "failure": 1, "timeout": 0, "cancelled": 0}
     assert (budget.snapshot().calls, budget.snapshot().retries) == (1, 1)
     assert {k: v for k, v in retry.snapshot().calls.items() if v} == {("failure", True): 1}
     assert (bulkhead.snapshot().admitted, bulkhead.active) == (1, 0)
@@ -1432,8 +1432,8 @@ def run_timed(case: TimedCase, *, fast: bool) -> tuple[Any, ...]:
             outcome,
             loop.time(),
             seen,
-            total.counts.as_dict(),
-            attempt.counts.as_dict(),
+            total._counts.as_dict(),
+            attempt._counts.as_dict(),
             (dict(snapshot_retry.calls), snapshot_retry.attempts_total),
             None if breaker is None else breaker.snapshot(),
             None if bulkhead is None else bulkhead.snapshot(),

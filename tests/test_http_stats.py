@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from seawall._histogram import DURATION_BUCKETS
-from seawall._http_stats import _FOLD_AT, HttpStats
+from seawall._stats.counters import DURATION_BUCKETS
+from seawall._stats.http import _FOLD_AT, HttpStats
 
 OK = ("GET", "a.test", "443", "200", "")
 #: A duration whose sums are exact in binary floating point, in the first bucket.

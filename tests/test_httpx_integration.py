@@ -248,6 +248,6 @@ def test_attempt_timeouts_are_retried_and_recorded_alike_sync_and_async(
     assert _attempt_series(transport) == {"TimeoutHTTPError": 3}
     (host,) = transport.policies().values()
     assert host.attempt_timeout is not None
-    assert host.attempt_timeout.counts.as_dict()["timeout"] == 3
+    assert host.attempt_timeout._counts.as_dict()["timeout"] == 3
     errors = host.stats.read().errors
     assert errors == {("timeout", "TimeoutHTTPError"): 1}

@@ -573,7 +573,7 @@ def test_ten_thousand_hostnames_stay_capped() -> None:
     assert total == 10_000
     breakers = [
         p
-        for p in __import__("seawall._registry", fromlist=["x"]).live_policies()
+        for p in __import__("seawall._stats.live", fromlist=["x"]).live_policies()
         if isinstance(p, seawall.CircuitBreaker) and p.name.startswith("api:")
     ]
     assert len(breakers) <= 50 + 5  # evicted ones are gone (a few may await collection)

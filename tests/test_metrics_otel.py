@@ -40,7 +40,7 @@ from prometheus_client import CollectorRegistry
 
 import seawall
 from seawall import CircuitBreaker, Retry
-from seawall._observers import observers
+from seawall._stats.observers import observers
 from seawall.httpx import FailureResponse, ResilientTransport
 from seawall.metrics import CATALOGUE, _otel, configure
 from seawall.metrics import _config as metrics_config
@@ -472,7 +472,7 @@ def run_script(body: str) -> dict[str, Any]:
         from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
         def hooks_on():
-            from seawall._observers import observers as o
+            from seawall._stats.observers import observers as o
             hooks = (o.call_duration, o.retry_attempts, o.bulkhead_wait, o.http_request_duration)
             return [h is not None for h in hooks]
 

@@ -52,7 +52,7 @@ from seawall import (
     Timeout,
     TimeoutExceededError,
 )
-from seawall._histogram import ATTEMPT_BUCKETS, DURATION_BUCKETS
+from seawall._stats.counters import ATTEMPT_BUCKETS, DURATION_BUCKETS
 from seawall.httpx import FailureResponse, ResilientTransport
 from seawall.metrics import CATALOGUE, Metric, _otel, configure
 from seawall.metrics import _config as metrics_config

@@ -47,8 +47,8 @@ from seawall import (
     TimeoutExceededError,
 )
 from seawall._base import PolicyBase
-from seawall._histogram import ATTEMPT_BUCKETS, DURATION_BUCKETS
-from seawall._sli import ERROR_TYPE_CAP, OTHER
+from seawall._stats.calls import ERROR_TYPE_CAP, OTHER
+from seawall._stats.counters import ATTEMPT_BUCKETS, DURATION_BUCKETS
 from seawall.metrics import CATALOGUE, configure
 from seawall.testing import FakeClock
 

@@ -19,8 +19,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 import seawall
-from seawall._http_stats import LABEL_SETS
-from seawall._sli import ERROR_TYPE_CAP, OWN_ERROR_TYPES
+from seawall._stats.calls import ERROR_TYPE_CAP, OWN_ERROR_TYPES
+from seawall._stats.http import LABEL_SETS
 from seawall.httpx import FailureResponse, ResilientTransport
 from seawall.metrics import SeawallCollector
 

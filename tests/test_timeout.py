@@ -59,7 +59,7 @@ def test_async_call_past_its_limit_is_cancelled_and_reported() -> None:
     assert exc.seconds == 0.05
     assert str(exc) == "'slow-dep' exceeded its timeout of 0.05s"
     assert isinstance(exc.__cause__, TimeoutError)
-    assert timeout.counts.as_dict() == counts(timeout=1)
+    assert timeout._counts.as_dict() == counts(timeout=1)
 
 
 def _swallows_cancellation(seen: list[str]) -> Any:
@@ -83,7 +83,7 @@ def test_async_late_return_after_swallowing_cancellation_is_a_timeout() -> None:
 
     asyncio.run(main())
     assert seen == ["cancelled"]
-    assert timeout.counts.as_dict() == counts(timeout=1)
+    assert timeout._counts.as_dict() == counts(timeout=1)
 
 
 def test_async_late_return_through_a_policy_is_a_timeout_and_retried() -> None:
@@ -99,7 +99,7 @@ def test_async_late_return_through_a_policy_is_a_timeout_and_retried() -> None:
     asyncio.run(main())
     assert seen == ["cancelled", "cancelled"]
     assert policy.attempt_timeout is not None
-    assert policy.attempt_timeout.counts.as_dict() == counts(timeout=2)
+    assert policy.attempt_timeout._counts.as_dict() == counts(timeout=2)
     assert policy.stats.read().errors == {("timeout", "TimeoutExceededError"): 1}
     assert policy.breaker is not None
     assert policy.breaker.snapshot().failures == 2
@@ -151,8 +151,8 @@ def test_async_cancellation_from_outside_is_not_a_timeout() -> None:
     asyncio.run(main())
     assert time.monotonic() - begun < 2.0
     assert seen == ["cancelled"]
-    assert timeout.counts.as_dict() == counts(cancelled=1)
-    assert timeout.counts.as_dict()["timeout"] == 0
+    assert timeout._counts.as_dict() == counts(cancelled=1)
+    assert timeout._counts.as_dict()["timeout"] == 0
 
 
 def test_async_timeout_error_raised_by_the_callee_is_not_seawalls() -> None:
@@ -167,7 +167,7 @@ def test_async_timeout_error_raised_by_the_callee_is_not_seawalls() -> None:
         asyncio.run(timeout.acall(callee))
     assert info.value is mine
     assert not isinstance(info.value, TimeoutExceededError)
-    assert timeout.counts.as_dict() == counts(failure=1)
+    assert timeout._counts.as_dict() == counts(failure=1)
 
 
 def test_async_counts_successes_and_failures() -> None:
@@ -188,7 +188,7 @@ def test_async_counts_successes_and_failures() -> None:
         return results
 
     assert asyncio.run(main()) == [1, 2]
-    assert timeout.counts.as_dict() == counts(success=2, failure=1)
+    assert timeout._counts.as_dict() == counts(success=2, failure=1)
 
 
 def test_async_remaining_is_the_deadline_inside_and_none_outside() -> None:
@@ -263,8 +263,8 @@ def test_async_nested_timeouts_inner_sees_the_sooner_deadline(
     assert before == outer_s
     assert seen == min(outer_s - 0.5, inner_s)
     assert after == outer_s - 0.5
-    assert outer.counts.as_dict() == counts(success=1)
-    assert inner.counts.as_dict() == counts(success=1)
+    assert outer._counts.as_dict() == counts(success=1)
+    assert inner._counts.as_dict() == counts(success=1)
 
 
 def test_async_nested_timeout_cancels_at_the_outer_sooner_deadline() -> None:
@@ -288,8 +288,8 @@ def test_async_nested_timeout_cancels_at_the_outer_sooner_deadline() -> None:
     # layer only saw its call cancelled.
     assert info.value.name == "outer"
     assert info.value.seconds == 0.05
-    assert outer.counts.as_dict() == counts(timeout=1)
-    assert inner.counts.as_dict() == counts(cancelled=1)
+    assert outer._counts.as_dict() == counts(timeout=1)
+    assert inner._counts.as_dict() == counts(cancelled=1)
 
 
 # -- sync: a published deadline, checked when the call returns ------------------------------------
@@ -307,7 +307,7 @@ def test_sync_publishes_the_deadline() -> None:
     assert seawall.remaining() is None
     assert timeout.call(work) == (2.0, 1.5)
     assert seawall.remaining() is None
-    assert timeout.counts.as_dict() == counts(success=1)
+    assert timeout._counts.as_dict() == counts(success=1)
 
 
 def test_sync_remaining_reaches_zero_and_never_goes_negative() -> None:
@@ -323,7 +323,7 @@ def test_sync_remaining_reaches_zero_and_never_goes_negative() -> None:
     with pytest.raises(TimeoutExceededError):
         timeout.call(work, 3)
     assert seen == [0.0, 0.0]
-    assert timeout.counts.as_dict() == counts(success=1, timeout=1)
+    assert timeout._counts.as_dict() == counts(success=1, timeout=1)
 
 
 def test_sync_call_returning_after_the_deadline_raises_and_counts_a_timeout() -> None:
@@ -342,7 +342,7 @@ def test_sync_call_returning_after_the_deadline_raises_and_counts_a_timeout() ->
     assert info.value.name == "report"
     assert info.value.seconds == 2.0
     assert isinstance(info.value, TimeoutError)
-    assert timeout.counts.as_dict() == counts(timeout=1)
+    assert timeout._counts.as_dict() == counts(timeout=1)
     assert seawall.remaining() is None
 
 
@@ -360,7 +360,7 @@ def test_sync_returning_in_time_gives_the_result() -> None:
 
     assert timeout.call(quick, 1, b=2) == 3
     assert timeout.call(on_the_deadline) == "just in time"
-    assert timeout.counts.as_dict() == counts(success=2)
+    assert timeout._counts.as_dict() == counts(success=2)
 
 
 def test_sync_decorated_function_times_out_under_its_own_name() -> None:
@@ -392,7 +392,7 @@ def test_sync_exception_propagates_unchanged(late: bool) -> None:
     with pytest.raises(Boom) as info:
         timeout.call(fail)
     assert info.value is error
-    assert timeout.counts.as_dict() == counts(failure=1)
+    assert timeout._counts.as_dict() == counts(failure=1)
     assert seawall.remaining() is None
 
 
@@ -404,7 +404,7 @@ def test_sync_base_exception_is_counted_as_cancelled() -> None:
 
     with pytest.raises(KeyboardInterrupt):
         timeout.call(interrupted)
-    assert timeout.counts.as_dict() == counts(cancelled=1)
+    assert timeout._counts.as_dict() == counts(cancelled=1)
     assert seawall.remaining() is None
 
 
@@ -438,8 +438,8 @@ def test_sync_nested_timeout_trips_on_the_outer_deadline() -> None:
     # Each layer judges its own deadline: the inner's 5 s have not passed, so it lets the
     # result through, and the outer, whose 1 s has, reports the timeout.
     assert info.value.name == "outer"
-    assert inner.counts.as_dict() == counts(success=1)
-    assert outer.counts.as_dict() == counts(timeout=1)
+    assert inner._counts.as_dict() == counts(success=1)
+    assert outer._counts.as_dict() == counts(timeout=1)
 
 
 def test_sync_nested_timeouts_on_different_clocks() -> None:
@@ -453,7 +453,7 @@ def test_sync_nested_timeouts_on_different_clocks() -> None:
         return seawall.remaining()
 
     assert outer.call(inner.call, quick) == 1.0
-    assert inner.counts.as_dict() == counts(success=1)
+    assert inner._counts.as_dict() == counts(success=1)
 
     def late() -> str:
         fake.advance(2)
@@ -462,7 +462,7 @@ def test_sync_nested_timeouts_on_different_clocks() -> None:
     with pytest.raises(TimeoutExceededError) as info:
         outer.call(inner.call, late)
     # The inner's own 5 s (system clock) have not passed; the outer's 1 s (fake clock) have.
-    assert inner.counts.as_dict() == counts(success=2)
+    assert inner._counts.as_dict() == counts(success=2)
     assert info.value.seconds == 1
 
 

@@ -26,9 +26,9 @@ from seawall._errors import (
     SeawallError,
     TimeoutExceededError,
 )
-from seawall._fallback import Fallback
+from seawall._fallback import Fallback, FallbackSnapshot
 from seawall._retry import Retry, RetrySnapshot
-from seawall._timeout import Timeout
+from seawall._timeout import Timeout, TimeoutSnapshot
 from seawall.metrics._config import setup_defaults as _setup_metrics
 
 __version__: str  # read from the installed distribution on first use: see __getattr__
@@ -47,6 +47,7 @@ __all__ = [
     "CircuitState",
     "Clock",
     "Fallback",
+    "FallbackSnapshot",
     "Pipeline",
     "Policy",
     "RejectedError",
@@ -57,6 +58,7 @@ __all__ = [
     "StateChange",
     "SystemClock",
     "Timeout",
+    "TimeoutSnapshot",
     "TimeoutExceededError",
     "__version__",
     "remaining",

@@ -8,11 +8,11 @@ import weakref
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
-from seawall import _registry
 from seawall._clock import Clock, system_clock
 from seawall._config import Config, configured
-from seawall._registry import register
-from seawall._sli import CallStats
+from seawall._stats import live
+from seawall._stats.calls import CallStats
+from seawall._stats.live import register
 from seawall._validate import check_name
 
 if TYPE_CHECKING:
@@ -141,14 +141,9 @@ class PolicyBase:
         self._name = check_name(name)
         self._name_given = self._name is not None
         self._clock = check_clock(clock)
-        self._serial = _registry.next_serial()
+        self._serial = live.next_serial()
         owner = weakref.ref(self)
         self.stats = CallStats(lambda: _name_of(owner))
-        # Set by a Pipeline that composes this policy: then the pipeline reports its calls.
-        self._member_of_pipeline = False
-        # Set by an httpx transport that copies this policy per host (to the template it is,
-        # or is part of): until called some other way, only the copies have series.
-        self._template: PolicyBase | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -179,7 +174,7 @@ class PolicyBase:
     def __del__(self) -> None:
         # Its counts outlive it in the exported totals (see seawall.metrics._remains).
         try:
-            _registry.collected(self)
+            live.collected(self)
         except Exception:  # pragma: no cover - at interpreter shutdown
             pass
 

@@ -19,6 +19,7 @@ from seawall._base import PolicyBase, _NotAwaitable, bind
 from seawall._clock import Clock
 from seawall._config import configured
 from seawall._errors import CircuitOpenError, RejectedError
+from seawall._stats.counters import AtomicCounter
 from seawall._validate import (
     MAX_WINDOW_CALLS,
     ExceptionMatcher,
@@ -30,7 +31,7 @@ from seawall._validate import (
     classifier,
     optional_number,
 )
-from seawall._window import AtomicCounter, CountWindow, TimeWindow, Totals
+from seawall._window import CountWindow, TimeWindow, Totals
 
 __all__ = [
     "BreakerEvent",

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from seawall._base import check_clock
 from seawall._clock import Clock
 from seawall._config import ReadOnly, configured
+from seawall._stats.counters import AtomicCounter
 from seawall._validate import check_number, check_window
-from seawall._window import AtomicCounter, TimeWindow
+from seawall._window import TimeWindow
 
 __all__ = ["BudgetSnapshot", "RetryBudget"]
 

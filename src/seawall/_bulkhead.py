@@ -22,10 +22,9 @@ from seawall._clock import Clock
 from seawall._config import ReadOnly, configured
 from seawall._deadline import Deadline
 from seawall._errors import BulkheadFullError
-from seawall._histogram import Histogram
-from seawall._observers import observers
+from seawall._stats.counters import AtomicCounter, Histogram
+from seawall._stats.observers import observers
 from seawall._validate import MAX_CONCURRENT, check_int, check_number
-from seawall._window import AtomicCounter
 
 if TYPE_CHECKING:
     import asyncio

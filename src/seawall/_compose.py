@@ -14,6 +14,7 @@ from seawall._config import Config
 from seawall._fallback import Fallback
 from seawall._fast import fast_acall, fast_call
 from seawall._retry import Retry
+from seawall._stats import live
 from seawall._timeout import Timeout
 
 __all__ = ["Pipeline", "Policy"]
@@ -41,7 +42,7 @@ class Pipeline(PolicyBase):
             _check_not_composed("policies", policy, name)
         self.policies: tuple[PolicyBase, ...] = policies
         for policy in policies:
-            policy._member_of_pipeline = True
+            live.mark_member(policy)
         self._call_outcomes = frozenset().union(*(policy._call_outcomes for policy in policies))
         # Members are composed through their raw shells: the pipeline records the SLI once.
         self._outer_call = policies[0]._call
@@ -100,7 +101,7 @@ def _check_not_composed(param: str, part: PolicyBase, name: str | None) -> None:
     composed again under another name (or none yet), it would take that name, and the first
     one's series would move without a word."""
     taken = part._name
-    if part._member_of_pipeline and not part._name_given and taken is not None and taken != name:
+    if live.is_member(part) and not part._name_given and taken is not None and taken != name:
         kind = type(part).__name__
         raise ValueError(
             f"{param}: this {kind} is already part of {part.name!r} (whose name it took); "
@@ -134,7 +135,7 @@ def _adopt_clock(param: str, part: PolicyBase, clock: Clock) -> None:
     config = part._config
     if config.clock is not None:
         return  # given one: kept
-    if part._member_of_pipeline:
+    if live.is_member(part):
         # Another composition runs it, on its clock (and its one-frame path read that clock).
         raise ValueError(
             f"clock: the {param} is already part of another policy, on another clock: give "

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from seawall._base import PolicyBase, is_async_callable
 from seawall._clock import Clock
 from seawall._config import configured
+from seawall._stats.counters import AtomicCounter
 from seawall._validate import ExceptionMatcher, classifier
-from seawall._window import AtomicCounter
 
-__all__ = ["Fallback"]
+__all__ = ["Fallback", "FallbackSnapshot"]
 
 
 def _through(fn: Callable[..., R], /, *args: Any) -> R:
@@ -25,6 +26,14 @@ async def _athrough(fn: Callable[..., Awaitable[R]], /, *args: Any) -> R:
 R = TypeVar("R")
 
 _MISSING: Any = object()
+
+
+@dataclass(frozen=True, slots=True)
+class FallbackSnapshot:
+    """How many times a fallback answered in place of a failure."""
+
+    name: str
+    used: int
 
 
 class Fallback(PolicyBase):
@@ -59,7 +68,7 @@ class Fallback(PolicyBase):
         self._value = value
         self._is_function = callable(value)
         self._is_async = is_async_callable(value)
-        self.used = AtomicCounter()
+        self._used = AtomicCounter()
         # Called on its own, its answers are recorded as their own outcome: the recording
         # shell applies it around the bare call (see PolicyBase).
         self._fallback_head = (self, _through, _athrough)
@@ -74,18 +83,21 @@ class Fallback(PolicyBase):
             raise TypeError(
                 f"fallback {self.name!r} is a coroutine function; it can only serve async calls"
             ) from exc
-        self.used.increment()
+        self._used.increment()
         return self._value(exc) if self._is_function else self._value
 
     async def _aanswer(self, exc: Exception) -> Any:
         """The answer for ``exc`` in an async call."""
-        self.used.increment()
+        self._used.increment()
         if self._is_async:
             return await self._value(exc)
         return self._value(exc) if self._is_function else self._value
 
+    def snapshot(self) -> FallbackSnapshot:
+        return FallbackSnapshot(self.name, self._used.value)
+
     def _has_run(self) -> bool:
-        return super()._has_run() or self.used.value > 0
+        return super()._has_run() or self._used.value > 0
 
     def _call(self, fn: Callable[..., R], /, *args: Any) -> R:
         try:

@@ -26,8 +26,8 @@ from seawall import _deadline, _loop_timeouts
 from seawall._base import _NotAwaitable
 from seawall._deadline import Deadline
 from seawall._errors import TimeoutExceededError
-from seawall._observers import observers
 from seawall._retry import _Run
+from seawall._stats.observers import observers
 
 if TYPE_CHECKING:
     from seawall._clock import Clock

@@ -13,9 +13,9 @@ from seawall._budget import RetryBudget
 from seawall._clock import Clock
 from seawall._config import ReadOnly, configured
 from seawall._errors import RejectedError
-from seawall._histogram import ATTEMPT_BUCKETS, Histogram
-from seawall._observers import observers
 from seawall._on_import import after_import
+from seawall._stats.counters import ATTEMPT_BUCKETS, AtomicCounter, Histogram
+from seawall._stats.observers import observers
 from seawall._validate import (
     ExceptionMatcher,
     check_callable,
@@ -25,7 +25,6 @@ from seawall._validate import (
     classifier,
     optional_number,
 )
-from seawall._window import AtomicCounter
 
 if TYPE_CHECKING:
     from tenacity import RetryCallState

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from seawall import _deadline, _loop_timeouts
@@ -11,8 +12,8 @@ from seawall._clock import Clock
 from seawall._config import ReadOnly, configured
 from seawall._deadline import Deadline
 from seawall._errors import TimeoutExceededError
+from seawall._stats.counters import AtomicCounter
 from seawall._validate import check_number
-from seawall._window import AtomicCounter
 
 _enter = _deadline.enter
 _leave = _deadline.leave
@@ -24,7 +25,7 @@ _leave_scope = _loop_timeouts.leave
 _expired = _loop_timeouts.expired
 _resume = _loop_timeouts.resume
 
-__all__ = ["Timeout", "TimeoutCounts"]
+__all__ = ["Timeout", "TimeoutCounts", "TimeoutSnapshot"]
 
 R = TypeVar("R")
 
@@ -49,6 +50,19 @@ class TimeoutCounts:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class TimeoutSnapshot:
+    """A timeout's lifetime outcomes: calls in time, failures inside it, its timeouts, and
+    calls cancelled (or interrupted) from outside."""
+
+    name: str
+    seconds: float
+    success: int
+    failure: int
+    timeout: int
+    cancelled: int
+
+
 class TimeoutView:
     """What a Policy's fast path (seawall._fast) may use of a timeout: its ``seconds`` (fixed
     once built), its public ``counts`` and ``count_success``, and its raw shells (``acall``
@@ -58,7 +72,7 @@ class TimeoutView:
 
     def __init__(self, timeout: Timeout) -> None:
         self.seconds = timeout._seconds
-        self.counts = timeout.counts
+        self.counts = timeout._counts
         self.count_success = timeout._count_success
         self.call = timeout._call
         self.acall = timeout._acall
@@ -91,8 +105,8 @@ class Timeout(PolicyBase):
     def __init__(self, seconds: float, *, name: str | None = None, clock: Clock | None = None):
         super().__init__(name=name, clock=clock)
         self._seconds = check_number("seconds", seconds)
-        self.counts = TimeoutCounts()
-        self._count_success = self.counts.success.increment
+        self._counts = TimeoutCounts()
+        self._count_success = self._counts.success.increment
 
     def _deadline(self) -> Deadline:
         clock = self._clock
@@ -109,19 +123,19 @@ class Timeout(PolicyBase):
             result = fn(*args)
         except TimeoutExceededError:
             # Raised inside on this deadline's behalf (e.g. by a bulkhead that stopped waiting).
-            (self.counts.timeout if own.remaining() <= 0.0 else self.counts.failure).increment()
+            (self._counts.timeout if own.remaining() <= 0.0 else self._counts.failure).increment()
             raise
         except Exception:
-            self.counts.failure.increment()
+            self._counts.failure.increment()
             raise
         except BaseException:
-            self.counts.cancelled.increment()
+            self._counts.cancelled.increment()
             raise
         finally:
             _leave(token)
         # Each timeout judges its own deadline: an enclosing one that passed reports itself.
         if clock.monotonic() > own.at:
-            self.counts.timeout.increment()
+            self._counts.timeout.increment()
             raise own.exceeded()
         self._count_success()
         return result
@@ -159,27 +173,27 @@ class Timeout(PolicyBase):
             _leave_scope(scope, None)
         except TimeoutError as exc:
             if _expired(scope):
-                self.counts.timeout.increment()
+                self._counts.timeout.increment()
                 raise own.exceeded() from exc
             if isinstance(exc, TimeoutExceededError) and own.remaining() <= 0.0:
                 # Raised inside on this deadline's behalf (a bulkhead that stopped waiting, an
                 # httpx attempt whose timeouts were cut to it), before the scope fired.
-                self.counts.timeout.increment()
+                self._counts.timeout.increment()
                 raise
-            self.counts.failure.increment()
+            self._counts.failure.increment()
             raise
         except Exception:
-            self.counts.failure.increment()
+            self._counts.failure.increment()
             raise
         except BaseException as exc:
             if not isinstance(exc, _NotAwaitable):  # a refused acall is no outcome
-                self.counts.cancelled.increment()
+                self._counts.cancelled.increment()
             raise
         finally:
             _leave(token)
         if _expired(scope):
             # The callee swallowed its cancellation and returned late: dropped, as in sync.
-            self.counts.timeout.increment()
+            self._counts.timeout.increment()
             raise own.exceeded()
         self._count_success()
         return result
@@ -187,8 +201,19 @@ class Timeout(PolicyBase):
     def _fast_view(self) -> TimeoutView:
         return TimeoutView(self)
 
+    def snapshot(self) -> TimeoutSnapshot:
+        counts = self._counts
+        return TimeoutSnapshot(
+            self.name,
+            self._seconds,
+            counts.success.value,
+            counts.failure.value,
+            counts.timeout.value,
+            counts.cancelled.value,
+        )
+
     def _has_run(self) -> bool:
-        return super()._has_run() or any(self.counts.as_dict().values())
+        return super()._has_run() or any(self._counts.as_dict().values())
 
     def __repr__(self) -> str:
         return f"Timeout({self._seconds:g}, name={self.name!r})"

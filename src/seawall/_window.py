@@ -5,29 +5,10 @@ The breaker holds its lock around every method here except where a docstring say
 
 from __future__ import annotations
 
-import itertools
-
-__all__ = ["AtomicCounter", "CountWindow", "TimeWindow", "Totals"]
+__all__ = ["CountWindow", "TimeWindow", "Totals"]
 
 # Lifetime (successes, failures, slow calls) of a breaker.
 Totals = tuple[int, int, int]
-
-
-class AtomicCounter:
-    """A counter that needs no lock: ``increment`` is ``itertools.count.__next__``, a single C
-    call, which the GIL makes atomic. This is what keeps the breaker's success path lock-free.
-    """
-
-    __slots__ = ("_count", "increment")
-
-    def __init__(self) -> None:
-        self._count = itertools.count()
-        self.increment = self._count.__next__
-
-    @property
-    def value(self) -> int:
-        # count(N) is the only public way to read the next value without taking it.
-        return int(repr(self._count)[6:-1])
 
 
 _FAILED = 1

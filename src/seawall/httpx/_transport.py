@@ -23,8 +23,9 @@ from seawall._clock import Clock
 from seawall._compose import Policy
 from seawall._errors import TimeoutExceededError
 from seawall._fallback import Fallback
-from seawall._http_stats import OTHER, HttpStats
 from seawall._retry import Retry
+from seawall._stats import live
+from seawall._stats.http import OTHER, HttpStats
 from seawall._timeout import Timeout
 from seawall._validate import check_callable, check_int, check_number
 from seawall.httpx._errors import (
@@ -308,7 +309,7 @@ class _Core:
         self.per_host = per_host
         self.template = policy
         for part in (policy, *policy.policies):
-            part._template = policy
+            live.mark_template(part, policy)
         self.name = policy.name
         self._clock: Clock = policy.clock
         self._lock = threading.Lock()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from seawall._histogram import ATTEMPT_BUCKETS, DURATION_BUCKETS
+from seawall._stats.counters import ATTEMPT_BUCKETS, DURATION_BUCKETS
 
 __all__ = ["CATALOGUE", "Metric", "by_name"]
 

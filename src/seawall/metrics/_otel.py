@@ -6,7 +6,7 @@ One :class:`OtelExporter` per meter provider owns the instruments of the meter `
 live policy (one :func:`read_all` per collection, shared by all callbacks), so nothing runs
 on a call's path for them. OpenTelemetry has no observable histogram, so the call duration,
 retry attempts, bulkhead wait and HTTP client request duration histograms are recorded as
-events happen, by recorders installed in :data:`seawall._observers.observers`; only while an
+events happen, by recorders installed in :data:`seawall._stats.observers.observers`; only while an
 SDK is behind the provider. Those histograms hold what happened after their recorders were
 installed: calls (and HTTP attempts) made before OpenTelemetry was enabled are in the
 Prometheus series (read from the policies' and transports' own counts) but not in
@@ -83,8 +83,8 @@ from opentelemetry.metrics import (
 )
 
 from seawall import _fork
-from seawall._http_stats import HttpLabels
-from seawall._observers import observers
+from seawall._stats.http import HttpLabels
+from seawall._stats.observers import observers
 from seawall.metrics import _config
 from seawall.metrics._catalogue import CATALOGUE, Metric, by_name
 from seawall.metrics._readings import Reading, read_all

@@ -13,14 +13,15 @@ from typing import TYPE_CHECKING
 
 from seawall import _fork
 from seawall._base import PolicyBase
-from seawall._breaker import BreakerSnapshot, CircuitBreaker, CircuitState
-from seawall._bulkhead import Bulkhead, BulkheadSnapshot
-from seawall._histogram import DURATION_BUCKETS
-from seawall._http_stats import HttpStats, live_http_stats
-from seawall._registry import live_policies
-from seawall._retry import Retry, RetrySnapshot
-from seawall._sli import ERROR_TYPE_CAP, OTHER, OWN_ERROR_TYPES, CallStatsReading
-from seawall._timeout import Timeout
+from seawall._breaker import BreakerSnapshot, CircuitState
+from seawall._bulkhead import BulkheadSnapshot
+from seawall._retry import RetrySnapshot
+from seawall._stats import live
+from seawall._stats.calls import ERROR_TYPE_CAP, OTHER, OWN_ERROR_TYPES, CallStatsReading
+from seawall._stats.counters import DURATION_BUCKETS
+from seawall._stats.http import HttpStats, live_http_stats
+from seawall._stats.live import live_policies
+from seawall._timeout import TimeoutSnapshot
 from seawall.metrics._catalogue import CATALOGUE, Metric
 
 if TYPE_CHECKING:
@@ -86,16 +87,10 @@ def _read(
     for policy in policies:
         if policy._collected:
             continue  # its counts are with the remains
-        template = policy._template
+        template = live.template_of(policy)
         if template is not None and not (_called(template) or _called(policy)):
             continue  # an httpx transport's template, used only to make per-host copies
-        try:
-            write_own = _own_series(policy)
-        except AttributeError:
-            # PolicyBase.__init__ registers a policy before its subclass has set up its
-            # counts: one still being built in another thread, or one whose constructor
-            # raised and that a traceback keeps alive. It has no series (yet).
-            continue
+        write_own = _own_series(policy)  # a policy is registered once fully built
         _read_calls(policy, out)
         write_own(out)
         read.add(policy._serial)
@@ -113,16 +108,18 @@ def _read(
 
 
 def _own_series(policy: PolicyBase) -> Callable[[dict[str, Reading]], None]:
-    """Read a policy's own counts now, before anything is written; return what adds them."""
-    if isinstance(policy, CircuitBreaker):
-        return functools.partial(_read_breaker, policy.snapshot())
-    if isinstance(policy, Retry):
-        return functools.partial(_read_retry, policy.snapshot())
-    if isinstance(policy, Timeout):
-        return functools.partial(_read_timeout, policy.name, policy.counts.as_dict())
-    if isinstance(policy, Bulkhead):
-        return functools.partial(_read_bulkhead, policy.snapshot())
-    return lambda out: None
+    """Read a policy's own counts now (its snapshot), before anything is written; return what
+    adds them (its snapshot type's reader, if its counts have series of their own)."""
+    snapshot = getattr(policy, "snapshot", None)
+    if snapshot is None:  # a Pipeline or Policy: its members are read on their own
+        return _no_series
+    taken = snapshot()
+    reader = READERS.get(type(taken))
+    return _no_series if reader is None else functools.partial(reader, taken)
+
+
+def _no_series(out: dict[str, Reading]) -> None:
+    pass
 
 
 def _called(policy: PolicyBase) -> bool:
@@ -136,7 +133,7 @@ def _holds_calls(reading: CallStatsReading) -> bool:
 
 def _read_calls(policy: PolicyBase, out: dict[str, Reading]) -> None:
     reading = policy.stats.read()
-    if policy._member_of_pipeline and not _holds_calls(reading):
+    if live.is_member(policy) and not _holds_calls(reading):
         return  # composed inside a pipeline and never called on its own: the pipeline reports
     operation = policy.name
     durations = out["seawall_call_duration_seconds"]
@@ -215,10 +212,10 @@ def _read_retry(snap: RetrySnapshot, out: dict[str, Reading]) -> None:
     out["seawall_retry_budget_exhausted_total"].add((name,), snap.budget_exhausted)
 
 
-def _read_timeout(name: str, counts: dict[str, int], out: dict[str, Reading]) -> None:
+def _read_timeout(snap: TimeoutSnapshot, out: dict[str, Reading]) -> None:
     calls = out["seawall_timeout_calls_total"]
     for outcome in _TIMEOUT_OUTCOMES:
-        calls.add((name, outcome), counts[outcome])
+        calls.add((snap.name, outcome), getattr(snap, outcome))
 
 
 def _read_bulkhead(snap: BulkheadSnapshot, out: dict[str, Reading]) -> None:
@@ -235,3 +232,14 @@ def _read_bulkhead(snap: BulkheadSnapshot, out: dict[str, Reading]) -> None:
     out["seawall_bulkhead_wait_seconds"].add_histogram(
         (name,), (tuple(buckets), snap.wait_seconds_total)
     )
+
+
+#: The reader of each snapshot type whose counts have series of their own: adding a policy
+#: means adding its snapshot and, if it has series, a reader here (and its metrics in the
+#: catalogue). A fallback's answers are in the call-level series (``outcome="fallback"``).
+READERS: dict[type, Callable[..., None]] = {
+    BreakerSnapshot: _read_breaker,
+    RetrySnapshot: _read_retry,
+    TimeoutSnapshot: _read_timeout,
+    BulkheadSnapshot: _read_bulkhead,
+}

@@ -4,7 +4,7 @@ The exporters read the live policies when scraped. A policy made per request, on
 sharing a name, or an httpx transport's host evicted past ``max_hosts`` would take its counts
 with it when collected, and a counter that goes down reads as a reset to ``rate()``. So when
 one is collected its counters and histograms are read one last time (from its ``__del__``:
-see ``seawall._registry.on_collected``) and kept here, added to every later reading.
+see ``seawall._stats.live.on_collected``) and kept here, added to every later reading.
 
 Kept bounded: up to :data:`HOST_NAMES` names of transports' per-host policies, and up to
 :data:`HTTP_SERVERS` server addresses of per-attempt HTTP series. Past either bound an evicted
@@ -25,8 +25,9 @@ from collections import deque
 from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING
 
-from seawall import _fork, _registry
-from seawall._http_stats import OTHER, HttpLabels, HttpStats
+from seawall import _fork
+from seawall._stats import live
+from seawall._stats.http import OTHER, HttpLabels, HttpStats
 from seawall.metrics._readings import HistogramValue, Labels, Reading, read_all
 
 if TYPE_CHECKING:
@@ -192,4 +193,4 @@ def _collected(obj: object) -> None:
         pass
 
 
-_registry.on_collected = _collected
+live.on_collected = _collected

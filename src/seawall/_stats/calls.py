@@ -16,8 +16,8 @@ from typing import Any
 
 from seawall import _aio
 from seawall._errors import RejectedError, SeawallError, TimeoutExceededError
-from seawall._histogram import DURATION_BUCKETS
-from seawall._observers import observers
+from seawall._stats.counters import DURATION_BUCKETS
+from seawall._stats.observers import observers
 
 __all__ = [
     "ERROR_TYPE_CAP",

@@ -13,7 +13,15 @@ from seawall import _fork
 if TYPE_CHECKING:
     from seawall._base import PolicyBase
 
-__all__ = ["live_policies", "on_collected", "register"]
+__all__ = [
+    "is_member",
+    "live_policies",
+    "mark_member",
+    "mark_template",
+    "on_collected",
+    "register",
+    "template_of",
+]
 
 _lock = threading.Lock()
 #: A number for each policy and transport's stats, never reused (ids are): what their counts
@@ -27,12 +35,34 @@ def _renew() -> None:
     global _lock
     _lock = threading.Lock()
     for policy in list(_policies):
-        try:
-            policy._after_fork()
-        except AttributeError:
-            # Registered before its subclass set up its state: one whose constructor raised
-            # (a traceback keeps it alive). It has nothing to renew.
-            pass
+        policy._after_fork()  # registered once fully built: it has its state
+
+
+#: Policies composed by a Pipeline (its calls are the pipeline's to report), and the template
+#: policy of each part of an httpx transport's template (until called some other way, only
+#: the transport's per-host copies have series). What only the readers need to know.
+_members: weakref.WeakSet[PolicyBase] = weakref.WeakSet()
+_templates: weakref.WeakKeyDictionary[PolicyBase, PolicyBase] = weakref.WeakKeyDictionary()
+
+
+def mark_member(policy: PolicyBase) -> None:
+    with _lock:
+        _members.add(policy)
+
+
+def is_member(policy: PolicyBase) -> bool:
+    """Whether a Pipeline (or Policy) composes ``policy``."""
+    return policy in _members
+
+
+def mark_template(part: PolicyBase, template: PolicyBase) -> None:
+    with _lock:
+        _templates[part] = template
+
+
+def template_of(policy: PolicyBase) -> PolicyBase | None:
+    """The httpx transport template ``policy`` is, or is part of, if any."""
+    return _templates.get(policy)
 
 
 def register(policy: PolicyBase) -> None:

@@ -1,11 +1,13 @@
-"""Plain-number histograms that policies fill inside their own critical sections and the
-metrics exporters read when scraped."""
+"""The counts policies keep: lock-free counters for the success paths, and plain-number
+histograms that policies fill inside their own critical sections. The metrics exporters read
+them when scraped."""
 
 from __future__ import annotations
 
 import bisect
+import itertools
 
-__all__ = ["ATTEMPT_BUCKETS", "DURATION_BUCKETS", "Histogram"]
+__all__ = ["ATTEMPT_BUCKETS", "DURATION_BUCKETS", "AtomicCounter", "Histogram"]
 
 # The OpenTelemetry semantic-convention duration buckets, plus 30 s and 60 s.
 DURATION_BUCKETS: tuple[float, ...] = (
@@ -32,3 +34,20 @@ class Histogram:
     def read(self) -> tuple[tuple[int, ...], float]:
         """(per-bucket counts, sum), a copy."""
         return tuple(self.counts), self.sum
+
+
+class AtomicCounter:
+    """A counter that needs no lock: ``increment`` is ``itertools.count.__next__``, a single C
+    call, which the GIL makes atomic. This is what keeps the breaker's success path lock-free.
+    """
+
+    __slots__ = ("_count", "increment")
+
+    def __init__(self) -> None:
+        self._count = itertools.count()
+        self.increment = self._count.__next__
+
+    @property
+    def value(self) -> int:
+        # count(N) is the only public way to read the next value without taking it.
+        return int(repr(self._count)[6:-1])

@@ -13,9 +13,10 @@ import weakref
 from bisect import bisect_left
 from collections import deque
 
-from seawall import _fork, _registry
-from seawall._histogram import DURATION_BUCKETS, Histogram
-from seawall._observers import observers
+from seawall import _fork
+from seawall._stats import live
+from seawall._stats.counters import DURATION_BUCKETS, Histogram
+from seawall._stats.observers import observers
 
 __all__ = ["LABEL_SETS", "HttpLabels", "HttpStats", "live_http_stats"]
 
@@ -81,14 +82,14 @@ class HttpStats:
         # The series of each label set as given, before the bounding: the hot path is one
         # lookup. Bounded too: a full cache stops growing, the misses go the slow way.
         self._seen: dict[HttpLabels, _Series] = {}
-        self._serial = _registry.next_serial()
+        self._serial = live.next_serial()
         self._collected = False  # set once its counts are with the remains
         _register(self)
 
     def __del__(self) -> None:
         # Its counts outlive it in the exported totals (see seawall.metrics._remains).
         try:
-            _registry.collected(self)
+            live.collected(self)
         except Exception:  # pragma: no cover - at interpreter shutdown
             pass
 
