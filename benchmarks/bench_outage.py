@@ -144,7 +144,6 @@ import multiprocessing
 import os
 import random
 import re
-import selectors
 import sys
 import textwrap
 import types
@@ -166,6 +165,8 @@ from _harness import (
     cli,
     dist_version,
 )
+
+from seawall._simulated import LoopClock, SimulatedLoop
 
 SEED = 1729
 ATTEMPT_TIMEOUT = 1.0
@@ -333,48 +334,9 @@ class Scenario:
 # -- simulated time ----------------------------------------------------------------------------
 
 
-class SimulationStalled(RuntimeError):
-    """Nothing is ready and no timer is scheduled, yet the simulation has not finished."""
-
-
-class _TimeTravelSelector(selectors.SelectSelector):
-    """Never waits: "waiting" for the next timer moves the simulated clock to it."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.now = 0.0
-
-    def select(self, timeout: float | None = None) -> list[Any]:
-        if timeout is None:
-            raise SimulationStalled("no timer is scheduled and nothing is ready")
-        if timeout > 0:
-            self.now += timeout
-        return []
-
-
-class SimLoop(asyncio.SelectorEventLoop):
-    """An event loop on simulated time, starting at 0: when nothing is ready, its clock jumps
-    to the next scheduled timer. Only for code that waits on timers, never on I/O."""
-
-    def __init__(self) -> None:
-        self._travel = _TimeTravelSelector()
-        super().__init__(self._travel)
-
-    def time(self) -> float:
-        return self._travel.now
-
-
-class LoopClock:
-    """A ``seawall.Clock`` on the running loop's (simulated) time."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.monotonic = loop.time
-
-    def sleep(self, seconds: float) -> None:
-        raise RuntimeError("the outage simulation is asynchronous: nothing may block")
-
-    async def asleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
+# The loop on simulated time and the clock on it are seawall's own (the project's tests run on
+# them too).
+SimLoop = SimulatedLoop
 
 
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import selectors
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Generator
 from typing import Any, TypeVar
+
+from seawall._simulated import LoopClock, SimulatedLoop
+
+__all__ = ["Boom", "Gate", "LoopClock", "SimulatedLoop", "resume", "run_simulated"]
 
 T = TypeVar("T")
 
@@ -14,47 +17,33 @@ class Boom(Exception):
     """The failure test functions raise: an exception no library raises by itself."""
 
 
-class _TimeTravelSelector(selectors.SelectSelector):
-    """Never waits: "waiting" for the next timer moves the simulated clock to it."""
+class Gate:
+    """An awaitable that suspends exactly once: ``policy.acall(Gate)`` driven by hand
+    (``coro.send(None)``) holds an async call in flight, with no event loop, until
+    :func:`resume` finishes it. (Calls held in flight on threads or a loop: ``Held`` in
+    ``conftest.py``, through the ``run`` fixture's ``hold``.)"""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.now = 0.0
-
-    def select(self, timeout: float | None = None) -> list[Any]:
-        if timeout is None:
-            raise RuntimeError("simulated loop stalled: nothing ready and no timer scheduled")
-        if timeout > 0:
-            self.now += timeout
-        return []
+    def __await__(self) -> Generator[Gate, None, str]:
+        yield self
+        return "ok"
 
 
-class SimLoop(asyncio.SelectorEventLoop):
-    """An event loop on simulated time from 0: when nothing is ready, its clock jumps to the
-    next timer. For code that waits on timers only, never on I/O."""
-
-    def __init__(self) -> None:
-        self._travel = _TimeTravelSelector()
-        super().__init__(self._travel)
-
-    def time(self) -> float:
-        return self._travel.now
+def resume(coro: Coroutine[Any, Any, str], exc: BaseException | None) -> tuple[Any, Any]:
+    """Finish a call held at its :class:`Gate`, with ``exc`` raised there or else with a
+    return: ``(result, None)`` if it returned, ``(None, exception)`` if it raised."""
+    try:
+        if exc is None:
+            coro.send(None)
+        else:
+            coro.throw(exc)
+    except StopIteration as stop:
+        return stop.value, None
+    except BaseException as err:
+        return None, err
+    raise AssertionError("the call did not finish at its gate")
 
 
 def run_simulated(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run ``main()`` to its end on a fresh :class:`SimLoop`."""
-    with asyncio.Runner(loop_factory=SimLoop) as runner:
+    """Run ``main()`` to its end on a fresh loop on simulated time."""
+    with asyncio.Runner(loop_factory=SimulatedLoop) as runner:
         return runner.run(main())
-
-
-class LoopClock:
-    """A seawall clock on the running loop's time (a :class:`SimLoop`'s simulated time)."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.monotonic = loop.time
-
-    def sleep(self, seconds: float) -> None:
-        raise RuntimeError("code on a simulated loop must not block")
-
-    async def asleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)

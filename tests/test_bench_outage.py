@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 
+from seawall._simulated import SimulationStalled
+
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 if str(BENCHMARKS) not in sys.path:
     sys.path.insert(0, str(BENCHMARKS))
@@ -68,7 +70,7 @@ def test_a_simulation_with_nothing_left_to_wait_for_stops_with_an_error() -> Non
 
     with (
         asyncio.Runner(loop_factory=outage.SimLoop) as runner,
-        pytest.raises(outage.SimulationStalled),
+        pytest.raises(SimulationStalled),
     ):
         runner.run(main())
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter
-from collections.abc import Coroutine, Generator
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +30,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from seawall import CircuitBreaker, CircuitOpenError, CircuitState
 from seawall.testing import FakeClock
+from tests.helpers import Gate, resume
 
 CLOSED = CircuitState.CLOSED
 OPEN = CircuitState.OPEN
@@ -304,29 +305,6 @@ class Model:
             "retry_after": self.retry_after(now) if self.state in (OPEN, FORCED_OPEN) else None,
             "not_closed": not_closed,
         }
-
-
-class Gate:
-    """An awaitable that suspends exactly once, holding an async call in flight."""
-
-    def __await__(self) -> Generator[Gate, None, str]:
-        yield self
-        return "ok"
-
-
-def resume(coro: Coroutine[Any, Any, str], exc: BaseException | None) -> tuple[Any, Any]:
-    """Finish an in-flight call, with ``exc`` raised at its gate or else with a return:
-    ``(result, None)`` if it returned, ``(None, exception)`` if it raised."""
-    try:
-        if exc is None:
-            coro.send(None)
-        else:
-            coro.throw(exc)
-    except StopIteration as stop:
-        return stop.value, None
-    except BaseException as err:
-        return None, err
-    raise AssertionError("the call did not finish at its gate")
 
 
 @dataclass

@@ -14,7 +14,7 @@ import heapq
 import itertools
 import math
 import random
-from collections.abc import Callable, Coroutine, Generator
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +22,7 @@ import pytest
 
 from seawall import BreakerEvent, CircuitBreaker, CircuitOpenError, CircuitState, StateChange
 from seawall.testing import FakeClock
+from tests.helpers import Gate
 
 TIMEOUT = 1.0  # the caller's per-attempt timeout, inside the breaker
 HEALTHY = 0.010  # a healthy attempt's latency
@@ -29,12 +30,6 @@ HEALTHY = 0.010  # a healthy attempt's latency
 
 class Down(ConnectionError):
     """The dependency refused the connection."""
-
-
-class Gate:
-    def __await__(self) -> Generator[Gate, None, str]:
-        yield self
-        return "ok"
 
 
 @dataclass(frozen=True)

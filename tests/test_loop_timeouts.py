@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from seawall import _loop_timeouts
-from tests.helpers import SimLoop, run_simulated
+from tests.helpers import SimulatedLoop, run_simulated
 
 
 class SeawallScope:
@@ -227,7 +227,7 @@ def test_scopes_on_loops_in_many_threads_at_once() -> None:
             return sum(outcomes), len(outcomes) - sum(outcomes)
 
         try:
-            loop = SimLoop()
+            loop = SimulatedLoop()
             try:
                 results[index] = loop.run_until_complete(main())
             finally:

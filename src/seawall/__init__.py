@@ -58,8 +58,8 @@ __all__ = [
     "StateChange",
     "SystemClock",
     "Timeout",
-    "TimeoutSnapshot",
     "TimeoutExceededError",
+    "TimeoutSnapshot",
     "__version__",
     "remaining",
 ]
