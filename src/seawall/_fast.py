@@ -93,6 +93,34 @@ class _Parts:
         self.inner: Any = calls[0]
         self.inner_args: tuple[Any, ...] = tuple(calls[1:])
         self.timed = self.retry_view is not None and self.retry_view.timed
+        self.chain = (self.inner, self.inner_args)
+        self.views: tuple[Any, Any, Any, Any] = (
+            self.retry_view,
+            self.breaker_view,
+            self.timeout_view,
+            self.bulkhead_view,
+        )
+        budget, breaker_view, timeout_view, bulkhead_view = (
+            self.budget,
+            self.breaker_view,
+            self.timeout_view,
+            self.bulkhead_view,
+        )
+        self.deposit: tuple[Any, Any] = (
+            (None, None) if budget is None else (budget.window, budget.count_call)
+        )
+        self.breaker_window: Any = None if breaker_view is None else breaker_view.window
+        self.attempt_seconds = 0.0 if timeout_view is None else timeout_view.seconds
+        self.slots: tuple[Any, Any, Any, Any] = (
+            (None, None, None, None)
+            if bulkhead_view is None
+            else (
+                bulkhead_view.queue,
+                bulkhead_view.take,
+                bulkhead_view.give_back,
+                bulkhead_view.count_admitted,
+            )
+        )
 
     def verdict(self, fn: Any, args: Any, exc: BaseException, start: float) -> _Run | None:
         """In the handler of the attempt's exception, as in the composed parts: the breaker's
@@ -132,20 +160,13 @@ def fast_call(policy: Policy, composed: Callable[..., Any]) -> Callable[..., Any
     parts = _Parts(policy, sync=True)
     if not parts.eligible:
         return None
-    retry, breaker = parts.retry_view, parts.breaker_view
-    timeout, bulkhead = parts.timeout_view, parts.bulkhead_view
+    # Closure locals: each read in a call is then one cell load.
+    retry, breaker, timeout, bulkhead = parts.views
     retry_part, timeout_part, bulkhead_part = parts.retry, parts.timeout, parts.bulkhead
-    clock, now, verdict = parts.clock, parts.now, parts.verdict
-    inner, inner_args = parts.inner, parts.inner_args
-    budget = parts.budget
-    budget_window: Any = None if budget is None else budget.window
-    count_call: Any = None if budget is None else budget.count_call
-    breaker_window: Any = None if breaker is None else breaker.window
-    queue: Any = None if bulkhead is None else bulkhead.queue
-    take: Any = None if bulkhead is None else bulkhead.take
-    give_back: Any = None if bulkhead is None else bulkhead.give_back
-    count_admitted: Any = None if bulkhead is None else bulkhead.count_admitted
-    attempt_seconds = 0.0 if timeout is None else timeout.seconds
+    clock, now, verdict, inner, inner_args = parts.clock, parts.now, parts.verdict, *parts.chain
+    budget, budget_window, count_call = parts.budget, *parts.deposit
+    breaker_window, attempt_seconds = parts.breaker_window, parts.attempt_seconds
+    queue, take, give_back, count_admitted = parts.slots
 
     def call(fn: Callable[..., Any], /, *args: Any) -> Any:
         if breaker is not None and not breaker.closed:
@@ -214,7 +235,7 @@ def fast_call(policy: Policy, composed: Callable[..., Any]) -> Callable[..., Any
                         run = verdict(fn, args, exc, start)
                         if run is None:
                             raise
-                    return retry.go_on(run, inner, (*inner_args, fn, *args))  # type: ignore[union-attr]
+                    return retry.go_on(run, inner, (*inner_args, fn, *args))
                 timeout.count_success()
             if breaker is not None:
                 if end >= breaker_window.bucket_end:
@@ -227,7 +248,7 @@ def fast_call(policy: Policy, composed: Callable[..., Any]) -> Callable[..., Any
             return result
         # Outside the handler, as in the composed retry: further attempts (and their errors)
         # are not made while the first attempt's exception is being handled.
-        return retry.go_on(run, inner, (*inner_args, fn, *args))  # type: ignore[union-attr]
+        return retry.go_on(run, inner, (*inner_args, fn, *args))
 
     total = policy.total_timeout
     return call if total is None else functools.partial(total._fast_view().call, call)
@@ -247,20 +268,13 @@ def fast_acall(policy: Policy, composed: Callable[..., Any]) -> Callable[..., An
     parts = _Parts(policy, sync=False)
     if not parts.eligible:
         return None
-    retry, breaker = parts.retry_view, parts.breaker_view
-    timeout, bulkhead = parts.timeout_view, parts.bulkhead_view
+    # Closure locals: each read in a call is then one cell load.
+    retry, breaker, timeout, bulkhead = parts.views
     retry_part, timeout_part, bulkhead_part = parts.retry, parts.timeout, parts.bulkhead
-    clock, now, verdict = parts.clock, parts.now, parts.verdict
-    inner, inner_args = parts.inner, parts.inner_args
-    budget = parts.budget
-    budget_window: Any = None if budget is None else budget.window
-    count_call: Any = None if budget is None else budget.count_call
-    breaker_window: Any = None if breaker is None else breaker.window
-    queue: Any = None if bulkhead is None else bulkhead.queue
-    take: Any = None if bulkhead is None else bulkhead.take
-    give_back: Any = None if bulkhead is None else bulkhead.give_back
-    count_admitted: Any = None if bulkhead is None else bulkhead.count_admitted
-    attempt_seconds = 0.0 if timeout is None else timeout.seconds
+    clock, now, verdict, inner, inner_args = parts.clock, parts.now, parts.verdict, *parts.chain
+    budget, budget_window, count_call = parts.budget, *parts.deposit
+    breaker_window, attempt_seconds = parts.breaker_window, parts.attempt_seconds
+    queue, take, give_back, count_admitted = parts.slots
     total_part = policy.total_timeout
     total = None if total_part is None else total_part._fast_view()
     around = total  # the total's shell around this one, if it is not folded in
@@ -338,7 +352,7 @@ def fast_acall(policy: Policy, composed: Callable[..., Any]) -> Callable[..., An
                 # as Timeout's async shell raises it.
                 if scope is None or not _expired(scope):
                     raise
-                timeout.counts.timeout.increment()  # type: ignore[union-attr]
+                timeout.counts.timeout.increment()
                 expired = own.exceeded()
                 raise expired from exc
         except BaseException as exc:
@@ -388,12 +402,12 @@ def fast_acall(policy: Policy, composed: Callable[..., Any]) -> Callable[..., An
                 return result
         # Outside the handler, as in the composed retry (see fast_call).
         if total is None:
-            return await retry.ago_on(run, inner, (*inner_args, fn, *args))  # type: ignore[union-attr, arg-type]
+            return await retry.ago_on(run, inner, (*inner_args, fn, *args))
         # The rest of the call is the total timeout's, from the call's start.
         started = (_follower(scope), start + total_seconds)
         if run is None:
             return await total.acall(_reraise, error, _started=started)
-        go_on = retry.ago_on  # type: ignore[union-attr]
+        go_on = retry.ago_on
         return await total.acall(go_on, run, inner, (*inner_args, fn, *args), _started=started)
 
     return acall if around is None else functools.partial(around.acall, acall)

@@ -427,7 +427,7 @@ def _create_histogram(meter: Meter, metric: Metric) -> Histogram:
 
 # The recorders run on the callers' threads: they find the attributes dict (built once per
 # label combination), append (record, value, attributes, current context) to the exporter's
-# pending records, and only when those reach their cap hand them to the SDK themselves.
+# pending records, and past _HAND_OVER_AT waiting wake the hand-over (see _Pending.overflow).
 
 
 def _call_duration_recorder(
