@@ -124,7 +124,7 @@ _ATTRIBUTE_CACHE_CAP = 10_000
 #: Records waiting for the next collection, per exporter, past which a background thread hands
 #: them to the SDK (a service making more histogram records between two collections than this
 #: pays the SDK's cost on that thread, not on its callers').
-_HAND_OVER_AT = 4_096
+_HAND_OVER_AT = 16_384
 #: Past this many waiting, a recording thread hands one record over itself: the bound on the
 #: memory they take. A record is a 4-tuple and a float, about 104 bytes with its place in the
 #: deque: 6.8 MB at most.
