@@ -131,9 +131,6 @@ class PolicyBase:
     #: Policy that starts with one). The recording shells then apply it themselves, so that
     #: its answers are recorded as their own outcome, ``fallback``, not as successes.
     _fallback_head: FallbackHead | None = None
-    #: An httpx transport's per-host copy: once collected, its counts are kept only up to a
-    #: bound on such names (see seawall.metrics._remains).
-    _per_host = False
     #: Set as it is collected, once its counts are with the remains: readers skip it.
     _collected = False
 

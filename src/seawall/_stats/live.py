@@ -14,9 +14,12 @@ if TYPE_CHECKING:
     from seawall._base import PolicyBase
 
 __all__ = [
+    "forget",
     "is_member",
+    "is_per_host",
     "live_policies",
     "mark_member",
+    "mark_per_host",
     "mark_template",
     "on_collected",
     "register",
@@ -53,6 +56,26 @@ def mark_member(policy: PolicyBase) -> None:
 def is_member(policy: PolicyBase) -> bool:
     """Whether a Pipeline (or Policy) composes ``policy``."""
     return policy in _members
+
+
+#: Serials of an httpx transport's per-host copies (kept by serial: it is read as the policy
+#: is collected, when weak references to it are gone); forgotten once collected.
+_per_host: set[int] = set()
+
+
+def mark_per_host(policy: PolicyBase) -> None:
+    with _lock:
+        _per_host.add(policy._serial)
+
+
+def is_per_host(policy: PolicyBase) -> bool:
+    """Whether ``policy`` is a transport's per-host copy (its remains are bounded)."""
+    return policy._serial in _per_host
+
+
+def forget(policy: PolicyBase) -> None:
+    """``policy`` is collected: nothing here is kept for it any longer."""
+    _per_host.discard(policy._serial)
 
 
 def mark_template(part: PolicyBase, template: PolicyBase) -> None:

@@ -528,7 +528,7 @@ class _Core:
         # such names (see seawall.metrics._remains).
         for made in (policy, single, retry, *parts.values()):
             if made is not None:
-                made._per_host = True
+                live.mark_per_host(made)
         if single is policy:
             send = self._wrap(policy)
             return _Host(policy, policy, send, send)

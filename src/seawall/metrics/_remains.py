@@ -74,8 +74,9 @@ class Remains:
             if reading.metric.kind != "gauge" and (reading.values or reading.histograms)
         ]
         if kept:
-            self._queue.append((policy._serial, (policy.name, policy._per_host, kept)))
+            self._queue.append((policy._serial, (policy.name, live.is_per_host(policy), kept)))
         policy._collected = True
+        live.forget(policy)
         self._fold_if_free()
 
     def http_collected(self, stats: HttpStats) -> None:
