@@ -6,7 +6,6 @@ import enum
 import functools
 import math
 import random
-import sys
 import threading
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
@@ -19,6 +18,7 @@ from seawall._base import PolicyBase, _NotAwaitable, bind
 from seawall._clock import Clock
 from seawall._config import configured
 from seawall._errors import CircuitOpenError, RejectedError
+from seawall._stats.counters import GIL_ENABLED as _GIL_ENABLED
 from seawall._stats.counters import AtomicCounter
 from seawall._validate import (
     MAX_WINDOW_CALLS,
@@ -76,7 +76,6 @@ Ticket = tuple[int, float] | None
 OPEN_JITTER = 0.2
 
 # The lock-free success path relies on the GIL making one C call atomic.
-_GIL_ENABLED: bool = getattr(sys, "_is_gil_enabled", lambda: True)()
 
 # Outcome codes of the classification.
 _SUCCESS, _FAILURE, _IGNORED = 0, 1, 2

@@ -9,7 +9,6 @@ the first waiter, and a newcomer that finds waiters queues behind them.
 
 from __future__ import annotations
 
-import sys
 import threading
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -22,6 +21,7 @@ from seawall._clock import Clock
 from seawall._config import ReadOnly, configured
 from seawall._deadline import Deadline
 from seawall._errors import BulkheadFullError
+from seawall._stats.counters import GIL_ENABLED as _GIL_ENABLED
 from seawall._stats.counters import AtomicCounter, Histogram
 from seawall._stats.observers import observers
 from seawall._validate import MAX_CONCURRENT, check_int, check_number
@@ -30,7 +30,6 @@ if TYPE_CHECKING:
     import asyncio
 
 # The lock-free slots rely on the GIL making one C call atomic.
-_GIL_ENABLED: bool = getattr(sys, "_is_gil_enabled", lambda: True)()
 
 __all__ = ["Bulkhead", "BulkheadSnapshot"]
 

@@ -6,8 +6,13 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import sys
 
-__all__ = ["ATTEMPT_BUCKETS", "DURATION_BUCKETS", "AtomicCounter", "Histogram"]
+__all__ = ["ATTEMPT_BUCKETS", "DURATION_BUCKETS", "GIL_ENABLED", "AtomicCounter", "Histogram"]
+
+#: Whether a single C call is atomic here (the GIL): the lock-free success paths rely on it,
+#: and the breaker and bulkhead take their locks on every call without it.
+GIL_ENABLED: bool = getattr(sys, "_is_gil_enabled", lambda: True)()
 
 # The OpenTelemetry semantic-convention duration buckets, plus 30 s and 60 s.
 DURATION_BUCKETS: tuple[float, ...] = (
