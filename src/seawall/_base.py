@@ -8,7 +8,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
-from seawall._clock import Clock, system_clock
+from seawall._clock import Clock, default_clock
 from seawall._config import Config, configured
 from seawall._stats import live
 from seawall._stats.calls import CallStats
@@ -110,7 +110,7 @@ def _awaiting(fn: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
 
 def check_clock(clock: object) -> Clock:
     if clock is None:
-        return system_clock
+        return default_clock.get()  # the system clock, or a simulation's
     if not isinstance(clock, Clock):
         raise TypeError(f"clock must provide monotonic(), sleep() and asleep(), got {clock!r}")
     return clock

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import math
 import threading
 import time
@@ -11,7 +12,7 @@ from typing import Protocol, runtime_checkable
 from seawall import _aio, _fork
 from seawall._validate import check_number
 
-__all__ = ["Clock", "FakeClock", "SystemClock", "system_clock"]
+__all__ = ["Clock", "FakeClock", "SystemClock", "default_clock", "system_clock"]
 
 
 @runtime_checkable
@@ -71,6 +72,12 @@ class SystemClock:
 
 
 system_clock = SystemClock()
+
+#: The clock of policies built without one: the system clock, unless a simulation
+#: (``seawall.testing.simulated()``) sets its own for the code inside it.
+default_clock: contextvars.ContextVar[Clock] = contextvars.ContextVar(
+    "seawall_default_clock", default=system_clock
+)
 
 
 #: The furthest a fake clock reads from 0, either way (some 31,700 years). Beyond it a float
