@@ -230,5 +230,14 @@ def test_helpers_refuse_non_breakers(helper: Any, thing: Any):
 
 
 def test_public_names():
-    assert set(seawall.testing.__all__) == {"FakeClock", "force_closed", "force_open", "no_waits"}
+    assert set(seawall.testing.__all__) == {
+        "FakeClock",
+        "SimulatedClock",
+        "Simulation",
+        "SimulationStalled",
+        "force_closed",
+        "force_open",
+        "no_waits",
+        "simulated",
+    }
     assert seawall.testing.FakeClock is FakeClock
