@@ -184,3 +184,39 @@ def test_every_policy_has_a_config() -> None:
     for part in parts:
         assert isinstance(part._config, Config), part  # type: ignore[attr-defined]
     assert seawall.Policy("z", attempt_timeout=1)._config.attempt_timeout == 1
+
+
+class ForwardingTimeout(Timeout):
+    """A subclass that forwards its arguments, as users write them."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("seconds", 2.0)
+        super().__init__(*args, **kwargs)
+
+
+def test_a_subclass_that_forwards_its_arguments_is_copied_and_put_on_a_policy_s_clock() -> None:
+    timeout = ForwardingTimeout()
+    copy = timeout._spawn("host")
+    assert type(copy) is ForwardingTimeout
+    assert (copy.name, copy.seconds) == ("host", 2.0)
+    clock = FakeClock()
+    policy = Policy("p", breaker=True, attempt_timeout=ForwardingTimeout(), clock=clock)
+    assert policy.attempt_timeout is not None
+    assert policy.attempt_timeout.clock is clock
+
+
+def test_a_budget_subclass_is_copied_as_itself() -> None:
+    class MyBudget(RetryBudget):
+        pass
+
+    assert type(MyBudget(0.3)._spawn()) is MyBudget
+
+
+def test_a_config_can_be_copied_and_pickled() -> None:
+    import copy
+    import pickle
+
+    config = Bulkhead(3, max_queue=1, max_wait=0.5)._config
+    assert copy.deepcopy(config) == config
+    assert copy.copy(config) == config
+    assert pickle.loads(pickle.dumps(config)) == config

@@ -1559,3 +1559,51 @@ def test_the_fast_path_reads_no_private_attribute_but_through_views() -> None:
         found.append(f"line {node.lineno}: {ast.unparse(node)}")
     assert modules == {"_deadline", "_loop_timeouts"}
     assert not found, "private reads outside the views:\n" + "\n".join(found)
+
+
+@pytest.mark.parametrize("total", [None, 10.0], ids=["attempt timeout", "both timeouts"])
+def test_outside_a_task_the_fast_path_counts_what_the_composed_parts_count(
+    total: float | None,
+) -> None:
+    """An async timeout needs a task (as asyncio.timeout): a coroutine driven by hand (trio
+    through a bridge, a test) gets the RuntimeError, and every part counts what it counts
+    when composed; nothing is admitted or deposited on the fast path first."""
+
+    def run(fast: bool) -> tuple[Any, ...]:
+        budget = RetryBudget()
+        retry = Retry(on=Flaky, attempts=2, wait=0, budget=budget)
+        breaker = CircuitBreaker()
+        attempt = Timeout(1.0, name="attempt")
+        bulkhead = Bulkhead(2)
+        total_timeout = None if total is None else Timeout(total, name="total")
+        if fast:
+            policy: PolicyBase = Policy(
+                "p",
+                total_timeout=total_timeout,
+                retry=retry,
+                breaker=breaker,
+                attempt_timeout=attempt,
+                bulkhead=bulkhead,
+            )
+        else:
+            parts = [total_timeout, retry, breaker, attempt, bulkhead]
+            policy = Pipeline(*[p for p in parts if p is not None], name="p")
+
+        async def fn() -> str:
+            return "ok"
+
+        coro = policy.acall(fn)
+        with pytest.raises(RuntimeError) as raised:
+            coro.send(None)
+        snapshot = retry.snapshot()
+        return (
+            str(raised.value),
+            budget.snapshot(),
+            (dict(snapshot.calls), snapshot.attempts_total),
+            breaker.snapshot(),
+            bulkhead.snapshot(),
+            attempt._counts.as_dict(),
+            None if total_timeout is None else total_timeout._counts.as_dict(),
+        )
+
+    assert run(fast=True) == run(fast=False)

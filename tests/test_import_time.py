@@ -388,3 +388,34 @@ def test_a_module_no_finder_finds_is_left_to_the_import_system(watched: str) -> 
     with pytest.raises(ModuleNotFoundError):
         __import__(watched)
     assert _on_import.awaited(watched)
+
+
+def test_the_import_watcher_never_changes_the_finder_list_in_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another thread's import walks the list ``sys.meta_path`` names while it searches: a
+    finder inserted or removed in place would shift it under that walk and make it skip a
+    finder (an import of an existing module failing). The watcher replaces the list."""
+    import importlib
+
+    from seawall import _on_import
+
+    (tmp_path / "seawall_watched_module.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    # Nothing else awaited, the watcher out: this import puts it in and takes it out.
+    monkeypatch.setattr(_on_import, "_waiting", {})
+    monkeypatch.setattr(sys, "meta_path", [f for f in sys.meta_path if f is not _on_import._finder])
+    walking = sys.meta_path  # the list an import in another thread would be walking
+    seen = list(walking)
+    ran: list[str] = []
+    try:
+        _on_import.after_import("seawall_watched_module", lambda: ran.append("ran"))
+        assert sys.meta_path is not walking  # the watcher went in: into a new list
+        assert walking == seen
+        during = sys.meta_path
+        entries = list(during)
+        importlib.import_module("seawall_watched_module")
+        assert ran == ["ran"]
+        assert during == entries  # and out: again a new list
+    finally:
+        sys.modules.pop("seawall_watched_module", None)

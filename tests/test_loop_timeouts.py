@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from seawall import _loop_timeouts
-from tests.helpers import SimulatedLoop, run_simulated
+from tests.helpers import LoopClock, SimulatedLoop, run_simulated
 
 
 class SeawallScope:
@@ -259,3 +259,72 @@ def test_a_real_loop_cancels_in_real_time() -> None:
 
     elapsed = asyncio.run(main())
     assert 0.04 <= elapsed < 5.0
+
+
+class Result:
+    """A call's result, watched: nothing of seawall's may keep it once the call is over."""
+
+
+def test_loops_and_results_are_not_kept_once_a_loop_is_done() -> None:
+    """asyncio.run() over and over (a CLI, a task queue): each loop, with the tasks and
+    results of the calls it ran, goes once it is done (the last one may stay remembered)."""
+    import gc
+    import weakref
+
+    import seawall
+
+    timeout = seawall.Timeout(10)
+    policy = seawall.Policy(
+        "leak", retry=seawall.Retry(on=ValueError), total_timeout=30, attempt_timeout=10
+    )
+    loops: list[weakref.ref[asyncio.AbstractEventLoop]] = []
+    results: list[weakref.ref[Result]] = []
+
+    async def call() -> Result:
+        result = Result()
+        results.append(weakref.ref(result))
+        return result
+
+    async def main() -> None:
+        loops.append(weakref.ref(asyncio.get_running_loop()))
+        await timeout.acall(call)
+        await policy.acall(call)
+
+    for _ in range(20):
+        asyncio.run(main())
+    gc.collect()
+    assert sum(ref() is not None for ref in loops) <= 1
+    assert sum(ref() is not None for ref in results) == 0
+
+
+def test_a_follower_dropped_before_its_shell_takes_over_never_cancels_later() -> None:
+    """A verdict that raises (here a BaseException from inside the breaker's bookkeeping)
+    ends the call before the total timeout's shell takes it over: the total's scope, which the
+    attempt's expiry had made live, must not cancel the task at its deadline, long after."""
+    import seawall
+
+    class Interrupt(BaseException):
+        pass
+
+    async def main() -> str:
+        clock = LoopClock(asyncio.get_running_loop())
+        breaker = seawall.CircuitBreaker(clock=clock)
+        policy = seawall.Policy(
+            "p",
+            retry=seawall.Retry(on=ValueError, clock=clock),
+            breaker=breaker,
+            attempt_timeout=1.0,
+            total_timeout=5.0,
+            clock=clock,
+        )
+
+        def on_exception(*args: object) -> None:
+            raise Interrupt
+
+        breaker._view().on_exception = on_exception  # type: ignore[union-attr]
+        with pytest.raises(Interrupt):
+            await policy.acall(asyncio.sleep, 60)  # cut at 1 s; the verdict raises
+        await asyncio.sleep(10)  # past the total's deadline: no stray cancellation
+        return "not cancelled"
+
+    assert run_simulated(main) == "not cancelled"

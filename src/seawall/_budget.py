@@ -80,7 +80,7 @@ class RetryBudget:
 
     def _spawn(self) -> RetryBudget:
         """A fresh budget with this one's configuration and none of its counts."""
-        return self._config.build(RetryBudget)  # type: ignore[attr-defined, no-any-return]
+        return self._config.build(type(self))  # type: ignore[attr-defined, no-any-return]
 
     def _fast_view(self) -> BudgetView:
         return BudgetView(self)

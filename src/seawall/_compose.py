@@ -133,8 +133,8 @@ def _adopt_clock(param: str, part: PolicyBase, clock: Clock) -> None:
     if part.clock is clock:
         return
     config = part._config
-    if config.clock is not None:
-        return  # given one: kept
+    if config.get("clock") is not None or not config.accepts("clock"):
+        return  # given one (kept), or it takes none
     if live.is_member(part):
         # Another composition runs it, on its clock (and its one-frame path read that clock).
         raise ValueError(
@@ -154,7 +154,12 @@ def _adopt_clock(param: str, part: PolicyBase, clock: Clock) -> None:
     budget = getattr(part, "budget", None)
     if budget is not None and budget._clock is not clock:
         snapshot = budget.snapshot()
-        if budget._config.clock is None and not (snapshot.calls or snapshot.refused):
+        config = budget._config
+        if (
+            config.accepts("clock")
+            and config.get("clock") is None
+            and not (snapshot.calls or snapshot.refused)
+        ):
             # Unused yet (a budget shared with retries that have run keeps its clock).
             _rebuild(budget, budget._config.replace(clock=clock))
 

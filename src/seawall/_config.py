@@ -38,10 +38,38 @@ class Config:
         object.__setattr__(self, "_values", values)
 
     def __getattr__(self, name: str) -> Any:
-        try:
-            return self._values[name]
-        except KeyError:
-            raise AttributeError(f"{self._kind} has no parameter {name!r}") from None
+        if name.startswith("_"):  # its own slots, unset (a copy being made): never a parameter
+            raise AttributeError(name)
+        missing = object()
+        value = self.get(name, missing)
+        if value is missing:
+            raise AttributeError(f"{self._kind} has no parameter {name!r}")
+        return value
+
+    def _var_keyword(self) -> str | None:
+        """The name of the ``**kwargs`` parameter, if the constructor has one."""
+        for parameter in self._signature.parameters.values():
+            if parameter.kind is inspect.Parameter.VAR_KEYWORD:
+                return str(parameter.name)
+        return None
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """The argument ``name`` was given (or its default); for a constructor that takes
+        ``**kwargs``, one given through them; else ``default``."""
+        values = self._values
+        if name in values:
+            return values[name]
+        var_keyword = self._var_keyword()
+        if var_keyword is not None:
+            return values.get(var_keyword, {}).get(name, default)
+        return default
+
+    def accepts(self, name: str) -> bool:
+        """Whether the constructor takes an argument ``name`` (by name or through ``**``)."""
+        return name in self._values or self._var_keyword() is not None
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Config, (self._kind, self._signature, self._values))
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"a {self._kind}'s configuration is read-only")
@@ -51,10 +79,16 @@ class Config:
         return dict(self._values)
 
     def replace(self, **changes: Any) -> Config:
-        unknown = sorted(set(changes) - set(self._values))
-        if unknown:
-            raise TypeError(f"{self._kind} has no parameter {', '.join(map(repr, unknown))}")
-        return Config(self._kind, self._signature, {**self._values, **changes})
+        values = dict(self._values)
+        extra = {name: value for name, value in changes.items() if name not in values}
+        var_keyword = self._var_keyword()
+        if extra and var_keyword is None:
+            names = ", ".join(map(repr, sorted(extra)))
+            raise TypeError(f"{self._kind} has no parameter {names}")
+        values.update((name, value) for name, value in changes.items() if name not in extra)
+        if extra and var_keyword is not None:
+            values[var_keyword] = {**values.get(var_keyword, {}), **extra}
+        return Config(self._kind, self._signature, values)
 
     def build(self, cls: Callable[..., S]) -> S:
         """A new object built from these arguments (``cls`` is the type they were given to)."""

@@ -46,6 +46,7 @@ _leave_scope = _loop_timeouts.leave
 _expired = _loop_timeouts.expired
 _enter_pair = _loop_timeouts.enter_pair
 _follower = _loop_timeouts.follower
+_abandon = _loop_timeouts.abandon
 
 
 class _Parts:
@@ -295,6 +296,19 @@ def fast_acall(policy: Policy, composed: Callable[..., Any]) -> Callable[..., An
     async def acall(fn: Callable[..., Awaitable[Any]], /, *args: Any) -> Any:
         if breaker is not None and not breaker.closed:
             return await composed(fn, *args)
+        scope: Any = None
+        follower: Any = None  # the total timeout's scope, dormant behind the attempt's
+        if timeout is not None:
+            # Before anything is counted: outside a task it raises, and the composed parts
+            # then say what happens (as they do for an open breaker).
+            try:
+                if total is None:
+                    scope = _enter_scope(attempt_seconds)
+                else:
+                    scope = _enter_pair(attempt_seconds, total_seconds)
+                    follower = _follower(scope)
+            except RuntimeError:
+                return await composed(fn, *args)
         if bulkhead is not None:
             taken = False
             if not queue:
@@ -304,10 +318,11 @@ def fast_acall(policy: Policy, composed: Callable[..., Any]) -> Callable[..., An
                 except IndexError:
                     pass
             if not taken:
+                if scope is not None:
+                    _leave_scope(scope, None)
                 return await composed(fn, *args)
             count_admitted()
         token: Any = None
-        scope: Any = None
         own: Any = None
         expired: Any = None  # the error this shell raised for the scope's expiry
         try:
@@ -317,98 +332,102 @@ def fast_acall(policy: Policy, composed: Callable[..., Any]) -> Callable[..., An
                     budget.roll()
                 count_call()
             if timeout is not None:
-                seconds = attempt_seconds
-                # First, as Timeout's async shell does; the total's scope dormant behind it.
-                scope = (
-                    _enter_scope(seconds) if total is None else _enter_pair(seconds, total_seconds)
-                )
                 own = _new_deadline(Deadline)
-                own.at, own.clock, own.owner = start + seconds, clock, timeout_part
+                own.at, own.clock, own.owner = start + attempt_seconds, clock, timeout_part
                 token = _publish(own) if _current_deadline() is None else _enter(own)
         except BaseException:
+            if scope is not None:
+                _leave_scope(scope, None)
             if bulkhead is not None:
                 bulkhead.release()
             raise
-        run: _Run | None = None
-        error: BaseException | None = None  # what the call raises, if no retry follows
         try:
+            run: _Run | None = None
+            error: BaseException | None = None  # what the call raises, if no retry follows
             try:
-                if bulkhead is not None:
-                    recorder = observers.bulkhead_wait
-                    if recorder is not None:
-                        recorder(bulkhead_part.name, 0.0)  # type: ignore[union-attr]
-                if scope is not None:
-                    try:
+                try:
+                    if bulkhead is not None:
+                        recorder = observers.bulkhead_wait
+                        if recorder is not None:
+                            recorder(bulkhead_part.name, 0.0)  # type: ignore[union-attr]
+                    if scope is not None:
+                        try:
+                            result = await fn(*args)
+                        except BaseException as exc:
+                            if _leave_scope(scope, exc):
+                                raise TimeoutError from exc  # as asyncio.timeout turns it
+                            raise
+                        _leave_scope(scope, None)
+                    else:
                         result = await fn(*args)
-                    except BaseException as exc:
-                        if _leave_scope(scope, exc):
-                            raise TimeoutError from exc  # as asyncio.timeout turns it
+                except TimeoutError as exc:
+                    # The attempt timeout's own expiry becomes its error, raised from this one,
+                    # as Timeout's async shell raises it.
+                    if scope is None or not _expired(scope):
                         raise
-                    _leave_scope(scope, None)
-                else:
-                    result = await fn(*args)
-            except TimeoutError as exc:
-                # The attempt timeout's own expiry becomes its error, raised from this one,
-                # as Timeout's async shell raises it.
-                if scope is None or not _expired(scope):
-                    raise
-                timeout.counts.timeout.increment()
-                expired = own.exceeded()
-                raise expired from exc
-        except BaseException as exc:
-            if token is not None:
-                _leave(token)
-            if bulkhead is not None:
-                bulkhead.release()
-            if timeout is not None and exc is not expired:
-                _count_timeout_failure(timeout, own, exc)
-            run = verdict(fn, args, exc, start)
-            if run is None:
-                if total is None:
-                    raise
-                error = exc
-        else:
-            if token is not None:
-                _leave(token)
-            if bulkhead is not None:
-                give_back(None)  # as Bulkhead._release does
-                if queue:
-                    bulkhead.pass_on()
-            if timeout is not None:
-                if _expired(scope):
-                    # It swallowed its cancellation and returned late: dropped, as in sync.
                     timeout.counts.timeout.increment()
-                    try:
-                        raise own.exceeded()
-                    except TimeoutExceededError as exc:
-                        run = verdict(fn, args, exc, start)
-                        if run is None:
-                            if total is None:
-                                raise
-                            error = exc
-                else:
-                    timeout.count_success()
-            if run is None and error is None:
-                if breaker is not None:
-                    if now() >= breaker_window.bucket_end:
-                        breaker.roll()
-                    breaker.count_success()
-                if retry is not None:
-                    retry.count_first_try_success()
-                    if observers.retry_attempts is not None:
-                        observers.retry_attempts(retry_part.name, 1)  # type: ignore[union-attr]
-                if total is not None:
-                    total.count_success()
-                return result
-        # Outside the handler, as in the composed retry (see fast_call).
-        if total is None:
-            return await retry.ago_on(run, inner, (*inner_args, fn, *args))
-        # The rest of the call is the total timeout's, from the call's start.
-        started = (_follower(scope), start + total_seconds)
-        if run is None:
-            return await total.acall(_reraise, error, _started=started)
-        go_on = retry.ago_on
-        return await total.acall(go_on, run, inner, (*inner_args, fn, *args), _started=started)
+                    expired = own.exceeded()
+                    raise expired from exc
+            except BaseException as exc:
+                if token is not None:
+                    _leave(token)
+                if bulkhead is not None:
+                    bulkhead.release()
+                if timeout is not None and exc is not expired:
+                    _count_timeout_failure(timeout, own, exc)
+                run = verdict(fn, args, exc, start)
+                if run is None:
+                    if total is None:
+                        raise
+                    error = exc
+            else:
+                if token is not None:
+                    _leave(token)
+                if bulkhead is not None:
+                    give_back(None)  # as Bulkhead._release does
+                    if queue:
+                        bulkhead.pass_on()
+                if timeout is not None:
+                    if _expired(scope):
+                        # It swallowed its cancellation and returned late: dropped, as in sync.
+                        timeout.counts.timeout.increment()
+                        try:
+                            raise own.exceeded()
+                        except TimeoutExceededError as exc:
+                            run = verdict(fn, args, exc, start)
+                            if run is None:
+                                if total is None:
+                                    raise
+                                error = exc
+                    else:
+                        timeout.count_success()
+                if run is None and error is None:
+                    if breaker is not None:
+                        if now() >= breaker_window.bucket_end:
+                            breaker.roll()
+                        breaker.count_success()
+                    if retry is not None:
+                        retry.count_first_try_success()
+                        if observers.retry_attempts is not None:
+                            observers.retry_attempts(retry_part.name, 1)  # type: ignore[union-attr]
+                    if total is not None:
+                        total.count_success()
+                    return result
+            # Outside the handler, as in the composed retry (see fast_call).
+            if total is None:
+                return await retry.ago_on(run, inner, (*inner_args, fn, *args))
+            # The rest of the call is the total timeout's, from the call's start.
+            started = (follower, start + total_seconds)
+            if run is None:
+                return await total.acall(_reraise, error, _started=started)
+            go_on = retry.ago_on
+            return await total.acall(go_on, run, inner, (*inner_args, fn, *args), _started=started)
+        except BaseException:
+            if follower is not None:
+                # Ended before the total timeout's shell took the call over (a verdict that
+                # raised): its scope must not cancel the task later.
+                _abandon(follower)
+            raise
 
     return acall if around is None else functools.partial(around.acall, acall)
 

@@ -51,7 +51,7 @@ from seawall import _aio, _fork
 if TYPE_CHECKING:
     import asyncio
 
-__all__ = ["Scope", "enter", "enter_pair", "expired", "follower", "leave", "resume"]
+__all__ = ["Scope", "abandon", "enter", "enter_pair", "expired", "follower", "leave", "resume"]
 
 #: A scope: ``[when, serial, task, cancelling, state, the loop's _LoopTimeouts, follower]``.
 Scope = list[Any]
@@ -81,20 +81,30 @@ def _import_asyncio() -> None:
 
 
 _get_ident = threading.get_ident
-_serials = count()
 _INF = float("inf")
 
 
 class _LoopTimeouts:
     """One loop's scopes and its one timer."""
 
-    __slots__ = ("__weakref__", "armed_at", "compact_at", "handle", "heap", "loop", "resolution")
+    __slots__ = (
+        "__weakref__",
+        "armed_at",
+        "compact_at",
+        "handle",
+        "heap",
+        "loop",
+        "resolution",
+        "serials",
+    )
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         # Weakly: this is the loop's value in a WeakKeyDictionary, which must not keep it.
         self.loop = weakref.ref(loop)
         self.heap: list[Scope] = []
         self.compact_at = _SLACK  # the heap's length at which left entries are dropped
+        # Ties between equal deadlines: only the loop's thread counts here.
+        self.serials = count().__next__
         self.handle: asyncio.Handle | None = None
         self.armed_at = _INF
         # asyncio runs a timer when its time is within this of the loop's time.
@@ -147,10 +157,11 @@ class _LoopTimeouts:
         self.compact_at = 2 * len(heap) + _SLACK
 
 
-_by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopTimeouts] = (
-    weakref.WeakKeyDictionary()
-)
-_by_loop_lock = threading.Lock()
+#: Where a loop keeps its scopes: on itself, so that a loop no longer used is collected with
+#: them (its timer handle and its scopes' tasks refer back to it: a table of loops would keep
+#: them all). A loop without a ``__dict__`` keeps none: it gets new ones whenever it is not
+#: the last loop used, and each arms its own timer (correct, only slower).
+_ATTRIBUTE = "_seawall_timeouts"
 
 
 class _NoLoop:
@@ -169,10 +180,13 @@ def _running() -> tuple[asyncio.AbstractEventLoop, _LoopTimeouts]:
     if "_get_running_loop" not in globals():
         _import_asyncio()
     loop = _get_running_loop()  # RuntimeError without one, as asyncio.timeout
-    with _by_loop_lock:
-        timeouts = _by_loop.get(loop)
-        if timeouts is None:
-            timeouts = _by_loop[loop] = _LoopTimeouts(loop)
+    timeouts: _LoopTimeouts | None = getattr(loop, _ATTRIBUTE, None)
+    if timeouts is None:
+        timeouts = _LoopTimeouts(loop)
+        try:
+            setattr(loop, _ATTRIBUTE, timeouts)
+        except AttributeError:  # no __dict__: see _ATTRIBUTE
+            pass
     if getattr(loop, "_thread_id", None) == _get_ident():
         _last = (loop, timeouts)
     return loop, timeouts
@@ -187,7 +201,7 @@ def enter(seconds: float) -> Scope:
     if task is None:
         raise RuntimeError("Timeout should be used inside a task")
     when = loop.time() + seconds
-    scope = [when, next(_serials), task, task.cancelling(), _ENTERED, timeouts, None]
+    scope = [when, timeouts.serials(), task, task.cancelling(), _ENTERED, timeouts, None]  # type: ignore[union-attr]
     heap = timeouts.heap  # type: ignore[union-attr]
     heappush(heap, scope)
     if when < timeouts.armed_at:  # type: ignore[union-attr]
@@ -208,8 +222,9 @@ def enter_pair(seconds: float, then: float) -> Scope:
         raise RuntimeError("Timeout should be used inside a task")
     now = loop.time()
     when, cancelling = now + seconds, task.cancelling()
-    follower = [now + then, next(_serials), task, cancelling, _DORMANT, timeouts, None]
-    scope = [when, next(_serials), task, cancelling, _ENTERED, timeouts, follower]
+    serial = timeouts.serials  # type: ignore[union-attr]
+    follower = [now + then, serial(), task, cancelling, _DORMANT, timeouts, None]
+    scope = [when, serial(), task, cancelling, _ENTERED, timeouts, follower]
     heap = timeouts.heap  # type: ignore[union-attr]
     heappush(heap, scope)
     if when < timeouts.armed_at:  # type: ignore[union-attr]
@@ -240,14 +255,29 @@ def leave(scope: Scope, exc: BaseException | None) -> bool:
     state = scope[_STATE]
     if state == _ENTERED:
         scope[_STATE] = _LEFT
-        scope[_TASK] = None  # the heap may keep the entry a while; not the task
+        # The heap may keep the entry a while; not the task, nor a follower (and its task).
+        scope[_TASK] = scope[_FOLLOWER] = None
         return False
     if state == _EXPIRING:
         scope[_STATE] = _EXPIRED
         task = scope[_TASK]
-        scope[_TASK] = None
+        scope[_TASK] = scope[_FOLLOWER] = None
         return task.uncancel() <= scope[_CANCELLING] and exc is not None and _aio.is_cancelled(exc)
     raise RuntimeError("a timeout scope was left twice")  # pragma: no cover - a seawall bug
+
+
+def abandon(scope: Scope) -> None:
+    """Drop a follower the call will not go on under (the call ended another way): dormant,
+    it is forgotten; entered, it is left; expiring, its cancellation request is taken back,
+    so that it cannot reach the task later, doing other work."""
+    state = scope[_STATE]
+    if state in (_DORMANT, _ENTERED):
+        scope[_STATE] = _LEFT
+        scope[_TASK] = None
+    elif state == _EXPIRING:
+        scope[_STATE] = _EXPIRED
+        scope[_TASK].uncancel()
+        scope[_TASK] = None
 
 
 def expired(scope: Scope) -> bool:
@@ -259,7 +289,5 @@ def expired(scope: Scope) -> bool:
 @_fork.in_child
 def _forget_loops() -> None:
     # A child runs none of its parent's loops.
-    global _by_loop_lock, _last
-    _by_loop_lock = threading.Lock()
-    _by_loop.clear()
+    global _last
     _last = (_NoLoop(), None)

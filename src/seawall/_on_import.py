@@ -93,7 +93,9 @@ def after_import(name: str, fn: Callable[[], None]) -> None:
         if name not in sys.modules:
             _waiting.setdefault(name, []).append(fn)
             if _finder not in sys.meta_path:
-                sys.meta_path.insert(0, _finder)
+                # A new list, never the one in use: another thread's import may be walking
+                # it, and would skip a finder if it shifted under it.
+                sys.meta_path = [_finder, *sys.meta_path]
             return
     fn()
 
@@ -108,7 +110,7 @@ def _run(name: str) -> None:
     with _lock:
         waiting = _waiting.pop(name, [])
         if not _waiting and _finder in sys.meta_path:
-            sys.meta_path.remove(_finder)
+            sys.meta_path = [finder for finder in sys.meta_path if finder is not _finder]
     for fn in waiting:
         try:
             fn()
