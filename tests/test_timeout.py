@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import time
 from typing import Any
 
 import pytest
@@ -17,7 +16,7 @@ from helpers import Boom
 
 import seawall
 from seawall import SeawallError, Timeout, TimeoutExceededError
-from seawall.testing import FakeClock
+from seawall.testing import FakeClock, Simulation
 
 ZERO = {"success": 0, "failure": 0, "timeout": 0, "cancelled": 0}
 
@@ -26,10 +25,10 @@ def counts(**nonzero: int) -> dict[str, int]:
     return {**ZERO, **nonzero}
 
 
-# -- async: real cancellation -------------------------------------------------------------------
+# -- async: real cancellation, on simulated time (the `simulated` fixture) ---------------------
 
 
-def test_async_call_past_its_limit_is_cancelled_and_reported() -> None:
+def test_async_call_past_its_limit_is_cancelled_and_reported(simulated: Simulation) -> None:
     timeout = Timeout(0.05, name="slow-dep")
     seen: list[str] = []
 
@@ -47,11 +46,9 @@ def test_async_call_past_its_limit_is_cancelled_and_reported() -> None:
             await timeout.acall(slow)
         return info.value
 
-    started = time.monotonic()
-    exc = asyncio.run(main())
-    elapsed = time.monotonic() - started
+    exc = simulated.run(main)
 
-    assert elapsed < 2.0
+    assert simulated.now() == 0.05  # cut at its deadline, not after the callee's 10 s
     assert seen == ["cancelled"]
     assert isinstance(exc, TimeoutError)
     assert isinstance(exc, SeawallError)
@@ -73,7 +70,9 @@ def _swallows_cancellation(seen: list[str]) -> Any:
     return stubborn
 
 
-def test_async_late_return_after_swallowing_cancellation_is_a_timeout() -> None:
+def test_async_late_return_after_swallowing_cancellation_is_a_timeout(
+    simulated: Simulation,
+) -> None:
     timeout = Timeout(0.05, name="stubborn")
     seen: list[str] = []
 
@@ -81,12 +80,14 @@ def test_async_late_return_after_swallowing_cancellation_is_a_timeout() -> None:
         with pytest.raises(TimeoutExceededError):
             await timeout.acall(_swallows_cancellation(seen))
 
-    asyncio.run(main())
+    simulated.run(main)
     assert seen == ["cancelled"]
     assert timeout._counts.as_dict() == counts(timeout=1)
 
 
-def test_async_late_return_through_a_policy_is_a_timeout_and_retried() -> None:
+def test_async_late_return_through_a_policy_is_a_timeout_and_retried(
+    simulated: Simulation,
+) -> None:
     # The policy's one-frame path (retry, breaker, attempt timeout) drops it the same way.
     seen: list[str] = []
     retry = seawall.Retry(on=TimeoutExceededError, attempts=2, wait=0.0)
@@ -96,8 +97,9 @@ def test_async_late_return_through_a_policy_is_a_timeout_and_retried() -> None:
         with pytest.raises(TimeoutExceededError):
             await policy.acall(_swallows_cancellation(seen))
 
-    asyncio.run(main())
+    simulated.run(main)
     assert seen == ["cancelled", "cancelled"]
+    assert simulated.now() == pytest.approx(0.1)  # two attempts, each cut at 0.05 s
     assert policy.attempt_timeout is not None
     assert policy.attempt_timeout._counts.as_dict() == counts(timeout=2)
     assert policy.stats.read().errors == {("timeout", "TimeoutExceededError"): 1}
@@ -105,7 +107,7 @@ def test_async_late_return_through_a_policy_is_a_timeout_and_retried() -> None:
     assert policy.breaker.snapshot().failures == 2
 
 
-def test_async_decorated_function_times_out_under_its_own_name() -> None:
+def test_async_decorated_function_times_out_under_its_own_name(simulated: Simulation) -> None:
     seen: list[str] = []
 
     @Timeout(0.05)
@@ -117,16 +119,15 @@ def test_async_decorated_function_times_out_under_its_own_name() -> None:
             raise
         return symbol
 
-    started = time.monotonic()
     with pytest.raises(TimeoutExceededError) as info:
-        asyncio.run(fetch_quote("ACME"))
-    assert time.monotonic() - started < 2.0
+        simulated.run(fetch_quote("ACME"))
+    assert simulated.now() == 0.05
     assert seen == ["ACME"]
     assert info.value.name == fetch_quote.__qualname__
     assert info.value.seconds == 0.05
 
 
-def test_async_cancellation_from_outside_is_not_a_timeout() -> None:
+def test_async_cancellation_from_outside_is_not_a_timeout(simulated: Simulation) -> None:
     timeout = Timeout(10)
     seen: list[str] = []
 
@@ -147,9 +148,8 @@ def test_async_cancellation_from_outside_is_not_a_timeout() -> None:
             await task
         assert task.cancelled()
 
-    begun = time.monotonic()
-    asyncio.run(main())
-    assert time.monotonic() - begun < 2.0
+    simulated.run(main)
+    assert simulated.now() == 0.0  # cancelled at once, from outside
     assert seen == ["cancelled"]
     assert timeout._counts.as_dict() == counts(cancelled=1)
     assert timeout._counts.as_dict()["timeout"] == 0
@@ -222,7 +222,9 @@ def test_async_remaining_on_the_system_clock_is_about_seconds() -> None:
     assert 2.0 < left <= 3.0
 
 
-def test_async_remaining_is_none_after_a_failure_and_after_a_timeout() -> None:
+def test_async_remaining_is_none_after_a_failure_and_after_a_timeout(
+    simulated: Simulation,
+) -> None:
     async def fail() -> None:
         raise Boom
 
@@ -239,7 +241,7 @@ def test_async_remaining_is_none_after_a_failure_and_after_a_timeout() -> None:
         out.append(seawall.remaining())
         return out
 
-    assert asyncio.run(main()) == [None, None]
+    assert simulated.run(main) == [None, None]
 
 
 @pytest.mark.parametrize(("outer_s", "inner_s"), [(1.0, 5.0), (5.0, 1.0)])
@@ -267,7 +269,9 @@ def test_async_nested_timeouts_inner_sees_the_sooner_deadline(
     assert inner._counts.as_dict() == counts(success=1)
 
 
-def test_async_nested_timeout_cancels_at_the_outer_sooner_deadline() -> None:
+def test_async_nested_timeout_cancels_at_the_outer_sooner_deadline(
+    simulated: Simulation,
+) -> None:
     outer = Timeout(0.05, name="outer")
     inner = Timeout(10, name="inner")
     seen: list[str] = []
@@ -279,10 +283,9 @@ def test_async_nested_timeout_cancels_at_the_outer_sooner_deadline() -> None:
             seen.append("cancelled")
             raise
 
-    started = time.monotonic()
     with pytest.raises(TimeoutExceededError) as info:
-        asyncio.run(outer.acall(inner.acall, slow))
-    assert time.monotonic() - started < 2.0
+        simulated.run(outer.acall(inner.acall, slow))
+    assert simulated.now() == 0.05
     assert seen == ["cancelled"]
     # The outer deadline is the one that passed: the outer reports the timeout, and the inner
     # layer only saw its call cancelled.
