@@ -29,7 +29,7 @@ from seawall import (
     TimeoutExceededError,
 )
 from seawall._base import PolicyBase
-from seawall.testing import FakeClock
+from seawall.testing import FakeClock, Simulation
 
 R = TypeVar("R")
 
@@ -644,7 +644,9 @@ def test_a_policy_needs_a_part_and_a_name() -> None:
 # -- the attempt timeout bounds a queued call -----------------------------------------------------
 
 
-def test_async_queued_call_cannot_wait_longer_than_its_attempt_timeout() -> None:
+def test_async_queued_call_cannot_wait_longer_than_its_attempt_timeout(
+    simulated: Simulation,
+) -> None:
     bulkhead = Bulkhead(1, max_queue=1, max_wait=5)
     policy = Policy("svc", attempt_timeout=0.05, bulkhead=bulkhead)
     ran: list[str] = []
@@ -658,17 +660,17 @@ def test_async_queued_call_cannot_wait_longer_than_its_attempt_timeout() -> None
         holder = asyncio.create_task(bulkhead.acall(release.wait))
         await asyncio.sleep(0)
         assert bulkhead.active == 1
-        started = time.monotonic()
+        started = simulated.now()
         with pytest.raises(TimeoutExceededError) as info:
             await policy.acall(queued)
-        assert time.monotonic() - started < 1.0
+        assert simulated.now() - started == pytest.approx(0.05)  # not the bulkhead's 5 s
         assert info.value.name == "svc"
         assert info.value.seconds == 0.05
         assert bulkhead.queued == 0
         release.set()
         assert await holder is True
 
-    asyncio.run(main())
+    simulated.run(main)
     assert ran == []
     snap = bulkhead.snapshot()
     assert (snap.active, snap.queued, snap.admitted) == (0, 0, 1)
