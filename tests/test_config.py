@@ -220,3 +220,14 @@ def test_a_config_can_be_copied_and_pickled() -> None:
     assert copy.deepcopy(config) == config
     assert copy.copy(config) == config
     assert pickle.loads(pickle.dumps(config)) == config
+
+
+def test_the_readme_names_every_read_only_attribute() -> None:
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    [paragraph] = re.findall(r"A policy's configuration is fixed.*?\n\n", readme, re.DOTALL)
+    named = set(re.findall(r"`(\w+\.\w+)`", paragraph))
+    expected = {f"{type(make()).__name__}.{attribute}" for make, attribute, _ in READ_ONLY}
+    assert named == expected
