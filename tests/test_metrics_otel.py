@@ -761,13 +761,13 @@ def test_past_a_few_thousand_waiting_a_background_thread_hands_them_over(
         exporter = exporter_for(provider)  # a new exporter: it takes the threshold now
         pending = exporter.pending
         drained_on: list[str] = []
-        drain = _otel._Pending.drain
+        hand = _otel._Pending._hand
 
-        def watched_drain(self: Any, limit: int | None = None) -> int:
+        def watched_hand(self: Any, limit: int | None) -> int:
             drained_on.append(threading.current_thread().name)
-            return drain(self, limit)
+            return hand(self, limit)
 
-        monkeypatch.setattr(_otel._Pending, "drain", watched_drain)
+        monkeypatch.setattr(_otel._Pending, "_hand", watched_hand)
         call = CircuitBreaker(name="otel-hand-over", clock=FakeClock())(lambda: None)
         for _ in range(23):
             call()
@@ -868,3 +868,40 @@ def test_a_forked_child_starts_with_no_pending_records(sdk: Any) -> None:
     assert os.waitstatus_to_exitcode(status) == 0
     [point] = durations(reader.get_metrics_data(), "otel-fork")
     assert point.count == 2  # the parent's own records, handed over in the parent
+
+
+def test_a_collection_waits_for_a_record_the_hand_over_thread_is_handing_over() -> None:
+    """A record popped by the hand-over thread but not yet in the SDK when a collection
+    drains would miss that collection (at shutdown: for good). The collection waits for the
+    batch under way (real threads: one blocks inside the SDK's record)."""
+    pending = _otel._Pending(100, 100)
+    inside, release = threading.Event(), threading.Event()
+    recorded: list[float] = []
+
+    def slow_record(value: float, attributes: Any, context: Any) -> None:
+        inside.set()
+        assert release.wait(20)
+        recorded.append(value)
+
+    def record(value: float, attributes: Any, context: Any) -> None:
+        recorded.append(value)
+
+    pending.queue.append((slow_record, 1.0, {}, None))  # type: ignore[arg-type]
+    pending.queue.append((record, 2.0, {}, None))  # type: ignore[arg-type]
+
+    def batch() -> None:
+        with pending._handing:
+            pending._hand(1)
+
+    hand_over = threading.Thread(target=batch)
+    hand_over.start()
+    assert inside.wait(20)  # the hand-over thread holds record 1, not yet recorded
+    seen_at_end: list[list[float]] = []
+    collection = threading.Thread(target=lambda: (pending.drain(), seen_at_end.append(recorded[:])))
+    collection.start()
+    collection.join(0.2)
+    assert collection.is_alive()  # waiting for the batch under way
+    release.set()
+    hand_over.join(20)
+    collection.join(20)
+    assert seen_at_end == [[1.0, 2.0]]

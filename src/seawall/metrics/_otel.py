@@ -129,6 +129,8 @@ _HAND_OVER_AT = 16_384
 #: memory they take. A record is a 4-tuple and a float, about 104 bytes with its place in the
 #: deque: 6.8 MB at most.
 _PENDING_CAP = 65_536
+#: Records the hand-over thread hands over at a time (a collection waits for one batch).
+_BATCH = 256
 
 #: What a record made with no current context is handed over with: ``Histogram.record`` reads
 #: an empty context as "none given" and would take the current context of the thread that
@@ -226,11 +228,14 @@ class _Pending:
     """Histogram records waiting to be handed to the SDK, oldest first.
 
     The recorders only append (one ``deque.append``, atomic in CPython, also in free-threaded
-    builds); :meth:`drain` pops them one at a time, so records appended by any number of
-    threads, drained by any number of threads at once, each reach the SDK exactly once.
+    builds); drains pop them one at a time, so records appended by any number of threads,
+    drained by any number of threads at once, each reach the SDK exactly once. A collection's
+    drain (:meth:`drain`) and the hand-over thread's batches hold ``_handing``, so a collection
+    never misses a record the hand-over thread has popped but not yet handed over; a recording
+    thread past the cap hands over its one record without it (never waiting on a batch).
     """
 
-    __slots__ = ("_thread", "_wake", "cap", "hand_over_at", "queue")
+    __slots__ = ("_handing", "_thread", "_wake", "cap", "hand_over_at", "queue")
 
     def __init__(self, cap: int, hand_over_at: int) -> None:
         self.queue: deque[PendingRecord] = deque()
@@ -238,11 +243,12 @@ class _Pending:
         self.hand_over_at = hand_over_at
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self._handing = threading.Lock()
 
     def overflow(self) -> None:
         """Called by a recorder that found :attr:`hand_over_at` records or more waiting."""
         if len(self.queue) >= self.cap:
-            self.drain(limit=1)  # the hand-over cannot keep up: one record, on this thread
+            self._hand(1)  # the hand-over cannot keep up: one record, on this thread
             return
         thread = self._thread
         if thread is None or not thread.is_alive():  # the first time, or in a forked child
@@ -258,18 +264,27 @@ class _Pending:
         while True:
             wake.wait()
             wake.clear()
-            self.drain()
+            # In batches: a collection waits for one batch at most.
+            while True:
+                with self._handing:
+                    if not self._hand(_BATCH):
+                        break
 
     def renew(self) -> None:
         """In a forked child: nothing waiting (its parent hands those over), no thread."""
         self.queue.clear()
         self._wake = threading.Event()
         self._thread = None
+        self._handing = threading.Lock()
 
     def drain(self, limit: int | None = None) -> int:
         """Hand every record made before this call (at most ``limit``) to the SDK, each with
-        the context it was made in (so exemplars stay tied to the caller's span). How many it
-        handed over."""
+        the context it was made in (so exemplars stay tied to the caller's span), once no
+        hand-over batch is under way. How many it handed over."""
+        with self._handing:
+            return self._hand(limit)
+
+    def _hand(self, limit: int | None) -> int:
         popleft = self.queue.popleft
         handed = 0
         waiting = len(self.queue)
