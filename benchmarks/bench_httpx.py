@@ -540,6 +540,32 @@ def _pooled_note(kind: str, outcome: Outcome) -> str:
     return f"{kind}, every request pooled: " + "; ".join(parts)
 
 
+def _transport_bar(
+    outcome: Outcome | None, bar_id: str, transport: str, kind: str, limit: float
+) -> Bar:
+    """The bar on seawall's transport: its median time per request <= ``limit`` x plain
+    httpx's, paired per round."""
+    ratio = None if outcome is None else outcome.ratios.get(SEAWALL)
+    invalid = [] if outcome is None else [n for n in outcome.invalid if n in (PLAIN, SEAWALL)]
+    if ratio is None:
+        detail = f"seawall's {kind} transport could not be set up"
+    else:
+        detail = f"paired per-round median; ratio of pooled medians {ratio[1]:.3f}"
+    if invalid:
+        detail += f"; failed the sanity checks: {', '.join(invalid)}"
+    return Bar(
+        id=bar_id,
+        description=(
+            f"seawall {transport} median time per request <= {limit:g} x plain httpx's "
+            f"({kind}, loopback)"
+        ),
+        limit=limit,
+        measured=None if ratio is None else ratio[0],
+        detail=detail,
+        valid=not invalid,
+    )
+
+
 def run(config: RunConfig) -> SuiteResult:
     result = SuiteResult("httpx")
     try:
@@ -562,49 +588,16 @@ def run(config: RunConfig) -> SuiteResult:
     if asynchronous is not None:
         result.tables.append(asynchronous.table)
 
-    ratio = sync.ratios.get(SEAWALL)
-    invalid = [name for name in sync.invalid if name in (PLAIN, SEAWALL)]
-    if ratio is None:
-        detail = "seawall's transport could not be set up"
-    else:
-        detail = f"paired per-round median; ratio of pooled medians {ratio[1]:.3f}"
-    if invalid:
-        detail += f"; failed the sanity checks: {', '.join(invalid)}"
     result.bars.append(
-        Bar(
-            id="httpx_transport_overhead",
-            description=(
-                f"seawall ResilientTransport median time per request <= {BAR_LIMIT:g} x "
-                "plain httpx's (sync, loopback)"
-            ),
-            limit=BAR_LIMIT,
-            measured=None if ratio is None else ratio[0],
-            detail=detail,
-            valid=not invalid,
-        )
+        _transport_bar(sync, "httpx_transport_overhead", "ResilientTransport", "sync", BAR_LIMIT)
     )
-
-    async_ratio = None if asynchronous is None else asynchronous.ratios.get(SEAWALL)
-    async_invalid = (
-        [] if asynchronous is None else [n for n in asynchronous.invalid if n in (PLAIN, SEAWALL)]
-    )
-    if async_ratio is None:
-        detail = "seawall's async transport could not be set up"
-    else:
-        detail = f"paired per-round median; ratio of pooled medians {async_ratio[1]:.3f}"
-    if async_invalid:
-        detail += f"; failed the sanity checks: {', '.join(async_invalid)}"
     result.bars.append(
-        Bar(
-            id="httpx_async_transport_overhead",
-            description=(
-                f"seawall AsyncResilientTransport median time per request <= "
-                f"{ASYNC_BAR_LIMIT:g} x plain httpx's (async, loopback)"
-            ),
-            limit=ASYNC_BAR_LIMIT,
-            measured=None if async_ratio is None else async_ratio[0],
-            detail=detail,
-            valid=not async_invalid,
+        _transport_bar(
+            asynchronous,
+            "httpx_async_transport_overhead",
+            "AsyncResilientTransport",
+            "async",
+            ASYNC_BAR_LIMIT,
         )
     )
 

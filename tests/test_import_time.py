@@ -39,11 +39,12 @@ DEFERRED = (
 )
 
 
-def python(*pieces: str) -> str:
+def python(*pieces: str, env_extra: dict[str, str] | None = None) -> str:
     """Run the script made of ``pieces`` (each dedented) in a fresh interpreter (warnings are
-    errors there too); its output."""
+    errors there too), outside multiprocess mode unless ``env_extra`` sets it; its output."""
     script = "\n".join(textwrap.dedent(piece) for piece in pieces)
     env = {k: v for k, v in os.environ.items() if k.lower() != "prometheus_multiproc_dir"}
+    env.update(env_extra or {})
     done = subprocess.run(
         [sys.executable, "-W", "error", "-c", script],
         env=env,
@@ -262,19 +263,11 @@ def test_configure_otel_off_before_opentelemetry_is_imported_keeps_it_off() -> N
 def test_the_multiprocess_mirror_starts_at_import_without_prometheus_client(
     tmp_path: Path,
 ) -> None:
-    env = {k: v for k, v in os.environ.items() if k.lower() != "prometheus_multiproc_dir"}
-    env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp_path)
-    script = "import seawall, sys\nprint(sys.modules['seawall.metrics._multiprocess'].enabled())"
-    done = subprocess.run(
-        [sys.executable, "-W", "error", "-c", script],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=HANG,
-        check=False,
+    out = python(
+        "import seawall, sys\nprint(sys.modules['seawall.metrics._multiprocess'].enabled())",
+        env_extra={"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)},
     )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["True"]
+    assert out.split() == ["True"]
 
 
 def test_the_lazy_names_are_the_modules_own() -> None:

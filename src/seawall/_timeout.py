@@ -108,10 +108,6 @@ class Timeout(PolicyBase):
         self._counts = TimeoutCounts()
         self._count_success = self._counts.success.increment
 
-    def _deadline(self) -> Deadline:
-        clock = self._clock
-        return Deadline(clock.monotonic() + self._seconds, clock, self)
-
     def _call(self, fn: Callable[..., R], /, *args: Any) -> R:
         clock = self._clock
         # Filled in here rather than by Deadline's __init__: one frame fewer on every call.

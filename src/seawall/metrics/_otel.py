@@ -445,16 +445,17 @@ def _create_histogram(meter: Meter, metric: Metric) -> Histogram:
 # pending records, and past _HAND_OVER_AT waiting wake the hand-over (see _Pending.overflow).
 
 
+def _queueing(histogram: Histogram, pending: _Pending) -> tuple[Any, Any, Any, int, Any]:
+    """What a recorder binds as closure locals: the histogram's ``record``, the queue, its
+    ``append``, the hand-over threshold and the overflow."""
+    queue = pending.queue
+    return histogram.record, queue, queue.append, pending.hand_over_at, pending.overflow
+
+
 def _call_duration_recorder(
     histogram: Histogram, pending: _Pending
 ) -> Callable[[str, str, float], None]:
-    record, queue, append, soon, overflow = (
-        histogram.record,
-        pending.queue,
-        pending.queue.append,
-        pending.hand_over_at,
-        pending.overflow,
-    )
+    record, queue, append, soon, overflow = _queueing(histogram, pending)
     current = _context_getter()
     # operation -> outcome -> attributes: no dict, and no key tuple, is built per call.
     cache: dict[str, dict[str, dict[str, str]]] = {}
@@ -474,13 +475,7 @@ def _call_duration_recorder(
 
 
 def _policy_recorder(histogram: Histogram, pending: _Pending) -> Callable[[str, float], None]:
-    record, queue, append, soon, overflow = (
-        histogram.record,
-        pending.queue,
-        pending.queue.append,
-        pending.hand_over_at,
-        pending.overflow,
-    )
+    record, queue, append, soon, overflow = _queueing(histogram, pending)
     current = _context_getter()
     cache: dict[str, dict[str, str]] = {}
 
@@ -504,13 +499,7 @@ def _http_request_duration_recorder(
     and the status code as integers; ``http.response.status_code`` left out when there was no
     response, ``error.type`` when the attempt succeeded (``""`` in both labels: an empty
     Prometheus label is the same as no label)."""
-    record, queue, append, soon, overflow = (
-        histogram.record,
-        pending.queue,
-        pending.queue.append,
-        pending.hand_over_at,
-        pending.overflow,
-    )
+    record, queue, append, soon, overflow = _queueing(histogram, pending)
     current = _context_getter()
     method_key, address_key, port_key, status_key, error_key = attribute_keys(
         by_name(_HTTP_REQUEST_DURATION)
