@@ -46,8 +46,10 @@ from seawall import (
     RetryBudget,
     Timeout,
     TimeoutExceededError,
+    chaos,
 )
 from seawall._base import PolicyBase
+from seawall._chaos import Injector
 from seawall._deadline import current_deadline
 from seawall._stats.observers import observers
 from seawall.testing import FakeClock, force_open
@@ -111,6 +113,8 @@ class Config:
     # attempt timeout and bulkhead
     timeout: float
     bulkhead: int
+    # a fault injector innermost: none, disarmed (passed by) or armed (the composed way)
+    chaos: str = "none"
 
 
 @st.composite
@@ -149,6 +153,7 @@ def configs(draw: st.DrawFn) -> Config:
         seed=draw(st.integers(0, 2**32 - 1)),
         timeout=draw(st.sampled_from([0.25, 1.0, 2.5])),
         bulkhead=draw(st.integers(1, 2)),
+        chaos=draw(st.sampled_from(["none", "none", "disarmed", "armed"])),
     )
 
 
@@ -321,6 +326,18 @@ class System:
         )
         self.timeout = Timeout(cfg.timeout, clock=clock) if "timeout" in cfg.parts else None
         self.bulkhead = Bulkhead(cfg.bulkhead, clock=clock) if "bulkhead" in cfg.parts else None
+        self.chaos = (
+            None
+            if cfg.chaos == "none"
+            else chaos.inject(
+                # Flaky: retried and a breaker failure; the latency may pass the deadline.
+                chaos.Error(Flaky, rate=0.3),
+                chaos.Latency(0.1, up_to=0.4, rate=0.5),
+                enabled=cfg.chaos == "armed",
+                seed=cfg.seed,
+                clock=clock,
+            )
+        )
         self.policy: PolicyBase
         if fast:
             policy = Policy(
@@ -329,12 +346,13 @@ class System:
                 breaker=self.breaker,
                 attempt_timeout=self.timeout,
                 bulkhead=self.bulkhead,
+                chaos=self.chaos,
                 clock=clock,
             )
             assert on_fast_path(policy)
             self.policy = policy
         else:
-            parts = [self.retry, self.breaker, self.timeout, self.bulkhead]
+            parts = [self.retry, self.breaker, self.timeout, self.bulkhead, self.chaos]
             self.policy = Pipeline(*[p for p in parts if p is not None], name="p", clock=clock)
         #: What each attempt saw inside: the deadline left, the bulkhead's active calls.
         self.inside: list[tuple[float | None, int | None]] = []
@@ -491,6 +509,8 @@ class System:
             out["timeout"] = self.timeout._counts.as_dict()
         if self.budget is not None:
             out["budget"] = self.budget.snapshot()
+        if self.chaos is not None:
+            out["chaos"] = self.chaos.snapshot()
         return out
 
 
@@ -1499,6 +1519,7 @@ DRAWN: dict[type, set[str]] = {
     Timeout: {"seconds", "clock"},
     Bulkhead: {"max_concurrent", "clock"},
     RetryBudget: {"ratio", "min_per_second", "window", "clock"},
+    Injector: {"faults", "enabled", "seed", "clock"},
 }
 #: ... or listed here with the reason it is not. A new parameter fails the test below until
 #: someone decides which.
@@ -1518,6 +1539,8 @@ NOT_DRAWN: dict[tuple[type, str], str] = {
         "test_a_call_that_queued_for_a_slot_runs_outside_any_handler and the thread test"
     ),
     (Bulkhead, "max_wait"): "acts only with max_queue (see there)",
+    (Injector, "name"): "names label series; the differential test compares counts",
+    (Injector, "_shape"): "the transports' (requests, not functions): not a Policy part's",
 }
 
 

@@ -51,6 +51,7 @@ from seawall import (
     RetryBudget,
     Timeout,
     TimeoutExceededError,
+    chaos,
 )
 from seawall._stats.counters import ATTEMPT_BUCKETS, DURATION_BUCKETS
 from seawall.httpx import FailureResponse, ResilientTransport
@@ -91,6 +92,7 @@ BS, BA = "parity-breaker-sync", "parity-breaker-async"
 RR, RX, RB = "parity-retry-recovers", "parity-retry-exhausted", "parity-retry-budget"
 BH = "parity-bulkhead"
 TS, TA = "parity-timeout-sync", "parity-timeout-async"
+CH = "parity-chaos"
 HOST = "parity-http.test"
 
 EXPECTED: Series = {
@@ -117,6 +119,8 @@ EXPECTED: Series = {
         (TA, "success"): dur({0.005: 1}, 0.0),
         (TA, "failure"): ZERO,
         (TA, "timeout"): dur({0.005: 1}, 0.0),  # cancelled in real time, 0 on its clock
+        (CH, "success"): dur({0.25: 1}, 0.25),  # after 0.25 s of injected latency
+        (CH, "failure"): dur({0.005: 2}, 0.0),  # 2 injected connection errors
     },
     "seawall_call_errors_total": {
         (BS, "failure", "ValueError"): 3,
@@ -128,6 +132,7 @@ EXPECTED: Series = {
         (BH, "rejected", "BulkheadFullError"): 1,
         (TS, "timeout", "TimeoutExceededError"): 1,
         (TA, "timeout", "TimeoutExceededError"): 1,
+        (CH, "failure", "ConnectionRefusedError"): 2,
     },
     "seawall_circuit_breaker_calls_total": {
         (BS, "success"): 4,
@@ -204,6 +209,7 @@ EXPECTED: Series = {
     "seawall_bulkhead_limit": {(BH,): 1},
     # The holder was admitted at once (0 s), the waiter after 1.5 s.
     "seawall_bulkhead_wait_seconds": {(BH,): dur({0.005: 1, 2.5: 1}, 1.5)},
+    "seawall_chaos_injections_total": {(CH, "connect_error"): 2, (CH, "latency"): 1},
     # GET /ok: 200 in 1/8 s; GET /flaky: 503 in 1/4 s, retried, 200 in 1/8 s;
     # POST /down: no response (ConnectError, not retried: POST), 0 s.
     "seawall_http_client_request_duration_seconds": {
@@ -226,7 +232,28 @@ def run_scenario() -> list[object]:
         *bulkhead_at_its_limit(),
         *timeouts(),
         *http_attempts(),
+        *injections(),
     ]
+
+
+def injections() -> list[object]:
+    clock = FakeClock()
+    injector = chaos.inject(
+        chaos.Schedule(
+            chaos.Phase("down", 10.0, chaos.ConnectError()),
+            chaos.Phase("slow", None, chaos.Latency(0.25)),
+        ),
+        enabled=True,
+        name=CH,
+        clock=clock,
+    )
+    for _ in range(2):
+        with pytest.raises(ConnectionRefusedError):
+            injector.call(lambda: "ok")
+    clock.advance(10.0)
+    assert injector.call(lambda: "ok") == "ok"
+    assert clock.sleeps == [0.25]
+    return [injector]
 
 
 def breaker_sync() -> list[object]:

@@ -45,6 +45,7 @@ from seawall import (
     RetryBudget,
     Timeout,
     TimeoutExceededError,
+    chaos,
 )
 from seawall._base import PolicyBase
 from seawall._stats.calls import ERROR_TYPE_CAP, OTHER
@@ -240,6 +241,7 @@ def test_every_family_has_its_catalogue_type_help_and_label_names(
         Retry(on=ValueError, name=unique("family-retry"), clock=clock),
         Timeout(1.0, name=unique("family-timeout"), clock=clock),
         Bulkhead(1, name=unique("family-bulkhead"), clock=clock),
+        chaos.inject(chaos.ConnectError(), name=unique("family-chaos"), clock=clock),
     )
     with pytest.raises(ValueError, match="down"):
         breaker.call(raising(ValueError("down")))
@@ -1255,6 +1257,7 @@ def test_the_openmetrics_exposition_is_valid(registry: CollectorRegistry) -> Non
     bulkhead.call(lambda: None)
     timeout = Timeout(1.0, name=unique("om-timeout"), clock=clock)
     timeout.call(lambda: None)
+    injector = chaos.inject(chaos.ConnectError(), name=unique("om-chaos"), clock=clock)
     breaker.isolate()
 
     text = openmetrics_latest(registry).decode()
@@ -1266,6 +1269,7 @@ def test_the_openmetrics_exposition_is_valid(registry: CollectorRegistry) -> Non
             metric.name.removesuffix("_total") if metric.kind == "counter" else metric.name
         )
         assert families[family_name].type == metric.kind
+    assert injector.snapshot().injections == {"connect_error": 0}  # kept alive until here
 
 
 # -- concurrency ----------------------------------------------------------------------------------

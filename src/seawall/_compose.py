@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 from seawall._base import PolicyBase, check_clock
 from seawall._breaker import CircuitBreaker
 from seawall._bulkhead import Bulkhead
+from seawall._chaos import Injector
 from seawall._clock import Clock
 from seawall._config import Config
 from seawall._fallback import Fallback
@@ -182,11 +183,13 @@ def _check(param: str, value: Any, kind: type[PolicyBase], shorthand: str = "") 
 class Policy(Pipeline):
     """The recommended stack, outermost first::
 
-        fallback → total_timeout → retry → breaker → attempt_timeout → bulkhead → call
+        fallback → total_timeout → retry → breaker → attempt_timeout → bulkhead → chaos → call
 
     So every attempt is seen by the breaker, a rejection by the breaker is not retried
     blindly (only if its ``retry_after`` fits the deadline), and a call queued in the bulkhead
-    cannot wait longer than its attempt's timeout. Every part is optional. Timeouts may be
+    cannot wait longer than its attempt's timeout. ``chaos`` (``seawall.chaos.inject(...)``)
+    stands where the dependency is: every other part sees the faults it injects, and while
+    it is not enabled calls pass it by. Every part is optional. Timeouts may be
     given as seconds, the bulkhead as its ``max_concurrent``, the breaker as ``True`` for the
     defaults. Parts without a name of their own take the policy's ``name``. ``clock`` times
     the policy's own call-level SLI and is the clock of every part built without one (a part
@@ -203,6 +206,7 @@ class Policy(Pipeline):
         breaker: CircuitBreaker | bool | None = None,
         attempt_timeout: Timeout | float | None = None,
         bulkhead: Bulkhead | int | None = None,
+        chaos: Injector | None = None,
         clock: Clock | None = None,
     ) -> None:
         if clock is not None:
@@ -223,6 +227,7 @@ class Policy(Pipeline):
         self.bulkhead: Bulkhead | None = _check(
             "bulkhead", bulkhead, Bulkhead, " or an int (its max_concurrent)"
         )
+        self.chaos: Injector | None = _check("chaos", chaos, Injector, " (seawall.chaos.inject)")
         named = (
             ("fallback", self.fallback),
             ("total_timeout", self.total_timeout),
@@ -230,6 +235,7 @@ class Policy(Pipeline):
             ("breaker", self.breaker),
             ("attempt_timeout", self.attempt_timeout),
             ("bulkhead", self.bulkhead),
+            ("chaos", self.chaos),
         )
         for param, part in named:
             if part is not None:
@@ -247,6 +253,7 @@ class Policy(Pipeline):
                 self.breaker,
                 self.attempt_timeout,
                 self.bulkhead,
+                self.chaos,
             )
             if part is not None
         ]
@@ -302,6 +309,7 @@ class Policy(Pipeline):
             ("breaker", self.breaker),
             ("attempt_timeout", self.attempt_timeout),
             ("bulkhead", self.bulkhead),
+            ("chaos", self.chaos),
         ):
             if part is not None:
                 labels.append(f"{label}={part!r}")

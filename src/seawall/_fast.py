@@ -13,7 +13,8 @@ outcome.
 
 Used for policies of retry, breaker, attempt timeout and bulkhead (any two or more of them)
 whose parts share one clock, whose breaker's success and bulkhead's free slot need no lock,
-and whose retry does not judge results.
+and whose retry does not judge results. A fault injector (``chaos``) is passed by while it
+is disarmed; an armed one sends every call the composed way.
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ class _Parts:
         self.breaker_view = None if breaker is None else breaker._fast_view()
         self.timeout_view = None if timeout is None else timeout._fast_view()
         self.bulkhead_view = None if bulkhead is None else bulkhead._fast_view()
+        chaos = policy.chaos
+        self.chaos_view = None if chaos is None else chaos._fast_view()
         self.budget = None if self.retry_view is None else self.retry_view.budget
         clocks: list[Clock] = [part.clock for part in (retry, breaker, timeout) if part]
         if self.budget is not None:
@@ -88,7 +91,9 @@ class _Parts:
         # Policy's order): the first one's raw shell, and the others' before the call's own
         # function and args.
         inner: list[Any] = [
-            view for view in (self.breaker_view, self.timeout_view, self.bulkhead_view) if view
+            view
+            for view in (self.breaker_view, self.timeout_view, self.bulkhead_view, self.chaos_view)
+            if view
         ]
         calls = [view.call if sync else view.acall for view in inner] or [None]
         self.inner: Any = calls[0]
@@ -168,9 +173,12 @@ def fast_call(policy: Policy, composed: Callable[..., Any]) -> Callable[..., Any
     budget, budget_window, count_call = parts.budget, *parts.deposit
     breaker_window, attempt_seconds = parts.breaker_window, parts.attempt_seconds
     queue, take, give_back, count_admitted = parts.slots
+    chaos = parts.chaos_view
 
     def call(fn: Callable[..., Any], /, *args: Any) -> Any:
         if breaker is not None and not breaker.closed:
+            return composed(fn, *args)
+        if chaos is not None and chaos.armed:  # injecting: every part must see it
             return composed(fn, *args)
         if bulkhead is not None:
             # A free slot while nobody waits, lock-free as in Bulkhead._enter_or_queue.
@@ -276,6 +284,7 @@ def fast_acall(policy: Policy, composed: Callable[..., Any]) -> Callable[..., An
     budget, budget_window, count_call = parts.budget, *parts.deposit
     breaker_window, attempt_seconds = parts.breaker_window, parts.attempt_seconds
     queue, take, give_back, count_admitted = parts.slots
+    chaos = parts.chaos_view
     total_part = policy.total_timeout
     total = None if total_part is None else total_part._fast_view()
     around = total  # the total's shell around this one, if it is not folded in
@@ -295,6 +304,8 @@ def fast_acall(policy: Policy, composed: Callable[..., Any]) -> Callable[..., An
 
     async def acall(fn: Callable[..., Awaitable[Any]], /, *args: Any) -> Any:
         if breaker is not None and not breaker.closed:
+            return await composed(fn, *args)
+        if chaos is not None and chaos.armed:
             return await composed(fn, *args)
         scope: Any = None
         follower: Any = None  # the total timeout's scope, dormant behind the attempt's

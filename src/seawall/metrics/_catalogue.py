@@ -185,6 +185,14 @@ CATALOGUE: tuple[Metric, ...] = (
         DURATION_BUCKETS,
     ),
     Metric(
+        "seawall_chaos_injections_total",
+        "seawall.chaos.injections",
+        "counter",
+        "Faults injected by seawall.chaos, by kind (only ever while fault injection is enabled).",
+        "{injection}",
+        ("policy", "fault"),
+    ),
+    Metric(
         "seawall_http_client_request_duration_seconds",
         "http.client.request.duration",
         "histogram",

@@ -15,6 +15,7 @@ from seawall import _fork
 from seawall._base import PolicyBase
 from seawall._breaker import BreakerSnapshot, CircuitState
 from seawall._bulkhead import BulkheadSnapshot
+from seawall._chaos import InjectorSnapshot
 from seawall._retry import RetrySnapshot
 from seawall._stats import live
 from seawall._stats.calls import ERROR_TYPE_CAP, OTHER, OWN_ERROR_TYPES, CallStatsReading
@@ -234,6 +235,12 @@ def _read_bulkhead(snap: BulkheadSnapshot, out: dict[str, Reading]) -> None:
     )
 
 
+def _read_injector(snap: InjectorSnapshot, out: dict[str, Reading]) -> None:
+    injections = out["seawall_chaos_injections_total"]
+    for fault, count in snap.injections.items():
+        injections.add((snap.name, fault), count)
+
+
 #: The reader of each snapshot type whose counts have series of their own: adding a policy
 #: means adding its snapshot and, if it has series, a reader here (and its metrics in the
 #: catalogue). A fallback's answers are in the call-level series (``outcome="fallback"``).
@@ -242,4 +249,5 @@ READERS: dict[type, Callable[..., None]] = {
     RetrySnapshot: _read_retry,
     TimeoutSnapshot: _read_timeout,
     BulkheadSnapshot: _read_bulkhead,
+    InjectorSnapshot: _read_injector,
 }

@@ -1,0 +1,266 @@
+"""The httpx shells of fault injection: a transport that wraps any other.
+
+The injector (seawall._chaos) decides; these carry the decision out as a network would show
+it to httpx: errors are httpx's own (``ConnectError``, ``ReadError``, ``ReadTimeout``), a
+status fault is a response that never reached the inner transport, and every wait honours
+the request's read timeout (a wait past it ends as ``httpx.ReadTimeout`` at that timeout).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+
+from seawall._chaos import (
+    HTTP,
+    ConnectError,
+    Error,
+    Fault,
+    Hang,
+    Injector,
+    ReadTimeout,
+    Reset,
+    Schedule,
+    SlowBody,
+    Status,
+)
+from seawall._clock import Clock
+
+__all__ = ["AsyncChaosTransport", "ChaosTransport"]
+
+
+def _read_timeout(request: httpx.Request) -> float | None:
+    timeout = request.extensions.get("timeout")
+    if not isinstance(timeout, dict):
+        return None
+    read = timeout.get("read")
+    return None if read is None else float(read)
+
+
+def _timed_out(request: httpx.Request) -> httpx.ReadTimeout:
+    return httpx.ReadTimeout("timed out (seawall chaos)", request=request)
+
+
+def _error(fault: Fault, request: httpx.Request) -> BaseException:
+    """The exception an attempt ends with under ``fault`` (one that raises)."""
+    if isinstance(fault, ConnectError):
+        return httpx.ConnectError("[Errno 111] Connection refused (seawall chaos)", request=request)
+    if isinstance(fault, Reset):
+        return httpx.ReadError(
+            "[Errno 104] Connection reset by peer (seawall chaos)", request=request
+        )
+    if isinstance(fault, ReadTimeout):
+        return _timed_out(request)
+    if isinstance(fault, Error):
+        return fault.make()
+    raise AssertionError(f"no HTTP behaviour for {fault!r}")  # pragma: no cover
+
+
+def _status(fault: Status, request: httpx.Request) -> httpx.Response:
+    headers = {"content-type": "text/plain"}
+    if fault.retry_after is not None:
+        headers["retry-after"] = str(fault.retry_after)
+    return httpx.Response(fault.code, headers=headers, content=fault.body, request=request)
+
+
+def _chunks(body: bytes, count: int) -> list[bytes]:
+    size = max(1, math.ceil(len(body) / count))
+    parts = [body[i : i + size] for i in range(0, len(body), size)]
+    return parts or [b""]
+
+
+class _SlowStream(httpx.SyncByteStream):
+    def __init__(self, body: bytes, fault: SlowBody, clock: Clock, request: httpx.Request) -> None:
+        self._parts = _chunks(body, fault.chunks)
+        self._pause = fault.seconds / len(self._parts)
+        self._clock = clock
+        self._request = request
+
+    def __iter__(self) -> Iterator[bytes]:
+        read = _read_timeout(self._request)
+        for part in self._parts:
+            if read is not None and self._pause > read:
+                self._clock.sleep(read)
+                raise _timed_out(self._request)
+            self._clock.sleep(self._pause)
+            yield part
+
+
+class _AsyncSlowStream(httpx.AsyncByteStream):
+    def __init__(self, body: bytes, fault: SlowBody, clock: Clock, request: httpx.Request) -> None:
+        self._parts = _chunks(body, fault.chunks)
+        self._pause = fault.seconds / len(self._parts)
+        self._clock = clock
+        self._request = request
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        read = _read_timeout(self._request)
+        for part in self._parts:
+            if read is not None and self._pause > read:
+                await self._clock.asleep(read)
+                raise _timed_out(self._request)
+            await self._clock.asleep(self._pause)
+            yield part
+
+
+def _slowed(
+    response: httpx.Response, stream: httpx.SyncByteStream | httpx.AsyncByteStream
+) -> httpx.Response:
+    return httpx.Response(
+        response.status_code,
+        headers=response.headers,
+        stream=stream,
+        extensions=dict(response.extensions),
+    )
+
+
+class _Shell:
+    """What both transports share: the injector, built for requests."""
+
+    injector: Injector
+
+    def _setup(
+        self,
+        faults: tuple[Fault | Schedule, ...],
+        enabled: bool | None,
+        seed: int | None,
+        name: str,
+        clock: Clock | None,
+    ) -> None:
+        self.injector = Injector(
+            *faults, enabled=enabled, seed=seed, name=name, clock=clock, _shape=HTTP
+        )
+        self._clock = self.injector.clock
+
+
+class ChaosTransport(_Shell, httpx.BaseTransport):
+    """Wraps ``transport`` and injects ``faults`` (or a :class:`~seawall.chaos.Schedule` of
+    them) into the requests sent through it; while it is not enabled, requests go straight
+    to ``transport``. The arguments are :func:`seawall.chaos.inject`'s; ``name`` labels its
+    ``seawall_chaos_injections_total`` series. ``injector`` is the part that decides (its
+    ``snapshot()``, ``restart()``, ``phase()``)."""
+
+    def __init__(
+        self,
+        transport: httpx.BaseTransport,
+        *faults: Fault | Schedule,
+        enabled: bool | None = None,
+        seed: int | None = None,
+        name: str = "chaos",
+        clock: Clock | None = None,
+    ) -> None:
+        if not isinstance(transport, httpx.BaseTransport):
+            raise TypeError(f"transport must be an httpx.BaseTransport, got {transport!r}")
+        self._transport = transport
+        self._setup(faults, enabled, seed, name, clock)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        injector = self.injector
+        if not injector._armed:
+            return self._transport.handle_request(request)
+        url = request.url
+        plan = injector._plan(request.method, url.host, url.path)
+        fault = plan.fault
+        read = _read_timeout(request)
+        if plan.delay:
+            if read is not None and plan.delay > read:
+                self._clock.sleep(read)
+                raise _timed_out(request)
+            self._clock.sleep(plan.delay)
+        if fault is None:
+            return self._transport.handle_request(request)
+        if isinstance(fault, Status):
+            return _status(fault, request)
+        if isinstance(fault, Hang):
+            if read is None:
+                raise RuntimeError(
+                    "seawall chaos: a Hang on a request without a read timeout would block "
+                    "its thread forever; give the client a timeout"
+                )
+            self._clock.sleep(read)
+            raise _timed_out(request)
+        if isinstance(fault, SlowBody):
+            response = self._transport.handle_request(request)
+            try:
+                body = b"".join(response.iter_raw())  # as sent: still encoded
+            finally:
+                response.close()
+            return _slowed(response, _SlowStream(body, fault, self._clock, request))
+        after: float = getattr(fault, "after", 0.0)
+        if after:
+            if read is not None and isinstance(fault, ReadTimeout) and after > read:
+                after = read
+            self._clock.sleep(after)
+        raise _error(fault, request)
+
+    def close(self) -> None:
+        self._transport.close()
+
+    def __repr__(self) -> str:
+        return f"ChaosTransport({self._transport!r}, {self.injector!r})"
+
+
+class AsyncChaosTransport(_Shell, httpx.AsyncBaseTransport):
+    """The async twin of :class:`ChaosTransport`: a :class:`~seawall.chaos.Hang` waits until
+    the request's read timeout (forever without one: only a cancellation ends it)."""
+
+    def __init__(
+        self,
+        transport: httpx.AsyncBaseTransport,
+        *faults: Fault | Schedule,
+        enabled: bool | None = None,
+        seed: int | None = None,
+        name: str = "chaos",
+        clock: Clock | None = None,
+    ) -> None:
+        if not isinstance(transport, httpx.AsyncBaseTransport):
+            raise TypeError(f"transport must be an httpx.AsyncBaseTransport, got {transport!r}")
+        self._transport = transport
+        self._setup(faults, enabled, seed, name, clock)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        injector = self.injector
+        if not injector._armed:
+            return await self._transport.handle_async_request(request)
+        url = request.url
+        plan = injector._plan(request.method, url.host, url.path)
+        fault = plan.fault
+        read = _read_timeout(request)
+        if plan.delay:
+            if read is not None and plan.delay > read:
+                await self._clock.asleep(read)
+                raise _timed_out(request)
+            await self._clock.asleep(plan.delay)
+        if fault is None:
+            return await self._transport.handle_async_request(request)
+        if isinstance(fault, Status):
+            return _status(fault, request)
+        if isinstance(fault, Hang):
+            if read is None:
+                import asyncio
+
+                await asyncio.get_running_loop().create_future()  # only a cancel ends it
+            else:
+                await self._clock.asleep(read)
+            raise _timed_out(request)
+        if isinstance(fault, SlowBody):
+            response = await self._transport.handle_async_request(request)
+            try:
+                body = b"".join([part async for part in response.aiter_raw()])
+            finally:
+                await response.aclose()
+            return _slowed(response, _AsyncSlowStream(body, fault, self._clock, request))
+        after: float = getattr(fault, "after", 0.0)
+        if after:
+            if read is not None and isinstance(fault, ReadTimeout) and after > read:
+                after = read
+            await self._clock.asleep(after)
+        raise _error(fault, request)
+
+    async def aclose(self) -> None:
+        await self._transport.aclose()
+
+    def __repr__(self) -> str:
+        return f"AsyncChaosTransport({self._transport!r}, {self.injector!r})"
