@@ -183,8 +183,10 @@ class ChaosTransport(_Shell, httpx.BaseTransport):
             raise _timed_out(request)
         if isinstance(fault, SlowBody):
             response = self._transport.handle_request(request)
+            stream = response.stream  # as sent (still encoded), even if read already
+            assert isinstance(stream, httpx.SyncByteStream)
             try:
-                body = b"".join(response.iter_raw())  # as sent: still encoded
+                body = b"".join(stream)
             finally:
                 response.close()
             return _slowed(response, _SlowStream(body, fault, self._clock, request))
@@ -247,8 +249,10 @@ class AsyncChaosTransport(_Shell, httpx.AsyncBaseTransport):
             raise _timed_out(request)
         if isinstance(fault, SlowBody):
             response = await self._transport.handle_async_request(request)
+            stream = response.stream  # as sent (still encoded), even if read already
+            assert isinstance(stream, httpx.AsyncByteStream)
             try:
-                body = b"".join([part async for part in response.aiter_raw()])
+                body = b"".join([part async for part in stream])
             finally:
                 await response.aclose()
             return _slowed(response, _AsyncSlowStream(body, fault, self._clock, request))
