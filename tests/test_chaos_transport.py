@@ -175,6 +175,10 @@ def test_functions_only_faults_and_a_wrong_transport_are_refused(router: respx.R
         ChaosTransport(object(), chaos.Hang())  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"transport must be an httpx\.AsyncBaseTransport"):
         AsyncChaosTransport(object(), chaos.Hang())  # type: ignore[arg-type]
+    template = seawall.Policy("t", breaker=True, chaos=chaos.inject(chaos.Hang()))
+    for kind in (ResilientTransport, AsyncResilientTransport):
+        with pytest.raises(TypeError, match="policy: a transport's template takes no chaos part"):
+            kind(policy=template)
 
 
 # -- async --------------------------------------------------------------------------------------

@@ -279,6 +279,12 @@ class _Core:
             policy = default_policy()
         if not isinstance(policy, Policy):
             raise TypeError(f"policy must be a seawall.Policy, got {type(policy).__name__}")
+        if policy.chaos is not None:
+            # Its faults are a function's (ConnectionRefusedError...), not httpx's.
+            raise TypeError(
+                "policy: a transport's template takes no chaos part; wrap the transport it "
+                "sends through in seawall.chaos.ChaosTransport (or AsyncChaosTransport)"
+            )
         fallback = policy.fallback
         if fallback is not None and not fallback._is_function:
             _check_fixed_answer(fallback._value)  # it goes to httpx: a response, or nothing
