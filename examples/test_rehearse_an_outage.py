@@ -2,104 +2,87 @@
 
 The `simulated` fixture (seawall's pytest plugin) runs the test on an event loop whose clock
 jumps to the next timer: the 12 minutes below take well under a second, the same way every
-run. The Policy is built inside the test, so it runs on the simulated clock.
+run. `seawall.chaos` plays the outage where the payments API would be (innermost in the
+Policy), and `seawall.testing.watch` reads what happened from seawall's own counts.
 
     pytest examples/test_rehearse_an_outage.py
 """
 
 from __future__ import annotations
 
-import asyncio
 
 import seawall
-from seawall.testing import Simulation
+from seawall import chaos
+from seawall.testing import Simulation, load, watch
 
-RATE = 20  # calls a second
-HANG_FROM, HANG_UNTIL = 60.0, 60.0 + 10 * 60  # the payments API hangs for 10 minutes
-END = HANG_UNTIL + 60.0
+# Healthy for a minute, hanging for ten, healthy again: the payments API's bad day.
+TEN_MINUTE_HANG = chaos.Schedule(
+    chaos.Phase("healthy", 60, chaos.Latency(0.05)),
+    chaos.Phase("hang", 600, chaos.Hang()),
+    chaos.Phase("recovered", 60, chaos.Latency(0.05)),
+)
 
 
-def payments_policy() -> seawall.Policy:
-    """What the service runs in production (here: the defaults, with timeouts)."""
+def payments_policy(faults: chaos.Injector | None = None) -> seawall.Policy:
+    """What the service runs in production (its chaos part is None there, or off)."""
     return seawall.Policy(
         "payments",
         retry=seawall.Retry(on=seawall.TimeoutExceededError, attempts=2),
         breaker=True,
         attempt_timeout=1.0,
         total_timeout=2.5,
+        chaos=faults,
     )
 
 
+async def charge() -> str:  # the call to the payments API; chaos stands in for its trouble
+    return "charged"
+
+
 def test_the_payments_api_hangs_for_ten_minutes(simulated: Simulation) -> None:
-    policy = payments_policy()
-    attempts_while_hanging = 0
-    outcomes: list[tuple[float, bool]] = []  # (when the call was made, whether it succeeded)
+    policy = payments_policy(chaos.inject(TEN_MINUTE_HANG, enabled=True))
+    with watch(policy) as seen:
+        simulated.run(load(lambda: policy.acall(charge), rate=20, seconds=720))
 
-    async def charge() -> str:  # the payments API, as the test imagines it
-        nonlocal attempts_while_hanging
-        if HANG_FROM <= simulated.now() < HANG_UNTIL:
-            attempts_while_hanging += 1
-            await asyncio.sleep(3600)  # hangs: only the attempt timeout ends it
-        await asyncio.sleep(0.05)
-        return "charged"
-
-    async def one() -> None:
-        started = simulated.now()
-        try:
-            await policy.acall(charge)
-        except seawall.SeawallError:
-            outcomes.append((started, False))
-        else:
-            outcomes.append((started, True))
-
-    async def traffic() -> None:
-        calls = []
-        while simulated.now() < END:
-            calls.append(asyncio.ensure_future(one()))
-            await asyncio.sleep(1 / RATE)
-        await asyncio.gather(*calls)
-
-    simulated.run(traffic)
-
-    # Detected: from 2 s into the hang on, no call waits on it (until the last 2.5 s, whose
-    # retries may land after the API is back).
-    hanging = [ok for started, ok in outcomes if HANG_FROM + 2.0 <= started < HANG_UNTIL - 2.5]
-    assert hanging
-    assert not any(hanging)
-    # Recovered: 2 s after the API is back, every call succeeds again.
-    after = [ok for started, ok in outcomes if started >= HANG_UNTIL + 2.0]
-    assert after
-    assert all(after)
-    # The hanging API was spared: at most 0.1 attempts per call during the hang.
-    during = [started for started, _ in outcomes if HANG_FROM <= started < HANG_UNTIL]
-    assert attempts_while_hanging <= 0.1 * len(during)
+    hang = seen.phase("hang")
+    assert hang.detected is not None
+    assert hang.detected <= 2.0  # the breaker opened within 2 s of the hang
+    assert hang.recovered is not None
+    assert hang.recovered <= 2.0  # and closed within 2 s of the API's return
+    assert hang.attempts_per_call <= 0.1  # the hanging API was spared
+    assert seen.phase("healthy").availability == 1.0
+    assert seen.phase("recovered").availability >= 0.99
 
 
 def test_the_rehearsal_is_the_same_every_run() -> None:
-    def rehearse() -> tuple[list[str], float]:
-        # The retry's jittered waits draw from `random`, which simulated() seeds.
+    def rehearse() -> tuple[list[tuple[float, float, str]], float]:
+        # Jitter (the retry's, the breaker's) and the faults' draws come from `random`,
+        # which simulated() seeds.
         with seawall.testing.simulated(seed=1) as sim:
-            policy = payments_policy()
-
-            async def flaky() -> str:
-                await asyncio.sleep(0.01)
-                if sim.now() % 7 < 3:
-                    raise seawall.TimeoutExceededError("payments", 1.0)
-                return "ok"
-
-            async def traffic() -> list[str]:
-                results = []
-                for _ in range(200):
-                    try:
-                        results.append(await policy.acall(flaky))
-                    except seawall.SeawallError as exc:
-                        results.append(type(exc).__name__)
-                    await asyncio.sleep(0.1)
-                return results
-
-            return sim.run(traffic), sim.now()
+            flaky = chaos.Schedule(
+                chaos.Phase("flaky", 30, chaos.ReadTimeout(rate=0.3), chaos.Latency(0.01, up_to=0.2)),
+                chaos.Phase("healthy", None),
+            )
+            policy = payments_policy(chaos.inject(flaky, enabled=True))
+            with watch(policy) as seen:
+                sim.run(load(lambda: policy.acall(charge), rate=10, seconds=60))
+            return seen.calls, sim.now()
 
     first = rehearse()
     assert rehearse() == first
-    assert "ok" in first[0]
-    assert "TimeoutExceededError" in first[0]
+    outcomes = {outcome for _, _, outcome in first[0]}
+    assert {"success", "failure"} <= outcomes
+
+
+def test_sync_code_rehearses_too(simulated: Simulation) -> None:
+    """A sync policy's waits move the simulated time on (no real sleep)."""
+    policy = seawall.Policy(
+        "ledger",
+        retry=seawall.Retry(on=ConnectionError, attempts=3, wait=1.0),
+        chaos=chaos.inject(chaos.ConnectError(after=0.5), enabled=True),
+    )
+    try:
+        policy.call(lambda: "written")
+    except ConnectionRefusedError:
+        pass
+    assert simulated.now() == 3 * 0.5 + 2 * 1.0  # three refusals, two waits between

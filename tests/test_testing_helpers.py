@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from typing import Any
@@ -10,8 +11,8 @@ import pytest
 from helpers import Boom
 
 import seawall.testing
-from seawall import CircuitBreaker, CircuitOpenError, CircuitState, Retry, RetryBudget
-from seawall.testing import FakeClock, force_closed, force_open, no_waits
+from seawall import CircuitBreaker, CircuitOpenError, CircuitState, Retry, RetryBudget, chaos
+from seawall.testing import FakeClock, Simulation, force_closed, force_open, no_waits
 
 
 class Counter:
@@ -232,12 +233,133 @@ def test_helpers_refuse_non_breakers(helper: Any, thing: Any):
 def test_public_names():
     assert set(seawall.testing.__all__) == {
         "FakeClock",
+        "PhaseOutcome",
         "SimulatedClock",
         "Simulation",
         "SimulationStalled",
+        "Watch",
         "force_closed",
         "force_open",
+        "load",
         "no_waits",
         "simulated",
+        "watch",
     }
     assert seawall.testing.FakeClock is FakeClock
+
+
+# -- load and watch ---------------------------------------------------------------------------
+
+
+def outage_policy(*, breaker: bool = True) -> seawall.Policy:
+    schedule = chaos.Schedule(
+        chaos.Phase("healthy", 10),
+        chaos.Phase("down", 20, chaos.ConnectError()),
+        chaos.Phase("healthy-again", 10),
+    )
+    return seawall.Policy(
+        "watched",
+        breaker=seawall.CircuitBreaker(consecutive_failures=3, consecutive_span=0, open_duration=2)
+        if breaker
+        else None,
+        attempt_timeout=1.0,
+        chaos=chaos.inject(schedule, enabled=True),
+    )
+
+
+async def ok() -> str:
+    return "ok"
+
+
+def test_load_starts_calls_at_its_rate_whatever_they_do(simulated: Simulation) -> None:
+    started: list[float] = []
+
+    async def call() -> None:
+        started.append(simulated.now())
+        if len(started) % 2:
+            raise Boom("swallowed: seawall counts it")
+        await asyncio.sleep(5)  # the next calls start anyway
+
+    made = simulated.run(seawall.testing.load(call, rate=4, seconds=2.5))
+    assert made == 10
+    assert started == [i / 4 for i in range(10)]
+    assert simulated.now() == 2.25 + 5  # it waited for the last one
+
+
+def test_load_refuses_bad_numbers() -> None:
+    with pytest.raises(ValueError, match="rate must be in"):
+        asyncio.run(seawall.testing.load(ok, rate=0, seconds=1))
+    with pytest.raises(TypeError, match="seconds must be a number"):
+        asyncio.run(seawall.testing.load(ok, rate=1, seconds="1"))  # type: ignore[arg-type]
+
+
+def test_watch_reads_each_phase_from_seawalls_counts(simulated: Simulation) -> None:
+    policy = outage_policy()
+    with seawall.testing.watch(policy) as seen:
+        simulated.run(seawall.testing.load(lambda: policy.acall(ok), rate=10, seconds=40))
+    healthy = seen.phase("healthy")
+    assert (healthy.calls, healthy.succeeded, healthy.availability) == (100, 100, 1.0)
+    assert (healthy.attempts, healthy.attempts_per_call) == (100, 1.0)
+    assert (healthy.detected, healthy.recovered) == (None, 0.0)
+    down = seen.phase("down")
+    assert (down.start, down.end, down.calls, down.succeeded) == (10.0, 30.0, 200, 0)
+    assert down.detected == pytest.approx(0.2)  # the third failure in a row, 0.2 s in
+    # 3 failures, then a probe per open duration (2 s, growing with failed probes).
+    assert 3 < down.attempts <= 3 + 10
+    assert down.recovered is not None
+    assert 0 < down.recovered <= 2.0
+    again = seen.phase("healthy-again")
+    assert again.availability > 0.8
+    assert again.recovered == 0.0
+    assert len(seen.calls) == 400
+    assert {outcome for _, _, outcome in seen.calls} == {"success", "failure", "rejected"}
+
+
+def test_watch_gives_the_observer_back_and_chains_to_it(simulated: Simulation) -> None:
+    from seawall._stats.observers import observers
+
+    heard: list[tuple[str, str]] = []
+    before = observers.call_duration
+    observers.call_duration = lambda operation, outcome, seconds: heard.append((operation, outcome))
+    try:
+        policy = outage_policy()
+        with seawall.testing.watch(policy) as seen:
+            simulated.run(policy.acall(ok))
+        assert observers.call_duration is not seen._record
+        assert heard == [("watched", "success")]
+    finally:
+        observers.call_duration = before
+
+
+def test_watch_without_a_breaker_or_a_second_occurrence(simulated: Simulation) -> None:
+    schedule = chaos.Schedule(
+        chaos.Phase("down", 5, chaos.ConnectError()),
+        chaos.Phase("up", 5),
+        chaos.Phase("down", 5, chaos.ConnectError()),
+    )
+    injector = chaos.inject(schedule, enabled=True)
+    policy = seawall.Pipeline(seawall.Timeout(1.0), injector, name="flapping")
+    with seawall.testing.watch(policy) as seen:
+        simulated.run(seawall.testing.load(lambda: policy.acall(ok), rate=2, seconds=15))
+    first, second = seen.phase("down"), seen.phase("down", 1)
+    assert (first.start, second.start) == (0.0, 10.0)
+    assert (first.attempts, second.attempts, seen.phase("up").attempts) == (10, 10, 10)
+    assert (first.availability, seen.phase("up").availability) == (0.0, 1.0)
+    assert (first.detected, first.recovered) == (None, 0.0)  # no breaker to open
+    with pytest.raises(ValueError, match=r"occurrence must be in \[0, 1\]"):
+        seen.phase("down", 2)
+    with pytest.raises(KeyError, match="no phase is called 'sideways'"):
+        seen.phase("sideways")
+
+
+def test_watch_needs_a_policy_with_an_injector_or_one_given() -> None:
+    with pytest.raises(TypeError, match="policy must be a seawall policy"):
+        seawall.testing.watch(object())  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"injector: the policy has no seawall\.chaos injector"):
+        seawall.testing.watch(seawall.Policy("plain", breaker=True))
+    with pytest.raises(TypeError, match=r"injector must be a seawall\.chaos Injector"):
+        seawall.testing.watch(seawall.Policy("plain", breaker=True), injector="x")  # type: ignore[arg-type]
+    given = chaos.inject(chaos.Hang())
+    assert (
+        seawall.testing.watch(seawall.Policy("p", breaker=True), injector=given).injector is given
+    )

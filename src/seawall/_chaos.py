@@ -581,7 +581,8 @@ class Injector(PolicyBase):
         self._rng = random.Random(random.getrandbits(64) if seed is None else seed)
         self._random = self._rng.random
         self._started = self._clock.monotonic()
-        self._calls = {phase.name: AtomicCounter() for phase in schedule.phases}
+        # By phase, in its order (a name may come back: each stretch counts its own).
+        self._calls = [AtomicCounter() for _ in schedule.phases]
         self._injections = {fault.kind: AtomicCounter() for fault in schedule.faults}
         self._armed = False
         # Held weakly, as the breaker holds its view: the view holds its shells.
@@ -606,6 +607,11 @@ class Injector(PolicyBase):
         if view is not None:
             view.armed = armed
 
+    @property
+    def started(self) -> float:
+        """When the schedule started, on the injector's clock."""
+        return self._started
+
     def restart(self) -> None:
         """Start the schedule over, now."""
         self._started = self._clock.monotonic()
@@ -627,22 +633,30 @@ class Injector(PolicyBase):
             return view
 
     def snapshot(self) -> InjectorSnapshot:
+        calls: dict[str, int] = {}
+        for phase, counter in zip(self.schedule.phases, self._calls, strict=True):
+            calls[phase.name] = calls.get(phase.name, 0) + counter.value
         return InjectorSnapshot(
             self.name,
             self._armed,
-            {name: counter.value for name, counter in self._calls.items()},
+            calls,
             {kind: counter.value for kind, counter in self._injections.items()},
         )
 
+    def calls_in(self, index: int) -> int:
+        """The calls that reached it, armed, during the phase at ``index`` of its schedule."""
+        return self._calls[index].value
+
     def _has_run(self) -> bool:
-        return super()._has_run() or any(counter.value for counter in self._calls.values())
+        return super()._has_run() or any(counter.value for counter in self._calls)
 
     def _plan(self, method: str = "", host: str = "", path: str = "") -> _Plan:
         """The decision for one call that reached the injector while armed: counted in its
         phase; each fault of the phase that applies is drawn at its rate; added latencies
         add up, and the first fault drawn that ends the call ends it."""
-        phase = self.schedule.phase_at(self._clock.monotonic() - self._started)
-        self._calls[phase.name].increment()
+        index = self.schedule.index_at(self._clock.monotonic() - self._started)
+        self._calls[index].increment()
+        phase = self.schedule.phases[index]
         if not phase.faults:
             return _GO_AHEAD
         delay = 0.0
