@@ -10,7 +10,6 @@ Policy), and `seawall.testing.watch` reads what happened from seawall's own coun
 
 from __future__ import annotations
 
-
 import seawall
 from seawall import chaos
 from seawall.testing import Simulation, load, watch
@@ -60,7 +59,9 @@ def test_the_rehearsal_is_the_same_every_run() -> None:
         # which simulated() seeds.
         with seawall.testing.simulated(seed=1) as sim:
             flaky = chaos.Schedule(
-                chaos.Phase("flaky", 30, chaos.ReadTimeout(rate=0.3), chaos.Latency(0.01, up_to=0.2)),
+                chaos.Phase(
+                    "flaky", 30, chaos.ReadTimeout(rate=0.3), chaos.Latency(0.01, up_to=0.2)
+                ),
                 chaos.Phase("healthy", None),
             )
             policy = payments_policy(chaos.inject(flaky, enabled=True))

@@ -425,3 +425,56 @@ def test_one_armed_injector_under_threads_and_tasks_counts_every_call_exactly() 
     assert snapshot.calls == {"chaos": total}
     assert snapshot.injections == {"connect_error": refused[0]}
     assert 0.45 * total <= refused[0] <= 0.55 * total
+
+
+# -- the README ---------------------------------------------------------------------------------
+
+
+def readme_section(title: str) -> str:
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    return readme.split(f"\n### {title}\n", 1)[1].split("\n## ", 1)[0].split("\n### ", 1)[0]
+
+
+def test_the_readme_s_fault_table_is_the_vocabulary() -> None:
+    import re
+
+    section = readme_section("Faults")
+    rows = re.findall(r"^\| `(\w+)\(", section, re.MULTILINE)
+    faults = [
+        name
+        for name in chaos.__all__
+        if isinstance(getattr(chaos, name), type)
+        and issubclass(getattr(chaos, name), chaos.Fault)
+        and name != "Fault"
+    ]
+    assert sorted(rows) == sorted(faults)
+    for name in faults:
+        kind: type[chaos.Fault] = getattr(chaos, name)
+        row = next(line for line in section.splitlines() if line.startswith(f"| `{name}("))
+        _, function, request = (cell.strip() for cell in row.strip("|").split("|"))
+        assert bool(function) == ("function" in kind.shapes), name
+        assert bool(request) == ("http" in kind.shapes), name
+
+
+def test_the_readme_s_transport_recipe_builds_what_it_says() -> None:
+    import re
+
+    blocks = re.findall(r"```python\n(.*?)```", readme_section("Faults"), re.DOTALL)
+    [block] = [b for b in blocks if "AsyncChaosTransport" in b]
+    namespace: dict[str, Any] = {}
+    exec(compile(block, "README.md", "exec"), namespace)
+    client = namespace["client"]
+    resilient = client._transport
+    assert isinstance(resilient, seawall.httpx.AsyncResilientTransport)
+    injector = resilient.transport.injector
+    assert injector.armed
+    assert [phase.name for phase in injector.schedule] == [
+        "healthy",
+        "outage",
+        "slow",
+        "flaky",
+        "recovered",
+    ]
+    asyncio.run(client.aclose())
