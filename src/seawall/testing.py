@@ -160,16 +160,20 @@ async def load(call: Callable[[], Awaitable[Any]], *, rate: float, seconds: floa
     """Start ``call()`` every ``1/rate`` seconds for ``seconds`` (an open loop: whatever became
     of the earlier calls), then wait for them all; how many were made. Their outcomes are
     seawall's to count (see :func:`watch`): an exception a call raises is not raised here.
-    On the default clock: the simulation's inside :func:`simulated`."""
+    On the running loop's time (simulated inside :func:`simulated`)."""
     import asyncio
 
     check_number("rate", rate)
     check_number("seconds", seconds, min_inclusive=True, max_inclusive=False)
-    clock = _clock.default_clock.get()
-    start = clock.monotonic()
+    loop = asyncio.get_running_loop()
+    count = round(seconds * rate)
+    if not count:
+        return 0
     # Only the calls under way are held: thousands of finished ones, kept with their
     # exceptions (and so their frames), would make every garbage collection slower.
     running: set[asyncio.Task[None]] = set()
+    started = 0
+    finished = loop.create_future()
 
     async def one() -> None:
         try:
@@ -177,16 +181,23 @@ async def load(call: Callable[[], Awaitable[Any]], *, rate: float, seconds: floa
         except Exception:
             pass  # counted by seawall
 
-    count = round(seconds * rate)
-    for index in range(count):
-        wait = start + index / rate - clock.monotonic()
-        if wait > 0:
-            await clock.asleep(wait)
-        task = asyncio.ensure_future(one())
+    def ended(task: asyncio.Task[None]) -> None:
+        running.discard(task)
+        if started == count and not running and not finished.done():
+            finished.set_result(None)
+
+    def start() -> None:
+        nonlocal started
+        started += 1
+        task = loop.create_task(one())
         running.add(task)
-        task.add_done_callback(running.discard)
-    while running:
-        await asyncio.gather(*running)
+        task.add_done_callback(ended)
+
+    # Every arrival is a timer on the loop, set now: no coroutine wakes up to start each one.
+    base = loop.time()
+    for index in range(count):
+        loop.call_at(base + index / rate, start)
+    await finished
     return count
 
 
