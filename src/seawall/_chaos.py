@@ -24,7 +24,7 @@ import random
 import threading
 import weakref
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
 from seawall import _aio, _deadline, _fork
@@ -63,21 +63,29 @@ HTTP = "http"
 
 
 # -- the faults --------------------------------------------------------------------------------
+#
+# Plain classes with slots rather than dataclasses: ``import seawall`` reads this module, and
+# building ten dataclasses costs milliseconds at import.
+
+_MISSING: Any = object()
 
 
-@dataclass(frozen=True)
+def _seconds(param: str, value: object) -> float:
+    return check_number(
+        param, value, minimum=0.0, maximum=math.inf, min_inclusive=True, max_inclusive=False
+    )
+
+
 class Fault:
     """What goes wrong with one call, and when it applies.
 
     ``rate``: the share of the calls it applies to (drawn per call, from the injector's seeded
     random numbers). ``host``, ``path``, ``method`` (transports only): the requests it applies
     to; ``host`` and ``path`` are shell-style patterns (``*.internal``, ``/v1/charges*``).
+    Faults are values: immutable, equal when of the same kind with the same arguments.
     """
 
-    rate: float = field(default=1.0, kw_only=True)
-    host: str | None = field(default=None, kw_only=True)
-    path: str | None = field(default=None, kw_only=True)
-    method: str | None = field(default=None, kw_only=True)
+    __slots__ = ("host", "method", "path", "rate")
 
     #: Its name in ``seawall_chaos_injections_total{fault=...}``.
     kind: ClassVar[str] = ""
@@ -85,15 +93,65 @@ class Fault:
     shapes: ClassVar[frozenset[str]] = frozenset({FUNCTION, HTTP})
     #: Whether it ends the call (anything but added latency).
     ends_call: ClassVar[bool] = True
+    #: Its own arguments (after the shared ones are taken out), in order, with defaults.
+    _own: ClassVar[tuple[tuple[str, Any], ...]] = ()
 
-    def __post_init__(self) -> None:
-        check_number("rate", self.rate, minimum=0.0, maximum=1.0, min_inclusive=True)
-        for param in ("host", "path", "method"):
-            value = getattr(self, param)
+    rate: float
+    host: str | None
+    path: str | None
+    method: str | None
+
+    def __init__(
+        self,
+        *,
+        rate: float = 1.0,
+        host: str | None = None,
+        path: str | None = None,
+        method: str | None = None,
+    ) -> None:
+        self._set("rate", check_number("rate", rate, minimum=0.0, maximum=1.0, min_inclusive=True))
+        for param, value in (("host", host), ("path", path), ("method", method)):
             if value is not None and (not isinstance(value, str) or not value):
                 raise TypeError(f"{param} must be a non-empty str or None, got {value!r}")
-        if self.method is not None:
-            object.__setattr__(self, "method", self.method.upper())
+        self._set("host", host)
+        self._set("path", path)
+        self._set("method", None if method is None else method.upper())
+
+    def _set(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"a {type(self).__name__} is fixed once made: make a new one")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"a {type(self).__name__} is fixed once made")
+
+    def _values(self) -> tuple[Any, ...]:
+        own = tuple(getattr(self, name) for name, _ in self._own)
+        return (*own, self.rate, self.host, self.path, self.method)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Fault):
+            return NotImplemented
+        return type(self) is type(other) and self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash((type(self), self._values()))
+
+    def __repr__(self) -> str:
+        shown = [
+            f"{name}={getattr(self, name)!r}"
+            for name, default in self._own
+            if default is _MISSING or getattr(self, name) != default
+        ]
+        if self.rate != 1.0:
+            shown.append(f"rate={self.rate:g}")
+        shown += [
+            f"{name}={getattr(self, name)!r}"
+            for name in ("host", "path", "method")
+            if getattr(self, name) is not None
+        ]
+        return f"{type(self).__name__}({', '.join(shown)})"
 
     @property
     def routed(self) -> bool:
@@ -108,44 +166,33 @@ class Fault:
         )
 
 
-def _after(value: object) -> float:
-    return check_number(
-        "after", value, minimum=0.0, maximum=math.inf, min_inclusive=True, max_inclusive=False
-    )
-
-
-@dataclass(frozen=True)
 class Latency(Fault):
     """Added latency: the call waits ``seconds`` (or a uniform draw between ``seconds`` and
     ``up_to``) and then goes ahead. Over HTTP, a wait past the request's read timeout ends as
     ``httpx.ReadTimeout`` at that timeout, as on a real network."""
 
-    seconds: float = 0.0
-    up_to: float | None = None
-    kind: ClassVar[str] = "latency"
-    ends_call: ClassVar[bool] = False
+    __slots__ = ("seconds", "up_to")
+    kind = "latency"
+    ends_call = False
+    _own = (("seconds", _MISSING), ("up_to", None))
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        low = check_number(
-            "seconds",
-            self.seconds,
-            minimum=0.0,
-            min_inclusive=True,
-            maximum=math.inf,
-            max_inclusive=False,
-        )
-        if self.up_to is not None:
-            high = check_number(
+    seconds: float
+    up_to: float | None
+
+    def __init__(self, seconds: float, up_to: float | None = None, **where: Any) -> None:
+        super().__init__(**where)
+        low = _seconds("seconds", seconds)
+        self._set("seconds", low)
+        if up_to is not None:
+            up_to = check_number(
                 "up_to",
-                self.up_to,
+                up_to,
                 minimum=low,
                 min_inclusive=True,
                 maximum=math.inf,
                 max_inclusive=False,
             )
-            object.__setattr__(self, "up_to", high)
-        object.__setattr__(self, "seconds", low)
+        self._set("up_to", up_to)
 
     def draw(self, rng: random.Random) -> float:
         if self.up_to is None:
@@ -153,67 +200,71 @@ class Latency(Fault):
         return rng.uniform(self.seconds, self.up_to)
 
 
-@dataclass(frozen=True)
 class Hang(Fault):
     """No answer, ever: only the caller's timeout ends the call. Async calls wait until
     cancelled; a sync call waits until its deadline (a ``seawall.Timeout`` around it; over
     HTTP, the request's read timeout) and then fails as that timeout does."""
 
-    kind: ClassVar[str] = "hang"
+    __slots__ = ()
+    kind = "hang"
 
 
-@dataclass(frozen=True)
-class ConnectError(Fault):
+class _After(Fault):
+    """A fault that ends the call with an error, ``after`` seconds."""
+
+    __slots__ = ("after",)
+    _own = (("after", 0.0),)
+
+    after: float
+
+    def __init__(self, after: float = 0.0, **where: Any) -> None:
+        super().__init__(**where)
+        self._set("after", _seconds("after", after))
+
+
+class ConnectError(_After):
     """The connection is refused, ``after`` seconds: ``ConnectionRefusedError`` from a
     function, ``httpx.ConnectError`` from a transport."""
 
-    after: float = 0.0
-    kind: ClassVar[str] = "connect_error"
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        object.__setattr__(self, "after", _after(self.after))
+    __slots__ = ()
+    kind = "connect_error"
 
 
-@dataclass(frozen=True)
-class Reset(Fault):
+class Reset(_After):
     """The connection is reset by the peer, ``after`` seconds: ``ConnectionResetError`` from
     a function, ``httpx.ReadError`` from a transport."""
 
-    after: float = 0.0
-    kind: ClassVar[str] = "reset"
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        object.__setattr__(self, "after", _after(self.after))
+    __slots__ = ()
+    kind = "reset"
 
 
-@dataclass(frozen=True)
-class ReadTimeout(Fault):
+class ReadTimeout(_After):
     """The read times out, ``after`` seconds: ``TimeoutError`` from a function,
     ``httpx.ReadTimeout`` from a transport. (:class:`Hang` waits for the caller's own
     timeout instead.)"""
 
-    after: float = 0.0
-    kind: ClassVar[str] = "read_timeout"
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        object.__setattr__(self, "after", _after(self.after))
+    __slots__ = ()
+    kind = "read_timeout"
 
 
-@dataclass(frozen=True)
 class Error(Fault):
     """Raises ``error``, ``after`` seconds: an exception class (made with a message), an
     exception (a fresh copy each time), or a function that makes one."""
 
-    error: type[BaseException] | BaseException | Callable[[], BaseException] = Exception
-    after: float = 0.0
-    kind: ClassVar[str] = "error"
+    __slots__ = ("after", "error")
+    kind = "error"
+    _own = (("error", _MISSING), ("after", 0.0))
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        error = self.error
+    error: type[BaseException] | BaseException | Callable[[], BaseException]
+    after: float
+
+    def __init__(
+        self,
+        error: type[BaseException] | BaseException | Callable[[], BaseException],
+        after: float = 0.0,
+        **where: Any,
+    ) -> None:
+        super().__init__(**where)
         if not (
             isinstance(error, BaseException)
             or (isinstance(error, type) and issubclass(error, BaseException))
@@ -223,7 +274,8 @@ class Error(Fault):
                 f"error must be an exception, an exception class or a function making one, "
                 f"got {type(error).__name__}"
             )
-        object.__setattr__(self, "after", _after(self.after))
+        self._set("error", error)
+        self._set("after", _seconds("after", after))
 
     def make(self) -> BaseException:
         error = self.error
@@ -237,24 +289,27 @@ class Error(Fault):
         return made
 
 
-@dataclass(frozen=True)
 class Status(Fault):
     """An HTTP response with status ``code`` instead of the real one (transports only): 500,
     503 with a ``retry_after`` (seconds, or an HTTP date), 429, ..."""
 
-    code: int = 503
-    retry_after: int | str | None = None
-    body: bytes = b""
-    kind: ClassVar[str] = "status"
-    shapes: ClassVar[frozenset[str]] = frozenset({HTTP})
+    __slots__ = ("body", "code", "retry_after")
+    kind = "status"
+    shapes = frozenset({HTTP})
+    _own = (("code", _MISSING), ("retry_after", None), ("body", b""))
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if isinstance(self.code, bool) or not isinstance(self.code, int):
-            raise TypeError(f"code must be an int, got {type(self.code).__name__}")
-        if not 100 <= self.code <= 599:
-            raise ValueError(f"code must be an HTTP status in [100, 599], got {self.code}")
-        retry_after = self.retry_after
+    code: int
+    retry_after: int | str | None
+    body: bytes
+
+    def __init__(
+        self, code: int, retry_after: int | str | None = None, body: bytes = b"", **where: Any
+    ) -> None:
+        super().__init__(**where)
+        if isinstance(code, bool) or not isinstance(code, int):
+            raise TypeError(f"code must be an int, got {type(code).__name__}")
+        if not 100 <= code <= 599:
+            raise ValueError(f"code must be an HTTP status in [100, 599], got {code}")
         if retry_after is not None:
             if isinstance(retry_after, bool) or not isinstance(retry_after, int | str):
                 raise TypeError(
@@ -263,45 +318,49 @@ class Status(Fault):
                 )
             if isinstance(retry_after, int) and retry_after < 0:
                 raise ValueError(f"retry_after must be >= 0, got {retry_after}")
-        if not isinstance(self.body, bytes):
-            raise TypeError(f"body must be bytes, got {type(self.body).__name__}")
+        if not isinstance(body, bytes):
+            raise TypeError(f"body must be bytes, got {type(body).__name__}")
+        self._set("code", code)
+        self._set("retry_after", retry_after)
+        self._set("body", body)
 
 
-@dataclass(frozen=True)
 class SlowBody(Fault):
     """The response's body arrives over ``seconds``, in ``chunks`` parts (transports only);
     a pause past the request's read timeout ends as ``httpx.ReadTimeout``."""
 
-    seconds: float = 1.0
-    chunks: int = 10
-    kind: ClassVar[str] = "slow_body"
-    shapes: ClassVar[frozenset[str]] = frozenset({HTTP})
+    __slots__ = ("chunks", "seconds")
+    kind = "slow_body"
+    shapes = frozenset({HTTP})
+    _own = (("seconds", _MISSING), ("chunks", 10))
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        seconds = check_number(
-            "seconds",
-            self.seconds,
-            minimum=0.0,
-            min_inclusive=True,
-            maximum=math.inf,
-            max_inclusive=False,
-        )
-        object.__setattr__(self, "seconds", seconds)
-        if isinstance(self.chunks, bool) or not isinstance(self.chunks, int):
-            raise TypeError(f"chunks must be an int, got {type(self.chunks).__name__}")
-        if not 1 <= self.chunks <= 10_000:
-            raise ValueError(f"chunks must be in [1, 10000], got {self.chunks}")
+    seconds: float
+    chunks: int
+
+    def __init__(self, seconds: float, chunks: int = 10, **where: Any) -> None:
+        super().__init__(**where)
+        self._set("seconds", _seconds("seconds", seconds))
+        if isinstance(chunks, bool) or not isinstance(chunks, int):
+            raise TypeError(f"chunks must be an int, got {type(chunks).__name__}")
+        if not 1 <= chunks <= 10_000:
+            raise ValueError(f"chunks must be in [1, 10000], got {chunks}")
+        self._set("chunks", chunks)
 
 
-@dataclass(frozen=True)
 class Result(Fault):
     """Returns ``value`` without calling the function (functions only): a wrong or stale
     answer, as the dependency might give."""
 
-    value: Any = None
-    kind: ClassVar[str] = "result"
-    shapes: ClassVar[frozenset[str]] = frozenset({FUNCTION})
+    __slots__ = ("value",)
+    kind = "result"
+    shapes = frozenset({FUNCTION})
+    _own = (("value", _MISSING),)
+
+    value: Any
+
+    def __init__(self, value: Any, **where: Any) -> None:
+        super().__init__(**where)
+        self._set("value", value)
 
 
 FAULT_KINDS: tuple[str, ...] = tuple(
@@ -394,9 +453,15 @@ class Schedule:
     def phase_at(self, t: float) -> Phase:
         return self.phases[self.index_at(t)]
 
+    def spans(self) -> tuple[tuple[Phase, float, float], ...]:
+        """Each phase with where it starts and ends, in seconds from the start (the first
+        round, for a repeating schedule; past a schedule's end without ``repeat``, the last
+        phase stays in force, whatever its own end says)."""
+        starts = (0.0, *self._ends[:-1])
+        return tuple(zip(self.phases, starts, self._ends, strict=True))
+
     def bounds(self, name: str) -> list[tuple[float, float]]:
-        """Where each phase called ``name`` starts and ends, in seconds from the start (the
-        first round, for a repeating schedule)."""
+        """Where each phase called ``name`` starts and ends, as :meth:`spans` says."""
         out = []
         start = 0.0
         for phase, end in zip(self.phases, self._ends, strict=True):
