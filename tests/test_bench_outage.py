@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from seawall import chaos
 from seawall._simulated import SimulationStalled
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -88,16 +89,21 @@ def test_every_shape_the_matrix_promises_is_there() -> None:
         "flapping",
         "10-minute hang",
     ]
+    assert all(isinstance(s.schedule, chaos.Schedule) for s in outage.SHAPES)
     assert outage.SHAPES_BY_NAME["10-minute hang"].end == 690.0
-    assert outage.SHAPES_BY_NAME["10-minute hang"].phases[0].end == 630.0
-    assert [(p.start, p.end) for p in FLAPPING.phases] == [(30, 40), (50, 60), (70, 80)]
-    assert outage.SHAPES_BY_NAME["slow"].phases[0].behaviour.seconds < outage.ATTEMPT_TIMEOUT
+    assert outage.SHAPES_BY_NAME["10-minute hang"].disturbances[0].end == 630.0
+    assert [(p.start, p.end) for p in FLAPPING.disturbances] == [(30, 40), (50, 60), (70, 80)]
+    assert FLAPPING.schedule.bounds("down") == [(30, 40), (50, 60), (70, 80)]
+    slow = outage.SHAPES_BY_NAME["slow"].disturbances[0].faults
+    assert slow == (chaos.Latency(0.9),)
+    assert slow[0].seconds < outage.ATTEMPT_TIMEOUT
 
 
 def test_shape_schedule_slug_and_description() -> None:
-    assert FLAPPING.behaviour_at(29.99) is None
-    assert FLAPPING.behaviour_at(30.0).kind == "down"
-    assert FLAPPING.behaviour_at(40.0) is None
+    assert FLAPPING.faults_at(29.99) == ()
+    assert FLAPPING.faults_at(30.0) == (outage.REFUSED,)
+    assert not FLAPPING.disturbed(40.0)
+    assert FLAPPING.disturbed(50.0)
     assert outage.SHAPES_BY_NAME["40% errors"].slug == "40pct-errors"
     assert HARD_DOWN.describe() == (
         "healthy 0-30 s; 30-90 s: every attempt fails (connection error after 1 ms); "
@@ -106,17 +112,27 @@ def test_shape_schedule_slug_and_description() -> None:
     assert [until for _, until in FLAPPING.stretches()] == [50.0, 70.0, 150.0]
 
 
-def test_bad_shapes_and_behaviours_are_refused() -> None:
-    with pytest.raises(ValueError, match="sorted, disjoint"):
-        outage.Shape(
-            "x", (outage.Phase(10, 20, outage.down()), outage.Phase(15, 30, outage.down()))
-        )
+def test_bad_shapes_are_refused() -> None:
+    down = chaos.ConnectError()
     with pytest.raises(ValueError, match="within the run"):
-        outage.Shape("x", (outage.Phase(10, 200, outage.down()),))
-    with pytest.raises(ValueError, match="unknown behaviour"):
-        outage.Behaviour("melt")
-    with pytest.raises(ValueError, match="share"):
-        outage.errors(1.5)
+        outage.Shape("x", chaos.Schedule(chaos.Phase("h", 10), chaos.Phase("d", 190, down)))
+    with pytest.raises(ValueError, match="within the run"):  # the last phase stays in force
+        outage.Shape("x", chaos.Schedule(chaos.Phase("h", 10), chaos.Phase("d", 10, down)))
+    with pytest.raises(ValueError, match="repeats"):
+        outage.Shape(
+            "x", chaos.Schedule(chaos.Phase("h", 10), chaos.Phase("d", 10, down), repeat=True)
+        )
+    for fault, why in [
+        (chaos.Status(503), "Status is not acted out"),
+        (chaos.Result(1), "Result is not acted out"),
+        (chaos.ConnectError(host="db"), "names a host"),
+        (chaos.Latency(0.1, up_to=0.2), "draws no latencies"),
+    ]:
+        schedule = chaos.Schedule(chaos.Phase("bad", 10, fault), chaos.Phase("ok", None))
+        with pytest.raises(ValueError, match=why):
+            outage.Shape("x", schedule)
+    with pytest.raises(TypeError, match=r"seawall\.chaos\.Schedule"):
+        outage.Shape("x", (chaos.Phase("d", 10, down),))
 
 
 def test_shapes_are_found_by_name_or_slug() -> None:
@@ -139,7 +155,7 @@ def test_no_protection_makes_one_attempt_per_call(shape: Any) -> None:
     assert all(c.attempts == 1 for c in o.calls)
 
 
-def test_what_each_behaviour_does_to_an_unprotected_call() -> None:
+def test_what_each_fault_does_to_an_unprotected_call() -> None:
     def by_arrival(shape: Any) -> dict[float, Any]:
         return {c.arrival: c for c in run(outage.NO_PROTECTION, shape).calls}
 
