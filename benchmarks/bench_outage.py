@@ -5,21 +5,39 @@ discrete-event simulation on simulated time (below), deterministic, and takes we
 second of real time for most cells.
 
 Shapes (a run lasts 150 simulated seconds, the upstream is disturbed from 30 to 90 s, unless
-said). A shape is a schedule: a list of phases ``(start, end, behaviour)`` in a small
-vocabulary (:class:`Behaviour`: ``down``, ``hang``, ``errors``, ``slow``); outside its phases
-the upstream is healthy and answers in 10 ms:
+said). A shape is a named :class:`seawall.chaos.Schedule` (the fault vocabulary of
+``seawall.chaos``, which the demo's upstream shares) and the run's end: phases one after the
+other from the run's start, each a ``chaos.Phase(name, seconds, *faults)``; a phase with
+faults disturbs the upstream, one without is healthy (it answers in 10 ms). ``hard-down`` is
+``Schedule(Phase("healthy", 30), Phase("hard-down", 60, ConnectError(after=0.001)),
+Phase("recovered", None))``; the others change the middle phase's fault or length:
 
-- ``hard-down``: every attempt fails at once (a connection error, :class:`UpstreamError`,
-  after 1 ms);
-- ``hanging``: every attempt hangs until the caller's 1 s per-attempt timeout cuts it;
-- ``40% errors``: each attempt fails fast with probability 0.4, else is healthy. The draws are
-  seeded and indexed by (call number, attempt number): attempt k of call i fails if
-  ``random.Random(f"{SEED}:{k}")``'s i-th draw is below 0.4, so every client sees the same
-  failures on its first attempts, whatever it did before;
-- ``slow``: every attempt succeeds after 0.9 s, just under the timeout;
-- ``3 s blip``: hard-down from 30 to 33 s only;
-- ``flapping``: hard-down 10 s, healthy 10 s, three times (down 30-40, 50-60, 70-80 s);
-- ``10-minute hang``: hanging from 30 to 630 s; the run ends at 690 s.
+- ``hard-down``: ``ConnectError(after=0.001)``: every attempt fails at once (a connection
+  error, :class:`UpstreamError`, after 1 ms);
+- ``hanging``: ``Hang()``: every attempt hangs until the caller's 1 s per-attempt timeout
+  cuts it;
+- ``40% errors``: ``ConnectError(after=0.001, rate=0.4)``: each attempt fails fast with
+  probability 0.4, else is healthy (the draws are indexed, below);
+- ``slow``: ``Latency(0.9)``: every attempt succeeds after 0.9 s, just under the timeout;
+- ``3 s blip``: ``ConnectError(after=0.001)`` from 30 to 33 s only;
+- ``flapping``: phases ``down`` (``ConnectError(after=0.001)``) and ``up`` (healthy), 10 s
+  each, alternating: down 30-40, 50-60, 70-80 s;
+- ``10-minute hang``: ``Hang()`` from 30 to 630 s; the run ends at 690 s.
+
+The benchmark's upstream (:class:`Upstream`) acts the faults out itself, on the simulated
+clock, rather than through ``seawall.chaos.inject``, whose draws are taken in call order, so
+that a client's retries and refusals would change which later calls fail. Its draws for a
+fault's ``rate`` are seeded and indexed by (call number, attempt number): attempt k of call i
+meets the phase's j-th fault if the i-th draw of ``random.Random(f"{SEED}:{k}")``
+(``f"{SEED}:{k}:{j}"`` for j > 0) is below its rate, so every client sees the same failures
+on its first attempts, whatever it did before. As in the injector, the latencies drawn add
+up and the first fault drawn that ends the attempt ends it; unlike it, a ``Latency`` is the
+upstream's whole answer time, in place of its healthy 10 ms (``slow`` answers in 0.9 s, not
+0.91 s). It acts out ``Latency`` (without ``up_to``), ``Hang``, ``ConnectError`` and
+``Reset`` (an :class:`UpstreamError` after ``after``), ``ReadTimeout`` (a ``TimeoutError``)
+and ``Error``; a shape with other faults (``Status``, ``SlowBody``, ``Result``), with faults
+that name a host, path or method, with a repeating schedule, or with a phase with faults that
+does not end within the run, is refused.
 
 Rates: 2, 20 and 200 logical calls per second, evenly spaced (``--rates`` picks some).
 
@@ -67,7 +85,8 @@ The four peers' half-open states admit every caller until the first outcome; sea
 ``half_open_calls`` probes. A peer that cannot be built (not installed, or no longer reads the
 time where the benchmark patches it) is skipped, with its reason.
 
-Columns, per shape, rate and client (the "disturbance" is the union of the shape's phases):
+Columns, per shape, rate and client (the "disturbance" is the union of the shape's phases
+with faults, "the phases" below):
 
 - ``availability``: successful calls / calls; ``vs unprotected``: that minus the
   ``no protection`` client's, in points;
@@ -77,10 +96,10 @@ Columns, per shape, rate and client (the "disturbance" is the union of the shape
   outcome (nearest rank);
 - ``detect``: per phase, from its start to the end of the first call that failed without
   touching the upstream (refused by the breaker) among the calls arriving from the phase's
-  start to the next phase's start (or the run's end); the worst over the phases; ``never`` if
-  a breaker refused none there, ``n/a`` without a breaker;
+  start to the next such phase's start (or the run's end); the worst over the phases;
+  ``never`` if a breaker refused none there, ``n/a`` without a breaker;
 - ``recover``: per phase, the smallest r >= 0 such that every call arriving in [phase end + r,
-  next phase start or run end) succeeds, i.e. the arrival of the first call of the unbroken
+  next such phase's start or run end) succeeds, i.e. the arrival of the first call of the unbroken
   run of successes that ends that stretch, less the phase's end (0 if none failed); the worst
   over the phases; ``never`` if the stretch's last call failed;
 - ``probes, peak/1 s``: the upstream attempts made while the breaker was refusing (started
@@ -116,14 +135,15 @@ a service, every timeout, wait and breaker timer fires at its simulated time, an
 each outcome when that attempt ends. Per-attempt timeouts are real cancellations on the
 simulated clock. The upstream decides what to do with an attempt when it starts: an attempt
 started at 89.5 s into a hang hangs until its timeout. Everything is deterministic: arrivals
-are evenly spaced; the error draws are seeded (above); the module ``random`` is seeded with
-:data:`SEED` for each run (the jitter of tenacity's and seawall's retry waits), and seawall's
-breaker gets its own ``random.Random(SEED)``.
+are evenly spaced; the fault draws are seeded and indexed (above); the module ``random`` is
+seeded with :data:`SEED` for each run (the jitter of tenacity's and seawall's retry waits),
+and seawall's breaker gets its own ``random.Random(SEED)``.
 
 Pictures (``--plots``, and every run that writes the Markdown report, such as ``make bench``;
 they need matplotlib, from the ``bench`` extra): one PNG per shape at 20 calls/s,
 ``benchmarks/img/outage-<shape>.png``: each client's share of successful calls per second of
-arrival, and, for each breaker, when it refused calls, with the upstream's phases shaded.
+arrival, and, for each breaker, when it refused calls, with the upstream's disturbed phases
+shaded.
 
 Run: ``python benchmarks/run.py outage`` (or ``python benchmarks/bench_outage.py``);
 ``--rates 20,200`` and ``--shapes hard-down,flapping`` run part of the matrix, ``--jobs N``
