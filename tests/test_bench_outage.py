@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import itertools
+import math
+import random
 import sys
 import time
 from pathlib import Path
@@ -99,6 +102,28 @@ def test_every_shape_the_matrix_promises_is_there() -> None:
     assert slow[0].seconds < outage.ATTEMPT_TIMEOUT
 
 
+def test_hard_down_is_the_chaos_schedule_the_docstring_shows() -> None:
+    assert HARD_DOWN.schedule == chaos.Schedule(
+        chaos.Phase("healthy", 30),
+        chaos.Phase("hard-down", 60, chaos.ConnectError(after=0.001)),
+        chaos.Phase("recovered", None),
+    )
+    assert HARD_DOWN.end == 150.0
+
+
+@pytest.mark.parametrize("shape", outage.SHAPES, ids=lambda s: s.slug)
+def test_the_spans_are_where_the_schedule_puts_its_phases(shape: Any) -> None:
+    spans = shape.spans
+    assert spans[0].start == 0.0
+    assert spans[-1].end == shape.end
+    for span, after in itertools.pairwise(spans):
+        assert span.end == after.start
+    for span in spans:
+        assert shape.schedule.phase_at(span.start) is span.phase
+        assert shape.schedule.phase_at(math.nextafter(span.end, 0.0)) is span.phase
+        assert shape.disturbed(span.start) == bool(span.faults)
+
+
 def test_shape_schedule_slug_and_description() -> None:
     assert FLAPPING.faults_at(29.99) == ()
     assert FLAPPING.faults_at(30.0) == (outage.REFUSED,)
@@ -110,6 +135,33 @@ def test_shape_schedule_slug_and_description() -> None:
         "healthy 90-150 s"
     )
     assert [until for _, until in FLAPPING.stretches()] == [50.0, 70.0, 150.0]
+
+
+def test_the_description_reads_the_chaos_faults() -> None:
+    shape = outage.Shape(
+        "mixed",
+        chaos.Schedule(
+            chaos.Phase("warm", 10),
+            chaos.Phase("still warm", 10),
+            chaos.Phase("flaky", 10, chaos.Latency(0.25), chaos.Reset(after=0.002, rate=0.2)),
+            chaos.Phase("stuck", 5, chaos.Hang(rate=0.5)),
+            chaos.Phase("odd", 5, chaos.Error(KeyError), chaos.ReadTimeout(after=0.5)),
+            chaos.Phase("over", None),
+        ),
+        end=60.0,
+    )
+    assert shape.describe() == (
+        "healthy 0-20 s; 20-30 s: every attempt succeeds after 0.25 s and 20% of attempts "
+        "fail (connection reset after 2 ms); 30-35 s: 50% of attempts hang until the "
+        "caller's timeout; 35-40 s: every attempt fails (KeyError after 0 ms) and every "
+        "attempt fails (read timeout after 500 ms); healthy 40-60 s"
+    )
+    assert [(s.name, s.start, s.end) for s in shape.disturbances] == [
+        ("flaky", 20, 30),
+        ("stuck", 30, 35),
+        ("odd", 35, 40),
+    ]
+    assert [until for _, until in shape.stretches()] == [30.0, 35.0, 60.0]
 
 
 def test_bad_shapes_are_refused() -> None:
@@ -172,6 +224,39 @@ def test_what_each_fault_does_to_an_unprotected_call() -> None:
     slow = by_arrival(outage.SHAPES_BY_NAME["slow"])[40.0]
     assert slow.ok
     assert slow.end == pytest.approx(40.9)
+
+
+def test_the_upstream_acts_out_the_other_chaos_faults_with_indexed_draws() -> None:
+    shape = outage.Shape(
+        "mixed",
+        chaos.Schedule(
+            chaos.Phase("healthy", 10),
+            chaos.Phase("flaky", 10, chaos.Latency(0.25), chaos.Reset(after=0.002, rate=0.2)),
+            chaos.Phase("timing out", 10, chaos.ReadTimeout(after=0.5)),
+            chaos.Phase("odd", 10, chaos.Error(KeyError), chaos.ReadTimeout(after=0.5)),
+            chaos.Phase("recovered", None),
+        ),
+        end=50.0,
+    )
+    o = run(outage.NO_PROTECTION, shape, rate=2.0)
+    # The second fault of a phase draws from its own indexed stream.
+    draws = random.Random(f"{outage.SEED}:0:1")
+    reset = [draws.random() < 0.2 for _ in o.calls]
+    flaky = outage.calls_between(o.calls, 10, 20)
+    assert 0 < sum(reset[c.index] for c in flaky) < len(flaky)
+    for c in flaky:
+        if reset[c.index]:
+            assert (c.ok, c.error) == (False, "UpstreamError")
+            assert c.end == pytest.approx(c.arrival + 0.25 + 0.002)
+        else:
+            assert c.ok
+            assert c.end == pytest.approx(c.arrival + 0.25)  # the latency is the answer's time
+    for c in outage.calls_between(o.calls, 20, 30):
+        assert (c.ok, c.error) == (False, "TimeoutError")
+        assert c.end == pytest.approx(c.arrival + 0.5)
+    for c in outage.calls_between(o.calls, 30, 40):  # the first fault that ends a call ends it
+        assert (c.ok, c.error, c.end) == (False, "KeyError", c.arrival)
+    assert all(c.ok for c in outage.calls_between(o.calls, 40, 50))
 
 
 def test_forty_percent_errors_are_the_same_draws_for_every_client() -> None:
