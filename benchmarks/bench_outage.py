@@ -5,21 +5,39 @@ discrete-event simulation on simulated time (below), deterministic, and takes we
 second of real time for most cells.
 
 Shapes (a run lasts 150 simulated seconds, the upstream is disturbed from 30 to 90 s, unless
-said). A shape is a schedule: a list of phases ``(start, end, behaviour)`` in a small
-vocabulary (:class:`Behaviour`: ``down``, ``hang``, ``errors``, ``slow``); outside its phases
-the upstream is healthy and answers in 10 ms:
+said). A shape is a named :class:`seawall.chaos.Schedule` (the fault vocabulary of
+``seawall.chaos``, which the demo's upstream shares) and the run's end: phases one after the
+other from the run's start, each a ``chaos.Phase(name, seconds, *faults)``; a phase with
+faults disturbs the upstream, one without is healthy (it answers in 10 ms). ``hard-down`` is
+``Schedule(Phase("healthy", 30), Phase("hard-down", 60, ConnectError(after=0.001)),
+Phase("recovered", None))``; the others change the middle phase's fault or length:
 
-- ``hard-down``: every attempt fails at once (a connection error, :class:`UpstreamError`,
-  after 1 ms);
-- ``hanging``: every attempt hangs until the caller's 1 s per-attempt timeout cuts it;
-- ``40% errors``: each attempt fails fast with probability 0.4, else is healthy. The draws are
-  seeded and indexed by (call number, attempt number): attempt k of call i fails if
-  ``random.Random(f"{SEED}:{k}")``'s i-th draw is below 0.4, so every client sees the same
-  failures on its first attempts, whatever it did before;
-- ``slow``: every attempt succeeds after 0.9 s, just under the timeout;
-- ``3 s blip``: hard-down from 30 to 33 s only;
-- ``flapping``: hard-down 10 s, healthy 10 s, three times (down 30-40, 50-60, 70-80 s);
-- ``10-minute hang``: hanging from 30 to 630 s; the run ends at 690 s.
+- ``hard-down``: ``ConnectError(after=0.001)``: every attempt fails at once (a connection
+  error, :class:`UpstreamError`, after 1 ms);
+- ``hanging``: ``Hang()``: every attempt hangs until the caller's 1 s per-attempt timeout
+  cuts it;
+- ``40% errors``: ``ConnectError(after=0.001, rate=0.4)``: each attempt fails fast with
+  probability 0.4, else is healthy (the draws are indexed, below);
+- ``slow``: ``Latency(0.9)``: every attempt succeeds after 0.9 s, just under the timeout;
+- ``3 s blip``: ``ConnectError(after=0.001)`` from 30 to 33 s only;
+- ``flapping``: phases ``down`` (``ConnectError(after=0.001)``) and ``up`` (healthy), 10 s
+  each, alternating: down 30-40, 50-60, 70-80 s;
+- ``10-minute hang``: ``Hang()`` from 30 to 630 s; the run ends at 690 s.
+
+The benchmark's upstream (:class:`Upstream`) acts the faults out itself, on the simulated
+clock, rather than through ``seawall.chaos.inject``, whose draws are taken in call order, so
+that a client's retries and refusals would change which later calls fail. Its draws for a
+fault's ``rate`` are seeded and indexed by (call number, attempt number): attempt k of call i
+meets the phase's j-th fault if the i-th draw of ``random.Random(f"{SEED}:{k}")``
+(``f"{SEED}:{k}:{j}"`` for j > 0) is below its rate, so every client sees the same failures
+on its first attempts, whatever it did before. As in the injector, the latencies drawn add
+up and the first fault drawn that ends the attempt ends it; unlike it, a ``Latency`` is the
+upstream's whole answer time, in place of its healthy 10 ms (``slow`` answers in 0.9 s, not
+0.91 s). It acts out ``Latency`` (without ``up_to``), ``Hang``, ``ConnectError`` and
+``Reset`` (an :class:`UpstreamError` after ``after``), ``ReadTimeout`` (a ``TimeoutError``)
+and ``Error``; a shape with other faults (``Status``, ``SlowBody``, ``Result``), with faults
+that name a host, path or method, with a repeating schedule, or with a phase with faults that
+does not end within the run, is refused.
 
 Rates: 2, 20 and 200 logical calls per second, evenly spaced (``--rates`` picks some).
 
@@ -67,7 +85,8 @@ The four peers' half-open states admit every caller until the first outcome; sea
 ``half_open_calls`` probes. A peer that cannot be built (not installed, or no longer reads the
 time where the benchmark patches it) is skipped, with its reason.
 
-Columns, per shape, rate and client (the "disturbance" is the union of the shape's phases):
+Columns, per shape, rate and client (the "disturbance" is the union of the shape's phases
+with faults, "the phases" below):
 
 - ``availability``: successful calls / calls; ``vs unprotected``: that minus the
   ``no protection`` client's, in points;
@@ -77,10 +96,10 @@ Columns, per shape, rate and client (the "disturbance" is the union of the shape
   outcome (nearest rank);
 - ``detect``: per phase, from its start to the end of the first call that failed without
   touching the upstream (refused by the breaker) among the calls arriving from the phase's
-  start to the next phase's start (or the run's end); the worst over the phases; ``never`` if
-  a breaker refused none there, ``n/a`` without a breaker;
+  start to the next such phase's start (or the run's end); the worst over the phases;
+  ``never`` if a breaker refused none there, ``n/a`` without a breaker;
 - ``recover``: per phase, the smallest r >= 0 such that every call arriving in [phase end + r,
-  next phase start or run end) succeeds, i.e. the arrival of the first call of the unbroken
+  next such phase's start or run end) succeeds, i.e. the arrival of the first call of the unbroken
   run of successes that ends that stretch, less the phase's end (0 if none failed); the worst
   over the phases; ``never`` if the stretch's last call failed;
 - ``probes, peak/1 s``: the upstream attempts made while the breaker was refusing (started
@@ -116,14 +135,15 @@ a service, every timeout, wait and breaker timer fires at its simulated time, an
 each outcome when that attempt ends. Per-attempt timeouts are real cancellations on the
 simulated clock. The upstream decides what to do with an attempt when it starts: an attempt
 started at 89.5 s into a hang hangs until its timeout. Everything is deterministic: arrivals
-are evenly spaced; the error draws are seeded (above); the module ``random`` is seeded with
-:data:`SEED` for each run (the jitter of tenacity's and seawall's retry waits), and seawall's
-breaker gets its own ``random.Random(SEED)``.
+are evenly spaced; the fault draws are seeded and indexed (above); the module ``random`` is
+seeded with :data:`SEED` for each run (the jitter of tenacity's and seawall's retry waits),
+and seawall's breaker gets its own ``random.Random(SEED)``.
 
 Pictures (``--plots``, and every run that writes the Markdown report, such as ``make bench``;
 they need matplotlib, from the ``bench`` extra): one PNG per shape at 20 calls/s,
 ``benchmarks/img/outage-<shape>.png``: each client's share of successful calls per second of
-arrival, and, for each breaker, when it refused calls, with the upstream's phases shaded.
+arrival, and, for each breaker, when it refused calls, with the upstream's disturbed phases
+shaded.
 
 Run: ``python benchmarks/run.py outage`` (or ``python benchmarks/bench_outage.py``);
 ``--rates 20,200`` and ``--shapes hard-down,flapping`` run part of the matrix, ``--jobs N``
@@ -166,6 +186,7 @@ from _harness import (
     dist_version,
 )
 
+from seawall import chaos
 from seawall._simulated import LoopClock, SimulatedLoop
 
 SEED = 1729
@@ -178,128 +199,191 @@ PLOT_RATE = 20.0
 IMG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "img")
 RETRY_ATTEMPTS = 3
 
-# -- the schedule: shapes of trouble as phases -------------------------------------------------
+# -- the schedule: shapes of trouble in seawall.chaos's vocabulary -----------------------------
 
-KINDS = ("down", "hang", "errors", "slow")
-
-
-@dataclass(frozen=True)
-class Behaviour:
-    """What the upstream does with an attempt that starts during a phase.
-
-    ``down``: fails with a connection error after ``seconds``; ``hang``: never answers (only
-    the caller's timeout ends the attempt); ``errors``: fails as ``down`` does with probability
-    ``share``, otherwise answers as a healthy upstream; ``slow``: succeeds after ``seconds``.
-    """
-
-    kind: str
-    seconds: float = 0.0
-    share: float = 1.0
-
-    def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ValueError(f"unknown behaviour {self.kind!r}; known: {', '.join(KINDS)}")
-        if not 0.0 <= self.share <= 1.0 or self.seconds < 0:
-            raise ValueError("share must be in [0, 1] and seconds >= 0")
-
-    def describe(self) -> str:
-        ms = f"{self.seconds * 1000:g} ms"
-        if self.kind == "down":
-            return f"every attempt fails (connection error after {ms})"
-        if self.kind == "hang":
-            return "every attempt hangs until the caller's timeout"
-        if self.kind == "errors":
-            return f"{self.share:.0%} of attempts fail (connection error after {ms})"
-        return f"every attempt succeeds after {self.seconds:g} s"
+#: The faults the simulated upstream acts out (:meth:`Upstream.request`); a shape with any
+#: other (the HTTP-only ``Status`` and ``SlowBody``, ``Result``) is refused.
+ACTED: tuple[type[chaos.Fault], ...] = (
+    chaos.Latency,
+    chaos.Hang,
+    chaos.ConnectError,
+    chaos.Reset,
+    chaos.ReadTimeout,
+    chaos.Error,
+)
 
 
-def down(seconds: float = FAIL_LATENCY) -> Behaviour:
-    return Behaviour("down", seconds)
+def _unacted(fault: chaos.Fault) -> str | None:
+    """Why the simulated upstream cannot act ``fault`` out; ``None``: it can."""
+    name = type(fault).__name__
+    if not isinstance(fault, ACTED):
+        return f"{name} is not acted out by the simulated upstream"
+    if fault.routed:
+        return f"{name} names a host, path or method, which the simulated upstream has not"
+    if isinstance(fault, chaos.Latency) and fault.up_to is not None:
+        return f"{name}(up_to=...): the simulated upstream draws no latencies, give seconds"
+    return None
 
 
-def hang() -> Behaviour:
-    return Behaviour("hang")
-
-
-def errors(share: float, seconds: float = FAIL_LATENCY) -> Behaviour:
-    return Behaviour("errors", seconds, share)
-
-
-def slow(seconds: float) -> Behaviour:
-    return Behaviour("slow", seconds)
+def describe_fault(fault: chaos.Fault) -> str:
+    """What an attempt meets: ``every attempt fails (connection error after 1 ms)``."""
+    every = fault.rate == 1.0
+    who = "every attempt" if every else f"{fault.rate:.0%} of attempts"
+    if isinstance(fault, chaos.Latency):
+        return f"{who} {'succeeds' if every else 'succeed'} after {fault.seconds:g} s"
+    if isinstance(fault, chaos.Hang):
+        return f"{who} {'hangs' if every else 'hang'} until the caller's timeout"
+    if isinstance(fault, chaos.ConnectError):
+        what = "connection error"
+    elif isinstance(fault, chaos.Reset):
+        what = "connection reset"
+    elif isinstance(fault, chaos.ReadTimeout):
+        what = "read timeout"
+    elif isinstance(fault, chaos.Error):
+        error = fault.error
+        what = getattr(error, "__name__", type(error).__name__)
+    else:
+        raise AssertionError(f"the simulated upstream does not act out {fault!r}")
+    after = getattr(fault, "after", 0.0)
+    return f"{who} {'fails' if every else 'fail'} ({what} after {after * 1000:g} ms)"
 
 
 @dataclass(frozen=True)
-class Phase:
-    """The upstream behaves as ``behaviour`` for attempts starting in [start, end) s."""
+class Span:
+    """A phase of a shape's schedule placed on the run: in force for the attempts starting in
+    [start, end) s; disturbed if it has faults."""
 
+    phase: chaos.Phase
     start: float
     end: float
-    behaviour: Behaviour
+
+    @property
+    def name(self) -> str:
+        return self.phase.name
+
+    @property
+    def faults(self) -> tuple[chaos.Fault, ...]:
+        return self.phase.faults
+
+    def describe(self) -> str:
+        if not self.faults:
+            return f"healthy {self.start:g}-{self.end:g} s"
+        what = " and ".join(describe_fault(fault) for fault in self.faults)
+        return f"{self.start:g}-{self.end:g} s: {what}"
 
 
 @dataclass(frozen=True)
 class Shape:
-    """A named schedule: healthy except during its phases (sorted, disjoint), for ``end`` s."""
+    """A named run of ``end`` s against an upstream that follows ``schedule`` from the run's
+    start: healthy in a phase without faults, disturbed in a phase with. Every phase with
+    faults must end within the run; the schedule must not repeat (write its phases out)."""
 
     name: str
-    phases: tuple[Phase, ...]
+    schedule: chaos.Schedule
     end: float = 150.0
+    #: Every phase in force during the run, placed (the last one cut at ``end``).
+    spans: tuple[Span, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "phases", tuple(self.phases))
-        previous = 0.0
-        for phase in self.phases:
-            if not previous <= phase.start < phase.end <= self.end:
-                raise ValueError(f"{self.name}: phases must be sorted, disjoint, within the run")
-            previous = phase.end
+        schedule = self.schedule
+        if not isinstance(schedule, chaos.Schedule):
+            raise TypeError(f"{self.name}: schedule must be a seawall.chaos.Schedule")
+        if schedule.repeat:
+            raise ValueError(f"{self.name}: the schedule repeats; write its phases out")
+        if not 0.0 < self.end < math.inf:
+            raise ValueError(f"{self.name}: the run's end must be a positive number of seconds")
+        for fault in schedule.faults:
+            problem = _unacted(fault)
+            if problem is not None:
+                raise ValueError(f"{self.name}: {problem}")
+        spans = []
+        start = 0.0
+        last = len(schedule.phases) - 1
+        for index, phase in enumerate(schedule.phases):
+            # As Schedule counts them; past its end, its last phase stays in force.
+            end = math.inf if phase.seconds is None or index == last else start + phase.seconds
+            if phase.faults and end > self.end:
+                raise ValueError(
+                    f"{self.name}: phase {phase.name!r} ({start:g}-{end:g} s) has faults and "
+                    f"must end within the run ({self.end:g} s)"
+                )
+            if start < self.end:
+                spans.append(Span(phase, start, min(end, self.end)))
+            start = end
+        object.__setattr__(self, "spans", tuple(spans))
 
     @property
     def slug(self) -> str:
         """The name as a file name: ``40% errors`` -> ``40pct-errors``."""
         return re.sub(r"[^a-z0-9]+", "-", self.name.lower().replace("%", "pct")).strip("-")
 
-    def behaviour_at(self, t: float) -> Behaviour | None:
-        """What an attempt starting at ``t`` meets; ``None``: a healthy upstream."""
-        for phase in self.phases:
-            if phase.start <= t < phase.end:
-                return phase.behaviour
-        return None
+    @property
+    def disturbances(self) -> tuple[Span, ...]:
+        """The phases with faults, placed: where the upstream is disturbed."""
+        return tuple(span for span in self.spans if span.faults)
+
+    def faults_at(self, t: float) -> tuple[chaos.Fault, ...]:
+        """The faults an attempt starting at ``t`` meets; none: a healthy upstream."""
+        return self.schedule.phase_at(t).faults
 
     def disturbed(self, t: float) -> bool:
-        return self.behaviour_at(t) is not None
+        return bool(self.faults_at(t))
 
-    def stretches(self) -> list[tuple[Phase, float]]:
-        """Each phase with the end of the stretch it owns: the next phase's start, or the
-        run's end. Detection and recovery are looked for within it."""
-        ends = [p.start for p in self.phases[1:]] + [self.end]
-        return list(zip(self.phases, ends, strict=True))
+    def stretches(self) -> list[tuple[Span, float]]:
+        """Each phase with faults with the end of the stretch it owns: the next such phase's
+        start, or the run's end. Detection and recovery are looked for within it."""
+        disturbances = self.disturbances
+        ends = [span.start for span in disturbances[1:]] + [self.end]
+        return list(zip(disturbances, ends, strict=True))
 
     def describe(self) -> str:
-        parts = []
-        t = 0.0
-        for phase in self.phases:
-            if phase.start > t:
-                parts.append(f"healthy {t:g}-{phase.start:g} s")
-            parts.append(f"{phase.start:g}-{phase.end:g} s: {phase.behaviour.describe()}")
-            t = phase.end
-        if t < self.end:
-            parts.append(f"healthy {t:g}-{self.end:g} s")
+        parts: list[str] = []
+        healthy: Span | None = None  # consecutive healthy phases read as one
+        for span in self.spans:
+            if not span.faults:
+                healthy = span if healthy is None else Span(healthy.phase, healthy.start, span.end)
+                continue
+            if healthy is not None:
+                parts.append(healthy.describe())
+                healthy = None
+            parts.append(span.describe())
+        if healthy is not None:
+            parts.append(healthy.describe())
         return "; ".join(parts)
 
 
-def _outage(behaviour: Behaviour) -> tuple[Phase, ...]:
-    return (Phase(30.0, 90.0, behaviour),)
+#: What ``down`` is: a connection refused after 1 ms.
+REFUSED = chaos.ConnectError(after=FAIL_LATENCY)
+
+
+def _outage(name: str, fault: chaos.Fault, seconds: float = 60.0) -> chaos.Schedule:
+    """Healthy for 30 s, then ``fault`` for ``seconds``, then recovered."""
+    return chaos.Schedule(
+        chaos.Phase("healthy", 30.0),
+        chaos.Phase(name, seconds, fault),
+        chaos.Phase("recovered", None),
+    )
 
 
 SHAPES: tuple[Shape, ...] = (
-    Shape("hard-down", _outage(down())),
-    Shape("hanging", _outage(hang())),
-    Shape("40% errors", _outage(errors(0.4))),
-    Shape("slow", _outage(slow(0.9))),
-    Shape("3 s blip", (Phase(30.0, 33.0, down()),)),
-    Shape("flapping", tuple(Phase(s, s + 10.0, down()) for s in (30.0, 50.0, 70.0))),
-    Shape("10-minute hang", (Phase(30.0, 630.0, hang()),), end=690.0),
+    Shape("hard-down", _outage("hard-down", REFUSED)),
+    Shape("hanging", _outage("hanging", chaos.Hang())),
+    Shape("40% errors", _outage("40% errors", chaos.ConnectError(after=FAIL_LATENCY, rate=0.4))),
+    Shape("slow", _outage("slow", chaos.Latency(0.9))),
+    Shape("3 s blip", _outage("blip", REFUSED, seconds=3.0)),
+    Shape(
+        "flapping",
+        chaos.Schedule(
+            chaos.Phase("healthy", 30.0),
+            chaos.Phase("down", 10.0, REFUSED),
+            chaos.Phase("up", 10.0),
+            chaos.Phase("down", 10.0, REFUSED),
+            chaos.Phase("up", 10.0),
+            chaos.Phase("down", 10.0, REFUSED),
+            chaos.Phase("recovered", None),
+        ),
+    ),
+    Shape("10-minute hang", _outage("hang", chaos.Hang(), seconds=600.0), end=690.0),
 )
 SHAPES_BY_NAME = {s.name: s for s in SHAPES}
 
@@ -396,7 +480,7 @@ def pybreaker_simulated_time(now: Callable[[], float]) -> contextlib.AbstractCon
 
 
 class UpstreamError(ConnectionError):
-    """A connection-level failure of the upstream: what ``down`` and ``errors`` raise."""
+    """A connection-level failure of the upstream: what ``ConnectError`` and ``Reset`` raise."""
 
 
 class Call:
@@ -434,24 +518,35 @@ class Call:
 
 
 class Upstream:
-    """The dependency: follows the shape's schedule; healthy, it answers in 10 ms."""
+    """The dependency: acts out the faults of the phase of the shape's schedule in force when
+    an attempt starts; healthy, it answers in 10 ms.
+
+    The draws for the faults' ``rate`` are indexed, not taken in call order (as
+    ``seawall.chaos.inject``'s are): attempt k (0 = first) of call i meets the phase's j-th
+    fault if the i-th draw of ``random.Random(f"{seed}:{k}")`` (``f"{seed}:{k}:{j}"`` for j >
+    0) is below its rate, so every client of a run sees the same failures on its first
+    attempts, whatever it did before. As in the injector, the latencies drawn add up and the
+    first fault drawn that ends the attempt ends it; unlike it, a ``Latency`` is the upstream's
+    whole answer time, in place of the healthy 10 ms.
+    """
 
     def __init__(self, scenario: Scenario, loop: asyncio.AbstractEventLoop, calls: int) -> None:
         self.loop = loop
-        self.behaviour_at = scenario.shape.behaviour_at
+        self.phase_at = scenario.shape.schedule.phase_at
         self.healthy_latency = scenario.healthy_latency
         self.seed = scenario.seed
         self.calls = calls
         self.attempt_times: list[float] = []
-        self._draws: dict[int, list[float]] = {}
+        self._draws: dict[tuple[int, int], list[float]] = {}
 
-    def draw(self, index: int, attempt: int) -> float:
-        """The uniform draw for attempt ``attempt`` (0 = first) of call ``index``: the same for
-        every client of a run."""
-        draws = self._draws.get(attempt)
+    def draw(self, index: int, attempt: int, fault: int = 0) -> float:
+        """The uniform draw for fault ``fault`` (its position in the phase) at attempt
+        ``attempt`` (0 = first) of call ``index``: the same for every client of a run."""
+        draws = self._draws.get((attempt, fault))
         if draws is None:
-            rng = random.Random(f"{self.seed}:{attempt}")
-            draws = self._draws[attempt] = [rng.random() for _ in range(self.calls)]
+            key = f"{self.seed}:{attempt}" if fault == 0 else f"{self.seed}:{attempt}:{fault}"
+            rng = random.Random(key)
+            draws = self._draws[attempt, fault] = [rng.random() for _ in range(self.calls)]
         return draws[index]
 
     async def request(self, call: Call) -> str:
@@ -460,19 +555,36 @@ class Upstream:
         attempt = call.attempts
         call.attempts = attempt + 1
         self.attempt_times.append(now)
-        behaviour = self.behaviour_at(now)
-        if behaviour is not None:
-            kind = behaviour.kind
-            if kind == "hang":
+        latency: float | None = None  # the answer's time, if a Latency was drawn
+        for position, fault in enumerate(self.phase_at(now).faults):
+            if fault.rate < 1.0 and self.draw(call.index, attempt, position) >= fault.rate:
+                continue
+            if isinstance(fault, chaos.Latency):
+                latency = fault.seconds if latency is None else latency + fault.seconds
+                continue
+            if latency:
+                await asyncio.sleep(latency)
+            if isinstance(fault, chaos.Hang):
                 await loop.create_future()  # never resolved: only the caller's timeout ends it
-            if kind == "slow":
-                await asyncio.sleep(behaviour.seconds)
-                return "ok"
-            if kind == "down" or self.draw(call.index, attempt) < behaviour.share:
-                await asyncio.sleep(behaviour.seconds)
-                raise UpstreamError("connection refused")
-        await asyncio.sleep(self.healthy_latency)
+            after = getattr(fault, "after", 0.0)
+            if after:
+                await asyncio.sleep(after)
+            raise upstream_error(fault)
+        await asyncio.sleep(self.healthy_latency if latency is None else latency)
         return "ok"
+
+
+def upstream_error(fault: chaos.Fault) -> BaseException:
+    """What an attempt ending with ``fault`` raises."""
+    if isinstance(fault, chaos.ConnectError):
+        return UpstreamError("connection refused")
+    if isinstance(fault, chaos.Reset):
+        return UpstreamError("connection reset by peer")
+    if isinstance(fault, chaos.ReadTimeout):
+        return TimeoutError("read timed out")
+    if isinstance(fault, chaos.Error):
+        return fault.make()
+    raise AssertionError(f"the simulated upstream does not act out {fault!r}")
 
 
 @dataclass
@@ -927,14 +1039,14 @@ def summarize(outcome: Outcome) -> Summary:
     probes: list[int | None] = []
     latencies: list[float] = []
     disturbed_attempts = 0
-    for phase, until in shape.stretches():
-        during = calls_between(calls, phase.start, phase.end)
+    for span, until in shape.stretches():
+        during = calls_between(calls, span.start, span.end)
         latencies += [c.end - c.arrival for c in during]
-        disturbed_attempts += count_between(times, phase.start, phase.end)
-        found = detect_time(calls, phase.start, until)
+        disturbed_attempts += count_between(times, span.start, span.end)
+        found = detect_time(calls, span.start, until)
         detect.append(found)
-        recover.append(recover_time(calls, phase.end, until))
-        probes.append(None if found is None else probe_peak(times, phase.start + found, phase.end))
+        recover.append(recover_time(calls, span.end, until))
+        probes.append(None if found is None else probe_peak(times, span.start + found, span.end))
     return Summary(
         client=outcome.spec.name,
         shape=shape.name,
@@ -1162,8 +1274,9 @@ def shape_table(matrix: Matrix, shape: Shape, clients: Sequence[ClientSpec]) -> 
             )
             data.append(sm.as_dict())
     notes = []
-    if len(shape.phases) > 1:
-        notes.append(f"detect, recover, probes: the worst of the {len(shape.phases)} phases")
+    disturbed = len(shape.disturbances)
+    if disturbed > 1:
+        notes.append(f"detect, recover, probes: the worst of the {disturbed} phases")
     title = f"{shape.name} ({shape.end:g} s): {shape.describe()}"
     return TextTable(title, SHAPE_HEADERS, rows, notes, data)
 
@@ -1411,7 +1524,7 @@ COLOURS = {
 
 def plot_shape(shape: Shape, drawn: Sequence[Series], path: str) -> None:
     """One picture: success share per second for each client, the breakers' refusals as a
-    strip, the upstream's phases shaded. Needs matplotlib."""
+    strip, the upstream's disturbed phases shaded. Needs matplotlib."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -1427,10 +1540,10 @@ def plot_shape(shape: Shape, drawn: Sequence[Series], path: str) -> None:
         gridspec_kw={"height_ratios": [3, 1.4], "hspace": 0.08},
     )
     for ax in (top, strip):
-        for i, phase in enumerate(shape.phases):
+        for i, span in enumerate(shape.disturbances):
             ax.axvspan(
-                phase.start,
-                phase.end,
+                span.start,
+                span.end,
                 color="#d62728",
                 alpha=0.10,
                 lw=0,

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import itertools
+import math
+import random
 import sys
 import time
 from pathlib import Path
@@ -17,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from seawall import chaos
 from seawall._simulated import SimulationStalled
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -88,16 +92,43 @@ def test_every_shape_the_matrix_promises_is_there() -> None:
         "flapping",
         "10-minute hang",
     ]
+    assert all(isinstance(s.schedule, chaos.Schedule) for s in outage.SHAPES)
     assert outage.SHAPES_BY_NAME["10-minute hang"].end == 690.0
-    assert outage.SHAPES_BY_NAME["10-minute hang"].phases[0].end == 630.0
-    assert [(p.start, p.end) for p in FLAPPING.phases] == [(30, 40), (50, 60), (70, 80)]
-    assert outage.SHAPES_BY_NAME["slow"].phases[0].behaviour.seconds < outage.ATTEMPT_TIMEOUT
+    assert outage.SHAPES_BY_NAME["10-minute hang"].disturbances[0].end == 630.0
+    assert [(p.start, p.end) for p in FLAPPING.disturbances] == [(30, 40), (50, 60), (70, 80)]
+    assert FLAPPING.schedule.bounds("down") == [(30, 40), (50, 60), (70, 80)]
+    slow = outage.SHAPES_BY_NAME["slow"].disturbances[0].faults
+    assert slow == (chaos.Latency(0.9),)
+    assert slow[0].seconds < outage.ATTEMPT_TIMEOUT
+
+
+def test_hard_down_is_the_chaos_schedule_the_docstring_shows() -> None:
+    assert HARD_DOWN.schedule == chaos.Schedule(
+        chaos.Phase("healthy", 30),
+        chaos.Phase("hard-down", 60, chaos.ConnectError(after=0.001)),
+        chaos.Phase("recovered", None),
+    )
+    assert HARD_DOWN.end == 150.0
+
+
+@pytest.mark.parametrize("shape", outage.SHAPES, ids=lambda s: s.slug)
+def test_the_spans_are_where_the_schedule_puts_its_phases(shape: Any) -> None:
+    spans = shape.spans
+    assert spans[0].start == 0.0
+    assert spans[-1].end == shape.end
+    for span, after in itertools.pairwise(spans):
+        assert span.end == after.start
+    for span in spans:
+        assert shape.schedule.phase_at(span.start) is span.phase
+        assert shape.schedule.phase_at(math.nextafter(span.end, 0.0)) is span.phase
+        assert shape.disturbed(span.start) == bool(span.faults)
 
 
 def test_shape_schedule_slug_and_description() -> None:
-    assert FLAPPING.behaviour_at(29.99) is None
-    assert FLAPPING.behaviour_at(30.0).kind == "down"
-    assert FLAPPING.behaviour_at(40.0) is None
+    assert FLAPPING.faults_at(29.99) == ()
+    assert FLAPPING.faults_at(30.0) == (outage.REFUSED,)
+    assert not FLAPPING.disturbed(40.0)
+    assert FLAPPING.disturbed(50.0)
     assert outage.SHAPES_BY_NAME["40% errors"].slug == "40pct-errors"
     assert HARD_DOWN.describe() == (
         "healthy 0-30 s; 30-90 s: every attempt fails (connection error after 1 ms); "
@@ -106,17 +137,54 @@ def test_shape_schedule_slug_and_description() -> None:
     assert [until for _, until in FLAPPING.stretches()] == [50.0, 70.0, 150.0]
 
 
-def test_bad_shapes_and_behaviours_are_refused() -> None:
-    with pytest.raises(ValueError, match="sorted, disjoint"):
-        outage.Shape(
-            "x", (outage.Phase(10, 20, outage.down()), outage.Phase(15, 30, outage.down()))
-        )
+def test_the_description_reads_the_chaos_faults() -> None:
+    shape = outage.Shape(
+        "mixed",
+        chaos.Schedule(
+            chaos.Phase("warm", 10),
+            chaos.Phase("still warm", 10),
+            chaos.Phase("flaky", 10, chaos.Latency(0.25), chaos.Reset(after=0.002, rate=0.2)),
+            chaos.Phase("stuck", 5, chaos.Hang(rate=0.5)),
+            chaos.Phase("odd", 5, chaos.Error(KeyError), chaos.ReadTimeout(after=0.5)),
+            chaos.Phase("over", None),
+        ),
+        end=60.0,
+    )
+    assert shape.describe() == (
+        "healthy 0-20 s; 20-30 s: every attempt succeeds after 0.25 s and 20% of attempts "
+        "fail (connection reset after 2 ms); 30-35 s: 50% of attempts hang until the "
+        "caller's timeout; 35-40 s: every attempt fails (KeyError after 0 ms) and every "
+        "attempt fails (read timeout after 500 ms); healthy 40-60 s"
+    )
+    assert [(s.name, s.start, s.end) for s in shape.disturbances] == [
+        ("flaky", 20, 30),
+        ("stuck", 30, 35),
+        ("odd", 35, 40),
+    ]
+    assert [until for _, until in shape.stretches()] == [30.0, 35.0, 60.0]
+
+
+def test_bad_shapes_are_refused() -> None:
+    down = chaos.ConnectError()
     with pytest.raises(ValueError, match="within the run"):
-        outage.Shape("x", (outage.Phase(10, 200, outage.down()),))
-    with pytest.raises(ValueError, match="unknown behaviour"):
-        outage.Behaviour("melt")
-    with pytest.raises(ValueError, match="share"):
-        outage.errors(1.5)
+        outage.Shape("x", chaos.Schedule(chaos.Phase("h", 10), chaos.Phase("d", 190, down)))
+    with pytest.raises(ValueError, match="within the run"):  # the last phase stays in force
+        outage.Shape("x", chaos.Schedule(chaos.Phase("h", 10), chaos.Phase("d", 10, down)))
+    with pytest.raises(ValueError, match="repeats"):
+        outage.Shape(
+            "x", chaos.Schedule(chaos.Phase("h", 10), chaos.Phase("d", 10, down), repeat=True)
+        )
+    for fault, why in [
+        (chaos.Status(503), "Status is not acted out"),
+        (chaos.Result(1), "Result is not acted out"),
+        (chaos.ConnectError(host="db"), "names a host"),
+        (chaos.Latency(0.1, up_to=0.2), "draws no latencies"),
+    ]:
+        schedule = chaos.Schedule(chaos.Phase("bad", 10, fault), chaos.Phase("ok", None))
+        with pytest.raises(ValueError, match=why):
+            outage.Shape("x", schedule)
+    with pytest.raises(TypeError, match=r"seawall\.chaos\.Schedule"):
+        outage.Shape("x", (chaos.Phase("d", 10, down),))
 
 
 def test_shapes_are_found_by_name_or_slug() -> None:
@@ -139,7 +207,7 @@ def test_no_protection_makes_one_attempt_per_call(shape: Any) -> None:
     assert all(c.attempts == 1 for c in o.calls)
 
 
-def test_what_each_behaviour_does_to_an_unprotected_call() -> None:
+def test_what_each_fault_does_to_an_unprotected_call() -> None:
     def by_arrival(shape: Any) -> dict[float, Any]:
         return {c.arrival: c for c in run(outage.NO_PROTECTION, shape).calls}
 
@@ -156,6 +224,39 @@ def test_what_each_behaviour_does_to_an_unprotected_call() -> None:
     slow = by_arrival(outage.SHAPES_BY_NAME["slow"])[40.0]
     assert slow.ok
     assert slow.end == pytest.approx(40.9)
+
+
+def test_the_upstream_acts_out_the_other_chaos_faults_with_indexed_draws() -> None:
+    shape = outage.Shape(
+        "mixed",
+        chaos.Schedule(
+            chaos.Phase("healthy", 10),
+            chaos.Phase("flaky", 10, chaos.Latency(0.25), chaos.Reset(after=0.002, rate=0.2)),
+            chaos.Phase("timing out", 10, chaos.ReadTimeout(after=0.5)),
+            chaos.Phase("odd", 10, chaos.Error(KeyError), chaos.ReadTimeout(after=0.5)),
+            chaos.Phase("recovered", None),
+        ),
+        end=50.0,
+    )
+    o = run(outage.NO_PROTECTION, shape, rate=2.0)
+    # The second fault of a phase draws from its own indexed stream.
+    draws = random.Random(f"{outage.SEED}:0:1")
+    reset = [draws.random() < 0.2 for _ in o.calls]
+    flaky = outage.calls_between(o.calls, 10, 20)
+    assert 0 < sum(reset[c.index] for c in flaky) < len(flaky)
+    for c in flaky:
+        if reset[c.index]:
+            assert (c.ok, c.error) == (False, "UpstreamError")
+            assert c.end == pytest.approx(c.arrival + 0.25 + 0.002)
+        else:
+            assert c.ok
+            assert c.end == pytest.approx(c.arrival + 0.25)  # the latency is the answer's time
+    for c in outage.calls_between(o.calls, 20, 30):
+        assert (c.ok, c.error) == (False, "TimeoutError")
+        assert c.end == pytest.approx(c.arrival + 0.5)
+    for c in outage.calls_between(o.calls, 30, 40):  # the first fault that ends a call ends it
+        assert (c.ok, c.error, c.end) == (False, "KeyError", c.arrival)
+    assert all(c.ok for c in outage.calls_between(o.calls, 40, 50))
 
 
 def test_forty_percent_errors_are_the_same_draws_for_every_client() -> None:
