@@ -28,6 +28,7 @@ from seawall import (
     RetryBudget,
     Timeout,
     TimeoutExceededError,
+    chaos,
 )
 from seawall.metrics import CATALOGUE, SeawallCollector
 from seawall.testing import FakeClock
@@ -124,7 +125,11 @@ def populate_every_family() -> list[object]:
     assert policy.call(lambda: "ok") == "ok"
     with pytest.raises(ValueError, match="boom"):
         policy.call(boom)
-    return [breaker, retry, flaky, timeout, bulkhead, policy]
+
+    injector = chaos.inject(chaos.Reset(), enabled=True, name="promtool_chaos", clock=clock)
+    with pytest.raises(ConnectionResetError):
+        injector.call(lambda: "never")
+    return [breaker, retry, flaky, timeout, bulkhead, policy, injector]
 
 
 def promtool_findings(exposition: bytes) -> tuple[int, str]:

@@ -18,6 +18,7 @@ from seawall import (
     Timeout,
     TimeoutExceededError,
     TimeoutSnapshot,
+    chaos,
 )
 from seawall.metrics._readings import READERS
 from seawall.testing import FakeClock
@@ -70,6 +71,7 @@ async def _afails() -> str:
         (Timeout(1.0), TimeoutSnapshot),
         (Bulkhead(1), BulkheadSnapshot),
         (Fallback(None, on=Boom), FallbackSnapshot),
+        (chaos.inject(chaos.Hang()), chaos.InjectorSnapshot),
     ],
     ids=lambda value: getattr(value, "__name__", type(value).__name__),
 )
@@ -79,4 +81,10 @@ def test_every_policy_has_a_snapshot(policy: object, kind: type) -> None:
 
 def test_the_exporters_read_each_snapshot_type_with_series() -> None:
     # A fallback's answers are call-level series (outcome="fallback"): no reader of its own.
-    assert set(READERS) == {BreakerSnapshot, RetrySnapshot, TimeoutSnapshot, BulkheadSnapshot}
+    assert set(READERS) == {
+        BreakerSnapshot,
+        RetrySnapshot,
+        TimeoutSnapshot,
+        BulkheadSnapshot,
+        chaos.InjectorSnapshot,
+    }
