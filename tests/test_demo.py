@@ -17,9 +17,9 @@ from types import SimpleNamespace
 import httpx
 import pytest
 
-from seawall import CircuitState
+from seawall import CircuitState, chaos
 from seawall.__main__ import main, parser
-from seawall._demo import PHASES, Breaker, Call, Demo, Schedule, Summary, classify
+from seawall._demo import PHASES, Breaker, Call, Demo, Summary, classify, schedule
 from seawall.testing import FakeClock, force_open, no_waits
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,8 +78,8 @@ def test_bad_options_are_refused_naming_them(
 
 
 def test_the_schedule_scales_with_the_duration() -> None:
-    schedule = Schedule(10.0)
-    assert [schedule.phase(t) for t in (0.0, 1.5, 3.5, 5.0, 9.9, 12.0)] == [
+    plan = schedule(10.0)
+    assert [plan.phase_at(t).name for t in (0.0, 1.5, 3.5, 5.0, 9.9, 12.0)] == [
         "healthy",
         "outage",
         "slow",
@@ -87,11 +87,23 @@ def test_the_schedule_scales_with_the_duration() -> None:
         "recovered",
         "recovered",
     ]
-    assert schedule.bounds("outage") == (1.0, 3.0)
-    assert Schedule(30.0).bounds("outage") == (3.0, 9.0)
+    assert plan.bounds("outage") == [(1.0, 3.0)]
+    assert plan.duration == 10.0
+    assert schedule(30.0).bounds("outage") == [(3.0, 9.0)]
     assert [name for name, _ in PHASES] == ["healthy", "outage", "slow", "flaky", "recovered"]
     with pytest.raises(KeyError):
-        schedule.bounds("sideways")
+        plan.bounds("sideways")
+
+
+def test_the_schedule_is_made_of_chaos_faults() -> None:
+    healthy = chaos.Latency(0.002, up_to=0.01)
+    assert [(phase.name, phase.faults) for phase in schedule(30.0)] == [
+        ("healthy", (healthy,)),
+        ("outage", (chaos.Hang(),)),
+        ("slow", (chaos.Latency(0.2, up_to=0.45),)),
+        ("flaky", (chaos.Status(503, rate=0.3, body=b"unavailable"), healthy)),
+        ("recovered", (healthy,)),
+    ]
 
 
 def test_outcomes_are_classified_from_the_callers_side() -> None:
@@ -121,7 +133,7 @@ def test_the_breaker_sample_keeps_changes_only() -> None:
 
 def test_the_summary_table() -> None:
     fake = SimpleNamespace(
-        schedule=Schedule(10.0),
+        schedule=schedule(10.0),
         calls={
             "plain": [Call(0.5, 0.51, "ok"), Call(1.5, 2.5, "timeout"), Call(2.0, 3.0, "timeout")],
             "seawall": [

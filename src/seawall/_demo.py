@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import http
 import json
+import math
 import random
 import signal
 import sys
@@ -28,6 +30,7 @@ from typing import TextIO
 import httpx
 from prometheus_client import start_http_server
 
+from seawall import chaos
 from seawall._breaker import CircuitBreaker, CircuitState
 from seawall._budget import RetryBudget
 from seawall._clock import Clock, SystemClock
@@ -40,7 +43,7 @@ from seawall.httpx import (
     FailureResponse,
 )
 
-__all__ = ["PHASES", "Call", "Demo", "Schedule", "Summary", "classify", "protected_policy", "run"]
+__all__ = ["PHASES", "Call", "Demo", "Summary", "classify", "protected_policy", "run", "schedule"]
 
 #: The upstream's schedule: each phase and where it ends, as a share of the duration.
 PHASES: tuple[tuple[str, float], ...] = (
@@ -57,33 +60,64 @@ HEADER = "x-seawall-demo-client"
 STATS_PATH = "/__attempts"
 
 
-@dataclass(frozen=True)
-class Schedule:
-    """Where the upstream is in its schedule, ``t`` seconds after the start."""
-
-    duration: float
-
-    def phase(self, t: float) -> str:
-        for name, end in PHASES:
-            if t < end * self.duration:
-                return name
-        return PHASES[-1][0]
-
-    def bounds(self, phase: str) -> tuple[float, float]:
-        start = 0.0
-        for name, end in PHASES:
-            if name == phase:
-                return start, end * self.duration
-            start = end * self.duration
-        raise KeyError(phase)
+#: Each phase's faults (seawall.chaos), in the order they are drawn: in the flaky phase a 503
+#: comes at once, the other calls get the healthy latency.
+_HEALTHY = chaos.Latency(0.002, up_to=0.01)
+_FAULTS: dict[str, tuple[chaos.Fault, ...]] = {
+    "healthy": (_HEALTHY,),
+    # A dead dependency that still accepts connections: nothing comes back.
+    "outage": (chaos.Hang(),),
+    "slow": (chaos.Latency(0.2, up_to=0.45),),
+    "flaky": (chaos.Status(503, rate=FLAKY_ERRORS, body=b"unavailable"), _HEALTHY),
+    "recovered": (_HEALTHY,),
+}
 
 
-class Upstream:
-    """The dependency: a tiny HTTP/1.1 server (keep-alive, GET only) following a schedule,
-    counting the attempts each client makes in each phase."""
+def schedule(duration: float) -> chaos.Schedule:
+    """The upstream's schedule over ``duration`` seconds, as seawall.chaos phases: what the
+    upstream's process serves. Past its end, the last phase (recovered) stays in force."""
+    phases = []
+    start = 0.0
+    for name, end in PHASES:
+        phases.append(chaos.Phase(name, end * duration - start, *_FAULTS[name]))
+        start = end * duration
+    return chaos.Schedule(*phases)
 
-    def __init__(self, schedule: Schedule, clock: Clock, rng: random.Random) -> None:
-        self.schedule = schedule
+
+def _phase_end(plan: chaos.Schedule, t: float) -> float:
+    """When the phase in force ``t`` seconds after the start ends (``inf``: never)."""
+    end = 0.0
+    index = plan.index_at(t)
+    for phase in plan.phases[: index + 1]:
+        if phase.seconds is None:
+            return math.inf
+        end += phase.seconds
+    return end
+
+
+class UpstreamServer:
+    """The dependency: a tiny HTTP/1.1 server (keep-alive, GET only) serving a seawall.chaos
+    schedule, counting the attempts each client makes in each phase.
+
+    Each request meets the phase in force when it arrives, and its faults are decided as
+    seawall.chaos's injector decides them: each drawn at its rate, added latencies add up,
+    and the first drawn that ends the call ends it. A server carries them out as a server
+    can: :class:`~seawall.chaos.Latency` is a wait before the answer,
+    :class:`~seawall.chaos.Status` the answer, and :class:`~seawall.chaos.Hang` holds the
+    request until its phase ends, then drops the connection (a dead dependency that still
+    accepts connections). Otherwise: 200.
+    """
+
+    SERVED = (chaos.Latency, chaos.Hang, chaos.Status)
+
+    def __init__(self, plan: chaos.Schedule, clock: Clock, rng: random.Random) -> None:
+        for fault in plan.faults:
+            if not isinstance(fault, self.SERVED) or fault.routed:
+                raise ValueError(
+                    f"the demo's upstream serves Latency, Hang and Status faults for every "
+                    f"request, not {fault!r}"
+                )
+        self.schedule = plan
         self.clock = clock
         self.rng = rng
         self.started = 0.0
@@ -133,43 +167,66 @@ class Upstream:
         return {f"{client} {phase}": n for (client, phase), n in self.attempts.items()}
 
     @staticmethod
-    def _write(writer: asyncio.StreamWriter, status: int, body: bytes) -> None:
-        reason = b"OK" if status == 200 else b"Service Unavailable"
+    def _write(
+        writer: asyncio.StreamWriter,
+        status: int,
+        body: bytes,
+        headers: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        try:
+            reason = http.HTTPStatus(status).phrase.encode()
+        except ValueError:  # a code without a standard phrase
+            reason = b""
+        extra = b"".join(b"%s: %s\r\n" % (k.encode(), v.encode()) for k, v in headers)
         writer.write(
-            b"HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s"
-            % (status, reason, len(body), body)
+            b"HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n%s\r\n%s"
+            % (status, reason, len(body), extra, body)
         )
+
+    def _decide(self, phase: chaos.Phase) -> tuple[float, chaos.Fault | None]:
+        """The wait before answering, and the fault that ends the request (or None)."""
+        delay = 0.0
+        for fault in phase.faults:
+            if fault.rate < 1.0 and self.rng.random() >= fault.rate:
+                continue
+            if isinstance(fault, chaos.Latency):
+                delay += fault.draw(self.rng)
+            else:
+                return delay, fault
+        return delay, None
 
     async def _answer(self, client: str, writer: asyncio.StreamWriter) -> bool:
         t = self.now()
-        phase = self.schedule.phase(t)
-        key = (client, phase)
+        phase = self.schedule.phase_at(t)
+        key = (client, phase.name)
         self.attempts[key] = self.attempts.get(key, 0) + 1
-        status = 200
-        if phase == "outage":
-            # A dead dependency that still accepts connections: nothing comes back until it
-            # recovers, and then the connection is dropped.
-            _, end = self.schedule.bounds("outage")
-            await self.clock.asleep(max(0.0, end - t))
+        delay, fault = self._decide(phase)
+        if delay:
+            await self.clock.asleep(delay)
+        if isinstance(fault, chaos.Hang):
+            # Nothing comes back until the phase ends, and then the connection is dropped.
+            end = _phase_end(self.schedule, t)
+            if math.isinf(end):
+                await asyncio.get_running_loop().create_future()  # until the server stops
+            await self.clock.asleep(max(0.0, end - self.now()))
             return False
-        if phase == "slow":
-            await self.clock.asleep(self.rng.uniform(0.2, 0.45))
-        elif phase == "flaky" and self.rng.random() < FLAKY_ERRORS:
-            status = 503
+        if isinstance(fault, chaos.Status):
+            retry_after = fault.retry_after
+            headers = () if retry_after is None else (("Retry-After", str(retry_after)),)
+            self._write(writer, fault.code, fault.body, headers)
         else:
-            await self.clock.asleep(self.rng.uniform(0.002, 0.01))
-        self._write(writer, status, b"ok" if status == 200 else b"unavailable")
+            self._write(writer, 200, b"ok")
         await writer.drain()
         return True
 
 
 async def serve_upstream(duration: float, seed: int) -> None:
     """The upstream's own process (``python -m seawall._demo upstream DURATION SEED``): so
-    that the clients' load, seawall's included, does not slow the dependency down. Prints
-    ``port N`` once listening, takes ``start T`` (the demo's start on the shared monotonic
-    clock) on stdin, and serves until stdin closes."""
+    that the clients' load, seawall's included, does not slow the dependency down. Serves
+    :func:`schedule` ``(duration)``. Prints ``port N`` once listening, takes ``start T`` (the
+    demo's start on the shared monotonic clock) on stdin, and serves until stdin closes."""
     clock = SystemClock()
-    upstream = Upstream(Schedule(duration), clock, random.Random(seed))
+    upstream = UpstreamServer(schedule(duration), clock, random.Random(seed))
     await upstream.start(clock.monotonic())
     print(f"port {upstream.port}", flush=True)
     loop = asyncio.get_running_loop()
@@ -322,7 +379,7 @@ class Demo:
     def __init__(
         self, duration: float, rate: float, out: TextIO, clock: Clock, seed: int = 7
     ) -> None:
-        self.schedule = Schedule(duration)
+        self.schedule = schedule(duration)
         self.duration = duration
         self.rate = rate
         self.out = out
@@ -446,7 +503,7 @@ class Demo:
                 f"{_ms(_percentile(latencies, 0.99)):>7}",
             ]
             parts.append(" ".join(cells))
-        phase = self.schedule.phase(window[0] + 0.5)
+        phase = self.schedule.phase_at(window[0] + 0.5).name
         self._print(f"{second:>3}s  {phase:<9} | {parts[0]}   | {parts[1]}")
 
     def refused_retries(self) -> int:
@@ -509,7 +566,7 @@ class Summary:
 
     @classmethod
     def of(cls, demo: Demo) -> Summary:
-        outage = demo.schedule.bounds("outage")
+        (outage,) = demo.schedule.bounds("outage")
         figures = {}
         for name in CLIENTS:
             calls = demo.calls[name]
@@ -597,7 +654,7 @@ def run(
         + ", ".join(
             f"{name} {start:.1f}-{end:.1f}s"
             for name in (p for p, _ in PHASES)
-            for start, end in [Schedule(duration).bounds(name)]
+            for start, end in schedule(duration).bounds(name)
         )
         + f"\n  Prometheus metrics: {metrics}\n",
         file=stream,
