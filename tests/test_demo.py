@@ -397,6 +397,13 @@ def test_the_simulated_30_second_story_runs_in_well_under_a_second_the_same_ever
     assert "no Prometheus metrics served" in text
 
 
+def test_the_readme_quotes_the_simulated_replays_summary() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    marker = "<!-- simulated demo: what --simulated prints, checked by tests/test_demo.py -->"
+    block = readme.split(marker, 1)[1].split("```text\n", 1)[1].split("```", 1)[0]
+    assert block.splitlines() == _replay()[0].render()
+
+
 def _replayed(duration: float = 30.0, seed: int = 7) -> tuple[Demo, SimulatedUpstream]:
     """The replay built from its parts, as simulate() builds it: the Demo and its upstream."""
     with simulated(seed=seed) as simulation:
