@@ -21,9 +21,9 @@ both side by side once a second, serves seawall's Prometheus metrics while it ru
 and ends with a table of SLIs: availability, latency, time to detect the outage, time
 to recover, and how many requests were spared from the dead upstream.
 
-With --simulated, the same story is replayed on simulated time, in well under a second: no
-server and no sockets (seawall.chaos transports play the schedule over an in-process
-upstream), the same output every run, no metrics served.
+With --simulated, the same story is replayed on simulated time (the default 30 seconds in
+well under one): no server and no sockets (seawall.chaos transports play the schedule over
+an in-process upstream), the same output every run, no metrics served.
 """
 
 
