@@ -1,5 +1,6 @@
-"""``python -m seawall demo``: the command line, the schedule, the summary, and whole runs
-in a subprocess (real time: the point is a real upstream going down and coming back)."""
+"""``python -m seawall demo``: the command line, the schedule, the summary, whole runs in a
+subprocess (real time: the point is a real upstream going down and coming back), and the
+same story replayed on simulated time (``--simulated``)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import asyncio
 import io
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -17,10 +20,20 @@ from types import SimpleNamespace
 import httpx
 import pytest
 
-from seawall import CircuitState
+from seawall import CircuitState, chaos
 from seawall.__main__ import main, parser
-from seawall._demo import PHASES, Breaker, Call, Demo, Schedule, Summary, classify
-from seawall.testing import FakeClock, force_open, no_waits
+from seawall._demo import (
+    PHASES,
+    Breaker,
+    Call,
+    Demo,
+    SimulatedUpstream,
+    Summary,
+    classify,
+    schedule,
+    simulate,
+)
+from seawall.testing import FakeClock, force_open, no_waits, simulated
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,7 +46,7 @@ def test_help_explains_the_demo_and_its_options(capsys: pytest.CaptureFixture[st
         parser().parse_args(["demo", "--help"])
     assert exited.value.code == 0
     text = capsys.readouterr().out
-    for option in ("--duration", "--port", "--serve", "--rate"):
+    for option in ("--duration", "--port", "--serve", "--rate", "--simulated"):
         assert option in text
     assert "127.0.0.1" in text
 
@@ -63,6 +76,7 @@ def test_no_command_prints_help_and_fails(capsys: pytest.CaptureFixture[str]) ->
         (["--rate", "inf"], "--rate: must be finite"),
         (["--port", "70000"], "--port: must be 0-65535"),
         (["--port", "http"], "--port: not a port number"),
+        (["--simulated", "--serve"], "a simulated replay is one round"),
     ],
 )
 def test_bad_options_are_refused_naming_them(
@@ -78,8 +92,8 @@ def test_bad_options_are_refused_naming_them(
 
 
 def test_the_schedule_scales_with_the_duration() -> None:
-    schedule = Schedule(10.0)
-    assert [schedule.phase(t) for t in (0.0, 1.5, 3.5, 5.0, 9.9, 12.0)] == [
+    plan = schedule(10.0)
+    assert [plan.phase_at(t).name for t in (0.0, 1.5, 3.5, 5.0, 9.9, 12.0)] == [
         "healthy",
         "outage",
         "slow",
@@ -87,11 +101,23 @@ def test_the_schedule_scales_with_the_duration() -> None:
         "recovered",
         "recovered",
     ]
-    assert schedule.bounds("outage") == (1.0, 3.0)
-    assert Schedule(30.0).bounds("outage") == (3.0, 9.0)
+    assert plan.bounds("outage") == [(1.0, 3.0)]
+    assert plan.duration == 10.0
+    assert schedule(30.0).bounds("outage") == [(3.0, 9.0)]
     assert [name for name, _ in PHASES] == ["healthy", "outage", "slow", "flaky", "recovered"]
     with pytest.raises(KeyError):
-        schedule.bounds("sideways")
+        plan.bounds("sideways")
+
+
+def test_the_schedule_is_made_of_chaos_faults() -> None:
+    healthy = chaos.Latency(0.002, up_to=0.01)
+    assert [(phase.name, phase.faults) for phase in schedule(30.0)] == [
+        ("healthy", (healthy,)),
+        ("outage", (chaos.Hang(),)),
+        ("slow", (chaos.Latency(0.2, up_to=0.45),)),
+        ("flaky", (chaos.Status(503, rate=0.3, body=b"unavailable"), healthy)),
+        ("recovered", (healthy,)),
+    ]
 
 
 def test_outcomes_are_classified_from_the_callers_side() -> None:
@@ -121,7 +147,7 @@ def test_the_breaker_sample_keeps_changes_only() -> None:
 
 def test_the_summary_table() -> None:
     fake = SimpleNamespace(
-        schedule=Schedule(10.0),
+        schedule=schedule(10.0),
         calls={
             "plain": [Call(0.5, 0.51, "ok"), Call(1.5, 2.5, "timeout"), Call(2.0, 3.0, "timeout")],
             "seawall": [
@@ -331,3 +357,109 @@ def test_a_taken_metrics_port_is_reported() -> None:
     assert done.returncode == 1
     assert f"cannot serve metrics on 127.0.0.1:{port}" in done.stdout
     assert "--port 0" in done.stdout
+
+
+# -- the simulated replay ---------------------------------------------------------------------
+
+
+def _replay() -> tuple[Summary, str, float]:
+    """One simulated 30 s replay: its summary, what it printed, and the wall time it took."""
+    out = io.StringIO()
+    started = time.perf_counter()
+    summary = simulate(out=out)
+    return summary, out.getvalue(), time.perf_counter() - started
+
+
+def test_the_simulated_30_second_story_runs_in_well_under_a_second_the_same_every_time() -> None:
+    first, text, wall = _replay()
+    again, text_again, wall_again = _replay()
+    print(f"simulated 30 s replay: {wall:.3f} s, then {wall_again:.3f} s of wall time")
+    assert wall < 3.0  # about 0.7 s on an idle machine here: generous for a loaded one
+    assert wall_again < 3.0
+    assert again == first
+    assert text_again == text
+    # What the real demo shows, on simulated time.
+    plain, guarded = first.figures["plain"], first.figures["seawall"]
+    assert plain.calls == guarded.calls == 1201
+    assert guarded.ok > plain.ok  # availability
+    assert first.detected is not None  # the breaker opened during the outage
+    assert first.detected <= 2.0
+    assert first.recovered is not None  # and closed after it
+    assert first.recovered <= 2.0
+    assert plain.outage_attempts == 240  # 6 s at 40 calls a second, every one sent
+    assert guarded.outage_attempts / guarded.calls <= 0.1  # per logical call of the round
+    assert guarded.spared > 0
+    # The rows and the summary as printed: a row a second, the table at the end.
+    rows = [line for line in text.splitlines() if re.match(r"\s*\d+s  \w+\s+\|", line)]
+    assert len(rows) == 30
+    assert re.search(r"^\s+5s  outage\s+\|.*\| .* open ", text, re.MULTILINE), text
+    assert "\n".join(first.render()) in text
+    assert "no Prometheus metrics served" in text
+
+
+def test_the_readme_quotes_the_simulated_replays_summary() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    marker = "<!-- simulated demo: what --simulated prints, checked by tests/test_demo.py -->"
+    block = readme.split(marker, 1)[1].split("```text\n", 1)[1].split("```", 1)[0]
+    assert block.splitlines() == _replay()[0].render()
+
+
+def _replayed(duration: float = 30.0, seed: int = 7) -> tuple[Demo, SimulatedUpstream]:
+    """The replay built from its parts, as simulate() builds it: the Demo and its upstream."""
+    with simulated(seed=seed) as simulation:
+        upstream = SimulatedUpstream(duration, seed, simulation.clock)
+        demo = Demo(duration, 40.0, io.StringIO(), simulation.clock, seed=seed, upstream=upstream)
+        simulation.run(demo.run())
+    return demo, upstream
+
+
+def test_once_the_breaker_opens_the_dead_upstream_gets_only_probes() -> None:
+    demo, _ = _replayed()
+    summary = demo.summary()
+    assert summary == _replay()[0]  # the same round as simulate()'s
+    assert summary.detected is not None
+    ((start, end),) = demo.schedule.bounds("outage")
+    opened = start + summary.detected
+    after = [c for c in demo.calls["seawall"] if opened <= c.started < end]
+    assert len(after) > 100
+    # Per call made while the breaker was open or half-open: its probes only.
+    assert sum(c.attempts for c in after) / len(after) <= 0.1
+    assert sum(c.outcome == "fast-fail" for c in after) >= 0.9 * len(after)
+
+
+def test_the_simulated_command_prints_what_the_replay_prints() -> None:
+    # --port is for the metrics, which a replay does not serve.
+    done = subprocess.run(
+        [sys.executable, "-m", "seawall", "demo", "--simulated", "--port", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stderr == ""
+    # Another process (other addresses, other hash seeds): the same output, line for line.
+    assert done.stdout == _replay()[1]
+
+
+def test_the_simulated_replay_uses_no_sockets_and_its_upstream_answers_what_passes_the_faults(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def refused(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the simulated replay opened a connection or a port")
+
+    for name in ("connect", "connect_ex", "bind"):
+        monkeypatch.setattr(socket.socket, name, refused)
+    monkeypatch.setattr(socket, "getaddrinfo", refused)
+    monkeypatch.setattr(asyncio, "create_subprocess_exec", refused)
+    demo, upstream = _replayed(duration=10.0)
+    summary = demo.summary()
+    for name, transport in upstream.chaos.items():
+        snapshot = transport.injector.snapshot()
+        sent = sum(snapshot.calls.values())
+        assert sent == summary.figures[name].attempts
+        # The hung and 503'd attempts stop in the chaos transport; the rest are answered.
+        answered = sum(n for (client, _), n in upstream.answered.items() if client == name)
+        assert answered == sent - snapshot.injections["hang"] - snapshot.injections["status"]
+        assert (name, "outage") not in upstream.answered
+        assert snapshot.calls["outage"] == summary.figures[name].outage_attempts > 0

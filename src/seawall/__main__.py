@@ -20,6 +20,10 @@ through a plain httpx client and through one protected by a seawall Policy, prin
 both side by side once a second, serves seawall's Prometheus metrics while it runs,
 and ends with a table of SLIs: availability, latency, time to detect the outage, time
 to recover, and how many requests were spared from the dead upstream.
+
+With --simulated, the same story is replayed on simulated time (the default 30 seconds in
+well under one): no server and no sockets (seawall.chaos transports play the schedule over
+an in-process upstream), the same output every run, no metrics served.
 """
 
 
@@ -85,11 +89,20 @@ def parser() -> argparse.ArgumentParser:
         help="keep running: replay the schedule until Ctrl-C, a summary after each round, "
         "the metrics port open throughout",
     )
+    demo.add_argument(
+        "--simulated",
+        action="store_true",
+        help="replay one round on simulated time (seawall.testing.simulated): no upstream "
+        "process, no sockets, no metrics port; the same output every run",
+    )
     return top
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    top = parser()
+    args = top.parse_args(argv)
+    if args.command == "demo" and args.simulated and args.serve:
+        top.error("--serve and --simulated: a simulated replay is one round")
     if args.command != "demo":
         parser().print_help()
         return 2
@@ -101,7 +114,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    return _demo.run(duration=args.duration, port=args.port, rate=args.rate, serve=args.serve)
+    return _demo.run(
+        duration=args.duration,
+        port=args.port,
+        rate=args.rate,
+        serve=args.serve,
+        simulated=args.simulated,
+    )
 
 
 if __name__ == "__main__":

@@ -1,38 +1,47 @@
 """The demo behind ``python -m seawall demo``: one upstream, two clients, one outage.
 
 An HTTP server on 127.0.0.1, in a process of its own (so the clients' load does not slow it
-down), plays a schedule over ``duration`` seconds: healthy, a full
-outage (every request hangs until the upstream comes back), slow responses, partial errors
-(a share of fast 503s), recovered. Two clients send it the same open-loop load (a request
-every ``1/rate`` seconds each, whatever happened to the previous ones), with the same
-one-second httpx timeout: a plain ``httpx.AsyncClient``, and one whose transport is
+down), plays a schedule (:func:`schedule`: seawall.chaos phases) over ``duration`` seconds:
+healthy, a full outage (every request hangs until the upstream comes back), slow responses,
+partial errors (a share of fast 503s), recovered. Two clients send it the same open-loop
+load (a request every ``1/rate`` seconds each, whatever happened to the previous ones), with
+the same one-second httpx timeout: a plain ``httpx.AsyncClient``, and one whose transport is
 seawall's :class:`~seawall.httpx.AsyncResilientTransport` with a retry of fast failures
 (3 attempts, a retry budget), a circuit breaker, a total timeout and a bulkhead.
 
 Once a second a row shows both clients; at the end, a table of their SLIs. Everything is
 measured from the outside: outcomes and latencies by the clients' callers, attempts by the
 server (read from its ``/__attempts`` page), the breaker's state by sampling it every 10 ms.
+
+:func:`simulate` (``--simulated``) replays the same story on simulated time: no process and
+no sockets, the schedule played by seawall.chaos transports over an in-process upstream;
+the load, rows, breaker watch and summary are the same code (:class:`Demo`, given a
+:class:`SimulatedUpstream`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import http
 import json
+import math
 import random
 import signal
 import sys
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import Protocol, TextIO
 
 import httpx
 from prometheus_client import start_http_server
 
+from seawall import chaos, testing
 from seawall._breaker import CircuitBreaker, CircuitState
 from seawall._budget import RetryBudget
 from seawall._clock import Clock, SystemClock
 from seawall._compose import Policy
 from seawall._retry import Retry
+from seawall.chaos import AsyncChaosTransport
 from seawall.httpx import (
     AsyncResilientTransport,
     BulkheadFullHTTPError,
@@ -40,7 +49,20 @@ from seawall.httpx import (
     FailureResponse,
 )
 
-__all__ = ["PHASES", "Call", "Demo", "Schedule", "Summary", "classify", "protected_policy", "run"]
+__all__ = [
+    "PHASES",
+    "Call",
+    "Demo",
+    "SimulatedUpstream",
+    "Summary",
+    "Upstream",
+    "UpstreamProcess",
+    "classify",
+    "protected_policy",
+    "run",
+    "schedule",
+    "simulate",
+]
 
 #: The upstream's schedule: each phase and where it ends, as a share of the duration.
 PHASES: tuple[tuple[str, float], ...] = (
@@ -57,33 +79,65 @@ HEADER = "x-seawall-demo-client"
 STATS_PATH = "/__attempts"
 
 
-@dataclass(frozen=True)
-class Schedule:
-    """Where the upstream is in its schedule, ``t`` seconds after the start."""
-
-    duration: float
-
-    def phase(self, t: float) -> str:
-        for name, end in PHASES:
-            if t < end * self.duration:
-                return name
-        return PHASES[-1][0]
-
-    def bounds(self, phase: str) -> tuple[float, float]:
-        start = 0.0
-        for name, end in PHASES:
-            if name == phase:
-                return start, end * self.duration
-            start = end * self.duration
-        raise KeyError(phase)
+#: Each phase's faults (seawall.chaos), in the order they are drawn: in the flaky phase a 503
+#: comes at once, the other calls get the healthy latency.
+_HEALTHY = chaos.Latency(0.002, up_to=0.01)
+_FAULTS: dict[str, tuple[chaos.Fault, ...]] = {
+    "healthy": (_HEALTHY,),
+    # A dead dependency that still accepts connections: nothing comes back.
+    "outage": (chaos.Hang(),),
+    "slow": (chaos.Latency(0.2, up_to=0.45),),
+    "flaky": (chaos.Status(503, rate=FLAKY_ERRORS, body=b"unavailable"), _HEALTHY),
+    "recovered": (_HEALTHY,),
+}
 
 
-class Upstream:
-    """The dependency: a tiny HTTP/1.1 server (keep-alive, GET only) following a schedule,
-    counting the attempts each client makes in each phase."""
+def schedule(duration: float) -> chaos.Schedule:
+    """The upstream's schedule over ``duration`` seconds, as seawall.chaos phases: what the
+    real upstream's process serves, and what the simulated replay's chaos transports inject.
+    Past its end, the last phase (recovered) stays in force."""
+    phases = []
+    start = 0.0
+    for name, end in PHASES:
+        phases.append(chaos.Phase(name, end * duration - start, *_FAULTS[name]))
+        start = end * duration
+    return chaos.Schedule(*phases)
 
-    def __init__(self, schedule: Schedule, clock: Clock, rng: random.Random) -> None:
-        self.schedule = schedule
+
+def _phase_end(plan: chaos.Schedule, t: float) -> float:
+    """When the phase in force ``t`` seconds after the start ends (``inf``: never)."""
+    end = 0.0
+    index = plan.index_at(t)
+    for phase in plan.phases[: index + 1]:
+        if phase.seconds is None:
+            return math.inf
+        end += phase.seconds
+    return end
+
+
+class UpstreamServer:
+    """The dependency: a tiny HTTP/1.1 server (keep-alive, GET only) serving a seawall.chaos
+    schedule, counting the attempts each client makes in each phase.
+
+    Each request meets the phase in force when it arrives, and its faults are decided as
+    seawall.chaos's injector decides them: each drawn at its rate, added latencies add up,
+    and the first drawn that ends the call ends it. A server carries them out as a server
+    can: :class:`~seawall.chaos.Latency` is a wait before the answer,
+    :class:`~seawall.chaos.Status` the answer, and :class:`~seawall.chaos.Hang` holds the
+    request until its phase ends, then drops the connection (a dead dependency that still
+    accepts connections). Otherwise: 200.
+    """
+
+    SERVED = (chaos.Latency, chaos.Hang, chaos.Status)
+
+    def __init__(self, plan: chaos.Schedule, clock: Clock, rng: random.Random) -> None:
+        for fault in plan.faults:
+            if not isinstance(fault, self.SERVED) or fault.routed:
+                raise ValueError(
+                    f"the demo's upstream serves Latency, Hang and Status faults for every "
+                    f"request, not {fault!r}"
+                )
+        self.schedule = plan
         self.clock = clock
         self.rng = rng
         self.started = 0.0
@@ -133,43 +187,66 @@ class Upstream:
         return {f"{client} {phase}": n for (client, phase), n in self.attempts.items()}
 
     @staticmethod
-    def _write(writer: asyncio.StreamWriter, status: int, body: bytes) -> None:
-        reason = b"OK" if status == 200 else b"Service Unavailable"
+    def _write(
+        writer: asyncio.StreamWriter,
+        status: int,
+        body: bytes,
+        headers: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        try:
+            reason = http.HTTPStatus(status).phrase.encode()
+        except ValueError:  # a code without a standard phrase
+            reason = b""
+        extra = b"".join(b"%s: %s\r\n" % (k.encode(), v.encode()) for k, v in headers)
         writer.write(
-            b"HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s"
-            % (status, reason, len(body), body)
+            b"HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n%s\r\n%s"
+            % (status, reason, len(body), extra, body)
         )
+
+    def _decide(self, phase: chaos.Phase) -> tuple[float, chaos.Fault | None]:
+        """The wait before answering, and the fault that ends the request (or None)."""
+        delay = 0.0
+        for fault in phase.faults:
+            if fault.rate < 1.0 and self.rng.random() >= fault.rate:
+                continue
+            if isinstance(fault, chaos.Latency):
+                delay += fault.draw(self.rng)
+            else:
+                return delay, fault
+        return delay, None
 
     async def _answer(self, client: str, writer: asyncio.StreamWriter) -> bool:
         t = self.now()
-        phase = self.schedule.phase(t)
-        key = (client, phase)
+        phase = self.schedule.phase_at(t)
+        key = (client, phase.name)
         self.attempts[key] = self.attempts.get(key, 0) + 1
-        status = 200
-        if phase == "outage":
-            # A dead dependency that still accepts connections: nothing comes back until it
-            # recovers, and then the connection is dropped.
-            _, end = self.schedule.bounds("outage")
-            await self.clock.asleep(max(0.0, end - t))
+        delay, fault = self._decide(phase)
+        if delay:
+            await self.clock.asleep(delay)
+        if isinstance(fault, chaos.Hang):
+            # Nothing comes back until the phase ends, and then the connection is dropped.
+            end = _phase_end(self.schedule, t)
+            if math.isinf(end):
+                await asyncio.get_running_loop().create_future()  # until the server stops
+            await self.clock.asleep(max(0.0, end - self.now()))
             return False
-        if phase == "slow":
-            await self.clock.asleep(self.rng.uniform(0.2, 0.45))
-        elif phase == "flaky" and self.rng.random() < FLAKY_ERRORS:
-            status = 503
+        if isinstance(fault, chaos.Status):
+            retry_after = fault.retry_after
+            headers = () if retry_after is None else (("Retry-After", str(retry_after)),)
+            self._write(writer, fault.code, fault.body, headers)
         else:
-            await self.clock.asleep(self.rng.uniform(0.002, 0.01))
-        self._write(writer, status, b"ok" if status == 200 else b"unavailable")
+            self._write(writer, 200, b"ok")
         await writer.drain()
         return True
 
 
 async def serve_upstream(duration: float, seed: int) -> None:
     """The upstream's own process (``python -m seawall._demo upstream DURATION SEED``): so
-    that the clients' load, seawall's included, does not slow the dependency down. Prints
-    ``port N`` once listening, takes ``start T`` (the demo's start on the shared monotonic
-    clock) on stdin, and serves until stdin closes."""
+    that the clients' load, seawall's included, does not slow the dependency down. Serves
+    :func:`schedule` ``(duration)``. Prints ``port N`` once listening, takes ``start T`` (the
+    demo's start on the shared monotonic clock) on stdin, and serves until stdin closes."""
     clock = SystemClock()
-    upstream = Upstream(Schedule(duration), clock, random.Random(seed))
+    upstream = UpstreamServer(schedule(duration), clock, random.Random(seed))
     await upstream.start(clock.monotonic())
     print(f"port {upstream.port}", flush=True)
     loop = asyncio.get_running_loop()
@@ -179,16 +256,50 @@ async def serve_upstream(duration: float, seed: int) -> None:
     await upstream.stop()
 
 
+class Upstream(Protocol):
+    """Where the demo's requests go, and what it learns from there: the real upstream's
+    process (:class:`UpstreamProcess`) or the simulated replay's (:class:`SimulatedUpstream`).
+
+    ``transport(client)`` gives each client's own transport once, before ``start``; ``url``
+    is where to send requests once started; ``go(started)`` starts the schedule at
+    ``started`` on the demo's clock; ``refresh`` updates ``attempts`` (what reached the
+    upstream, by client and phase) from the upstream's own counts."""
+
+    schedule: chaos.Schedule
+    attempts: dict[tuple[str, str], int]
+
+    @property
+    def url(self) -> str: ...
+
+    def transport(self, client: str) -> httpx.AsyncBaseTransport: ...
+
+    async def start(self) -> None: ...
+
+    async def go(self, started: float) -> None: ...
+
+    async def refresh(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
 class UpstreamProcess:
     """The parent's handle on the upstream's process, and the attempts it last reported."""
 
     def __init__(self, duration: float, seed: int) -> None:
         self.duration = duration
         self.seed = seed
+        self.schedule = schedule(duration)  # the one the process serves (it builds its own)
         self.port = 0
         self.attempts: dict[tuple[str, str], int] = {}
         self._process: asyncio.subprocess.Process | None = None
         self._client: httpx.AsyncClient | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    def transport(self, client: str) -> httpx.AsyncBaseTransport:
+        return httpx.AsyncHTTPTransport(limits=_LIMITS)
 
     async def start(self) -> None:
         self._process = await asyncio.create_subprocess_exec(
@@ -234,6 +345,81 @@ class UpstreamProcess:
             except TimeoutError:
                 process.kill()
                 await process.wait()
+
+
+class SimulatedUpstream:
+    """The simulated replay's upstream: no process, no sockets. An in-process transport
+    answers 200 to whatever reaches it; each client reaches it through an
+    :class:`~seawall.chaos.AsyncChaosTransport` of its own playing :func:`schedule`, so the
+    faults (the hang, the latencies, the 503s) happen on the way, on the demo's clock (a
+    simulation's, for a replay on simulated time).
+
+    ``attempts`` are what reached the upstream, faulted or not: each chaos transport's
+    calls by phase (the hung and 503'd attempts never reach the in-process transport, which
+    counts in ``answered`` only those it answered)."""
+
+    url = "http://upstream.demo/"  # never resolved: the transports answer in process
+
+    def __init__(self, duration: float, seed: int, clock: Clock) -> None:
+        self.schedule = schedule(duration)
+        self.clock = clock
+        self.started = clock.monotonic()
+        self.attempts: dict[tuple[str, str], int] = {}
+        self.answered: dict[tuple[str, str], int] = {}
+        inner = _Answering(self)
+        self.chaos = {
+            name: AsyncChaosTransport(
+                inner,
+                self.schedule,
+                enabled=True,
+                seed=seed + index,
+                name=f"demo-{name}",
+                clock=clock,
+            )
+            for index, name in enumerate(CLIENTS)
+        }
+
+    def now(self) -> float:
+        return self.clock.monotonic() - self.started
+
+    def transport(self, client: str) -> httpx.AsyncBaseTransport:
+        return self.chaos[client]
+
+    async def start(self) -> None:
+        pass
+
+    async def go(self, started: float) -> None:
+        self.started = started
+        for transport in self.chaos.values():
+            transport.injector.restart()  # the schedule starts now, on the demo's clock
+
+    async def refresh(self) -> None:
+        self.attempts = {
+            (name, phase): n
+            for name, transport in self.chaos.items()
+            for phase, n in transport.injector.snapshot().calls.items()
+            if n
+        }
+
+    async def stop(self) -> None:
+        pass
+
+
+class _Answering(httpx.AsyncBaseTransport):
+    """The simulated upstream itself: 200 to every request that reaches it, counted by the
+    client (its header) and the phase in force."""
+
+    def __init__(self, upstream: SimulatedUpstream) -> None:
+        self.upstream = upstream
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        upstream = self.upstream
+        key = (
+            request.headers.get(HEADER, "?"),
+            upstream.schedule.phase_at(upstream.now()).name,
+        )
+        upstream.answered[key] = upstream.answered.get(key, 0) + 1
+        return httpx.Response(200, content=b"ok", headers={"content-type": "text/plain"})
 
 
 @dataclass
@@ -317,22 +503,31 @@ def _share(part: int, whole: int) -> str:
 
 
 class Demo:
-    """One round of the schedule: the server, both clients, the live view and the summary."""
+    """One round of the schedule: the upstream, both clients, the live view and the summary.
+
+    The upstream is the real one's process unless given (the simulated replay gives a
+    :class:`SimulatedUpstream`); the rest is the same either way."""
 
     def __init__(
-        self, duration: float, rate: float, out: TextIO, clock: Clock, seed: int = 7
+        self,
+        duration: float,
+        rate: float,
+        out: TextIO,
+        clock: Clock,
+        seed: int = 7,
+        upstream: Upstream | None = None,
     ) -> None:
-        self.schedule = Schedule(duration)
+        self.upstream: Upstream = UpstreamProcess(duration, seed) if upstream is None else upstream
+        self.schedule = self.upstream.schedule
         self.duration = duration
         self.rate = rate
         self.out = out
         self.clock = clock
-        self.upstream = UpstreamProcess(duration, seed)
         self.calls: dict[str, list[Call]] = {name: [] for name in CLIENTS}
         self.breaker = Breaker()
         self.started = 0.0
         self.transport = AsyncResilientTransport(
-            _Counting(httpx.AsyncHTTPTransport(limits=_LIMITS)),
+            _Counting(self.upstream.transport("seawall")),
             policy=protected_policy(),
             # One name for the upstream across rounds (its port changes): "demo-upstream:upstream".
             key=lambda request: "upstream",
@@ -346,7 +541,9 @@ class Demo:
     async def run(self) -> None:
         # trust_env=False: a proxy from the environment must not sit between the demo and its
         # own loopback upstream (and would only apply to the plain client).
-        plain = httpx.AsyncClient(timeout=TIMEOUT, limits=_LIMITS, trust_env=False)
+        plain = httpx.AsyncClient(
+            timeout=TIMEOUT, transport=self.upstream.transport("plain"), trust_env=False
+        )
         protected = httpx.AsyncClient(timeout=TIMEOUT, transport=self.transport, trust_env=False)
         watcher: asyncio.Task[None] | None = None
         load: asyncio.Task[None] | None = None
@@ -354,7 +551,7 @@ class Demo:
             await self.upstream.start()
             self.started = self.clock.monotonic()
             await self.upstream.go(self.started)
-            url = f"http://127.0.0.1:{self.upstream.port}/"
+            url = self.upstream.url
             watcher = asyncio.create_task(self._watch_breaker())
             self._header()
             load = asyncio.create_task(self._load(url, {"plain": plain, "seawall": protected}))
@@ -446,7 +643,7 @@ class Demo:
                 f"{_ms(_percentile(latencies, 0.99)):>7}",
             ]
             parts.append(" ".join(cells))
-        phase = self.schedule.phase(window[0] + 0.5)
+        phase = self.schedule.phase_at(window[0] + 0.5).name
         self._print(f"{second:>3}s  {phase:<9} | {parts[0]}   | {parts[1]}")
 
     def refused_retries(self) -> int:
@@ -509,7 +706,7 @@ class Summary:
 
     @classmethod
     def of(cls, demo: Demo) -> Summary:
-        outage = demo.schedule.bounds("outage")
+        (outage,) = demo.schedule.bounds("outage")
         figures = {}
         for name in CLIENTS:
             calls = demo.calls[name]
@@ -574,6 +771,55 @@ class Summary:
         return lines
 
 
+def _intro(duration: float, rate: float, last: str) -> str:
+    """The header: the story, its schedule, and ``last`` (where the metrics are)."""
+    plan = schedule(duration)
+    phases = ", ".join(
+        f"{name} {start:.1f}-{end:.1f}s" for name, _ in PHASES for start, end in plan.bounds(name)
+    )
+    return (
+        f"seawall demo: {duration:g}s of an upstream's life, {rate:g} requests/s per client\n"
+        f"  schedule: {phases}\n  {last}\n"
+    )
+
+
+def _conclude(summary: Summary, stream: TextIO) -> None:
+    print("", file=stream)
+    for line in summary.render():
+        print(line, file=stream)
+    print("", file=stream, flush=True)
+
+
+def simulate(
+    *, duration: float = 30.0, rate: float = 40.0, out: TextIO | None = None, seed: int = 7
+) -> Summary:
+    """The demo's story replayed on simulated time (``python -m seawall demo --simulated``):
+    the same schedule, load, rows and summary, on a :func:`seawall.testing.simulated` loop
+    whose clock jumps to its next timer. No upstream process and no sockets: each client's
+    transport is an :class:`~seawall.chaos.AsyncChaosTransport` playing the schedule over an
+    in-process upstream (:class:`SimulatedUpstream`), the protected one under seawall's
+    transport as in the real demo. The same ``seed``, the same output, every run."""
+    stream = sys.stdout if out is None else out
+    print(
+        _intro(
+            duration,
+            rate,
+            "simulated replay: simulated time, an in-process upstream, no sockets "
+            "(and no Prometheus metrics served)",
+        ),
+        file=stream,
+        flush=True,
+    )
+    with testing.simulated(seed=seed) as simulation:
+        # Built inside: the protected client's policy takes the simulation's clock.
+        upstream = SimulatedUpstream(duration, seed, simulation.clock)
+        demo = Demo(duration, rate, stream, simulation.clock, seed=seed, upstream=upstream)
+        simulation.run(demo.run())
+        summary = demo.summary()
+    _conclude(summary, stream)
+    return summary
+
+
 def run(
     *,
     duration: float = 30.0,
@@ -581,9 +827,18 @@ def run(
     rate: float = 40.0,
     serve: bool = False,
     out: TextIO | None = None,
+    simulated: bool = False,
 ) -> int:
-    """Run the demo (one round, or rounds until interrupted with ``serve``); 0 when done."""
+    """Run the demo (one round, or rounds until interrupted with ``serve``); 0 when done.
+    ``simulated``: one round replayed on simulated time instead (:func:`simulate`; no
+    metrics port)."""
     stream = sys.stdout if out is None else out
+    if simulated:
+        try:
+            simulate(duration=duration, rate=rate, out=stream)
+        except KeyboardInterrupt:
+            pass
+        return 0
     clock = SystemClock()  # the upstream's process runs on the system clock too
     try:
         server, thread = start_http_server(port, addr="127.0.0.1")
@@ -591,28 +846,14 @@ def run(
         print(f"cannot serve metrics on 127.0.0.1:{port}: {exc} (try --port 0)", file=stream)
         return 1
     metrics = f"http://127.0.0.1:{server.server_port}/metrics"
-    print(
-        f"seawall demo: {duration:g}s of an upstream's life, {rate:g} requests/s per client\n"
-        f"  schedule: "
-        + ", ".join(
-            f"{name} {start:.1f}-{end:.1f}s"
-            for name in (p for p, _ in PHASES)
-            for start, end in [Schedule(duration).bounds(name)]
-        )
-        + f"\n  Prometheus metrics: {metrics}\n",
-        file=stream,
-        flush=True,
-    )
+    print(_intro(duration, rate, f"Prometheus metrics: {metrics}"), file=stream, flush=True)
     rounds = 0
     try:
         while True:
             demo = Demo(duration, rate, stream, clock, seed=7 + rounds)
             asyncio.run(demo.run())
             rounds += 1
-            print("", file=stream)
-            for line in demo.summary().render():
-                print(line, file=stream)
-            print("", file=stream, flush=True)
+            _conclude(demo.summary(), stream)
             if not serve:
                 return 0
             print(f"round {rounds} done; again (Ctrl-C to stop; metrics: {metrics})\n", file=stream)
