@@ -1,7 +1,8 @@
 """CircuitBreaker under real concurrency: threads, asyncio tasks, and both sharing one breaker.
 
-Time still comes from a FakeClock (advanced by the workers themselves) except in the test whose
-point is that calls run in parallel, which sleeps for real and uses generous bounds.
+Time still comes from a FakeClock (advanced by the workers themselves) except in the tests whose
+point is that calls run in parallel: threads sleep for real (generous bounds), tasks on
+simulated time (exact).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from conftest import Shell
 from helpers import Boom
 
 from seawall import CircuitBreaker, CircuitOpenError, CircuitState
-from seawall.testing import FakeClock
+from seawall.testing import FakeClock, Simulation
 
 CLOSED = CircuitState.CLOSED
 OPEN = CircuitState.OPEN
@@ -198,6 +199,7 @@ def test_probes_ended_without_a_verdict_give_back_their_slots(run: Shell, clock:
     ids=["time-window", "count-window", "slow-calls", "failure-result"],
 )
 def test_calls_through_one_breaker_run_in_parallel(config: dict[str, Any]) -> None:
+    # Real time: the point is real threads inside the breaker at once.
     breaker = CircuitBreaker(name="parallel", **config)  # the system clock
     start = threading.Barrier(10)
     results: list[str] = []
@@ -222,7 +224,7 @@ def test_calls_through_one_breaker_run_in_parallel(config: dict[str, Any]) -> No
     assert breaker.snapshot().successes == 10
 
 
-def test_async_calls_through_one_breaker_run_concurrently() -> None:
+def test_async_calls_through_one_breaker_run_concurrently(simulated: Simulation) -> None:
     breaker = CircuitBreaker(name="parallel", window_calls=100)
 
     async def slow() -> str:
@@ -232,9 +234,9 @@ def test_async_calls_through_one_breaker_run_concurrently() -> None:
     async def main() -> list[str]:
         return await asyncio.gather(*(breaker.acall(slow) for _ in range(10)))
 
-    began = time.perf_counter()
-    assert asyncio.run(main()) == ["done"] * 10
-    assert time.perf_counter() - began < 1.0
+    assert simulated.run(main) == ["done"] * 10
+    assert simulated.now() == 0.2  # all ten at once: one after another would take 2 s
+    assert breaker.snapshot().successes == 10
 
 
 # -- exact counts under contention --------------------------------------------------------------

@@ -1,8 +1,10 @@
 """Bulkhead: one limit on concurrent calls, shared by threads and asyncio tasks.
 
 Calls are held in flight by events (``threading.Event`` for threads, ``asyncio.Event`` for
-tasks); real sleeps appear only where real concurrency is the point, and waits that must time
-out use short ``max_wait`` values with generous bounds on the elapsed time.
+tasks); real sleeps appear only where real concurrency is the point. Tasks alone run on
+simulated time (the ``simulated`` fixture), where an async wait that must time out ends at a
+known time; a sync waiter blocks its thread on a lock, so its waits are short real ones
+(``max_wait``) with generous bounds on the elapsed time.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from helpers import Boom
+from helpers import Boom, SimulatedLoop, run_simulated
 
 import seawall
 from seawall import Bulkhead, BulkheadFullError, RejectedError, Timeout, TimeoutExceededError
@@ -42,14 +44,16 @@ def wait_until(predicate: Callable[[], bool], what: str) -> None:
 
 
 async def until(predicate: Callable[[], bool], what: str) -> None:
-    """Yield to the event loop until ``predicate`` holds."""
+    """Yield to the event loop until ``predicate`` holds: at first at once, as often as the
+    tasks of this loop need to get on (no time passes, simulated or real), then in 1 ms pauses
+    (on a real loop, real time: other threads must make progress)."""
     give_up = time.monotonic() + HANG
-    for _ in range(1_000_000):
+    for turn in range(1_000_000):
         if predicate():
             return
         if time.monotonic() > give_up:
             break
-        await asyncio.sleep(0.001)
+        await asyncio.sleep(0 if turn < 10 else 0.001)
     raise AssertionError(f"timed out waiting for {what}")
 
 
@@ -219,6 +223,7 @@ async def anever() -> str:
 
 
 def test_threads_never_exceed_the_limit() -> None:
+    # Real time: the point is real threads inside the bulkhead at once.
     bulkhead = Bulkhead(5, max_queue=50, max_wait=5, name="threads")
     peak = Peak()
     start = threading.Barrier(50)
@@ -249,7 +254,7 @@ def test_threads_never_exceed_the_limit() -> None:
     assert snap.name == "threads"
 
 
-def test_tasks_never_exceed_the_limit() -> None:
+def test_tasks_never_exceed_the_limit(simulated: Simulation) -> None:
     bulkhead = Bulkhead(10, max_queue=200, max_wait=5, name="tasks")
     peak = Peak()
 
@@ -264,7 +269,8 @@ def test_tasks_never_exceed_the_limit() -> None:
     async def main() -> list[int]:
         return await asyncio.gather(*(bulkhead.acall(work, i) for i in range(200)))
 
-    assert asyncio.run(main()) == list(range(200))
+    assert simulated.run(main) == list(range(200))
+    assert simulated.now() == pytest.approx(0.02)  # 200 calls of 1 ms, ten at a time
     assert peak.peak == 10
     snap = bulkhead.snapshot()
     assert (snap.admitted, snap.rejected, snap.active, snap.queued) == (200, 0, 0, 0)
@@ -273,6 +279,7 @@ def test_tasks_never_exceed_the_limit() -> None:
 
 
 def test_threads_and_tasks_share_one_limit() -> None:
+    # Real time: the point is real threads and a real loop's tasks sharing the slots.
     bulkhead = Bulkhead(3, max_queue=40, max_wait=5)
     peak = Peak()
     thread_gate = threading.Event()
@@ -340,6 +347,7 @@ def fast_switching() -> Any:
 
 
 def test_slots_churned_by_threads_and_tasks_all_reach_a_caller(fast_switching: Any) -> None:
+    # Real time: the point is real threads racing a real loop's tasks for the slots.
     # Short calls, many more callers than slots: slots are given back lock-free while others
     # queue. A slot given back that no waiter got would leave a waiter to time out (10 s) and
     # be refused; a token given back twice would let more than two in.
@@ -437,7 +445,7 @@ def test_tasks_left_waiting_on_a_closed_loop_give_their_slot_back_once(stranded:
 
     holder = ThreadCall(bulkhead, hold)
     assert held.wait(HANG)
-    loop = asyncio.new_event_loop()
+    loop = SimulatedLoop()  # its 0.05 s (for every task to queue) pass in no real time
     tasks = [loop.create_task(bulkhead.acall(asyncio.sleep, 0)) for _ in range(stranded)]
     loop.run_until_complete(asyncio.sleep(0.05))
     assert bulkhead.queued == stranded
@@ -477,7 +485,7 @@ def test_sync_without_a_queue_excess_callers_are_rejected_at_once() -> None:
     assert snap.waited == 0
 
 
-def test_async_without_a_queue_excess_callers_are_rejected_at_once() -> None:
+def test_async_without_a_queue_excess_callers_are_rejected_at_once(simulated: Simulation) -> None:
     bulkhead = Bulkhead(2, name="pool")
 
     async def main() -> None:
@@ -486,6 +494,7 @@ def test_async_without_a_queue_excess_callers_are_rejected_at_once() -> None:
         await gate.wait_entered(2)
         with pytest.raises(BulkheadFullError) as info:
             await bulkhead.acall(anever)
+        assert simulated.now() == 0.0  # at once
         assert info.value.name == "pool"
         assert isinstance(info.value, RejectedError)
         snap = bulkhead.snapshot()
@@ -542,7 +551,7 @@ def test_sync_waiters_get_slots_in_arrival_order() -> None:
     assert_idle(bulkhead)
 
 
-def test_async_waiters_get_slots_in_arrival_order() -> None:
+def test_async_waiters_get_slots_in_arrival_order(simulated: Simulation) -> None:
     bulkhead = Bulkhead(1, max_queue=5, max_wait=5)
 
     async def main() -> None:
@@ -557,7 +566,7 @@ def test_async_waiters_get_slots_in_arrival_order() -> None:
         assert await asyncio.gather(holder, *waiters) == ["holder", 0, 1, 2, 3, 4]
         assert gate.entered == ["holder", 0, 1, 2, 3, 4]
 
-    asyncio.run(main())
+    simulated.run(main)
     snap = bulkhead.snapshot()
     assert (snap.admitted, snap.rejected, snap.waited) == (6, 0, 5)
     assert_idle(bulkhead)
@@ -579,6 +588,7 @@ def test_a_newcomer_does_not_overtake_a_waiter() -> None:
 
 
 def test_sync_waiter_past_max_wait_is_rejected_and_leaves_the_queue() -> None:
+    # Real time: a sync waiter blocks its thread on a lock, a real 0.05 s here.
     bulkhead = Bulkhead(1, max_queue=1, max_wait=0.05, name="slow-pool")
     gate = Gate()
     holder = ThreadCall(bulkhead, gate.body("holder"))
@@ -602,17 +612,16 @@ def test_sync_waiter_past_max_wait_is_rejected_and_leaves_the_queue() -> None:
     assert (snap.admitted, snap.rejected, snap.waited) == (2, 1, 0)
 
 
-def test_async_waiter_past_max_wait_is_rejected_and_leaves_the_queue() -> None:
+def test_async_waiter_past_max_wait_is_rejected_and_leaves_the_queue(simulated: Simulation) -> None:
     bulkhead = Bulkhead(1, max_queue=1, max_wait=0.05, name="slow-pool")
 
     async def main() -> None:
         gate = AGate()
         holder = asyncio.create_task(bulkhead.acall(gate.body("holder")))
         await gate.wait_entered(1)
-        started = time.monotonic()
         with pytest.raises(BulkheadFullError) as info:
             await bulkhead.acall(anever)
-        assert time.monotonic() - started < 2.0
+        assert simulated.now() == 0.05  # max_wait, to the tick
         assert info.value.name == "slow-pool"
         snap = bulkhead.snapshot()
         assert (snap.active, snap.queued, snap.admitted, snap.rejected) == (1, 0, 1, 1)
@@ -621,7 +630,7 @@ def test_async_waiter_past_max_wait_is_rejected_and_leaves_the_queue() -> None:
         assert_idle(bulkhead)
         assert await bulkhead.acall(asyncio.sleep, 0, "next") == "next"
 
-    asyncio.run(main())
+    simulated.run(main)
     snap = bulkhead.snapshot()
     assert (snap.admitted, snap.rejected, snap.waited) == (2, 1, 0)
 
@@ -645,7 +654,7 @@ def test_sync_failing_calls_give_their_permits_back() -> None:
     assert_sync_full_capacity(bulkhead)
 
 
-def test_async_failing_calls_give_their_permits_back() -> None:
+def test_async_failing_calls_give_their_permits_back(simulated: Simulation) -> None:
     bulkhead = Bulkhead(2, max_queue=2, max_wait=5)
 
     async def main() -> None:
@@ -661,7 +670,7 @@ def test_async_failing_calls_give_their_permits_back() -> None:
         assert (snap.active, snap.queued, snap.admitted, snap.rejected) == (0, 0, 4, 0)
         await assert_async_full_capacity(bulkhead)
 
-    asyncio.run(main())
+    simulated.run(main)
 
 
 def test_async_timeout_around_a_running_call_gives_its_permit_back(
@@ -715,7 +724,7 @@ def test_async_timeout_around_a_queued_waiter_takes_it_out_of_the_queue(
     assert timeout._counts.as_dict()["timeout"] == 1
 
 
-def test_async_cancelling_a_running_call_gives_its_permit_back() -> None:
+def test_async_cancelling_a_running_call_gives_its_permit_back(simulated: Simulation) -> None:
     bulkhead = Bulkhead(2)
 
     async def main() -> None:
@@ -729,10 +738,10 @@ def test_async_cancelling_a_running_call_gives_its_permit_back() -> None:
         assert_idle(bulkhead)
         await assert_async_full_capacity(bulkhead)
 
-    asyncio.run(main())
+    simulated.run(main)
 
 
-def test_async_cancelling_a_queued_waiter_takes_it_out_of_the_queue() -> None:
+def test_async_cancelling_a_queued_waiter_takes_it_out_of_the_queue(simulated: Simulation) -> None:
     bulkhead = Bulkhead(1, max_queue=2, max_wait=5)
 
     async def main() -> None:
@@ -751,10 +760,11 @@ def test_async_cancelling_a_queued_waiter_takes_it_out_of_the_queue() -> None:
         assert_idle(bulkhead)
         await assert_async_full_capacity(bulkhead)
 
-    asyncio.run(main())
+    simulated.run(main)
 
 
 def test_async_waiter_cancelled_just_after_being_handed_the_slot_passes_it_on() -> None:
+    # A real loop: a real thread hands the slot to its task (call_soon_threadsafe).
     bulkhead = Bulkhead(1, max_queue=2, max_wait=5)
     release = threading.Event()
     entered = threading.Event()
@@ -785,6 +795,7 @@ def test_async_waiter_cancelled_just_after_being_handed_the_slot_passes_it_on() 
 
 
 def test_async_cancelled_granted_waiter_hands_the_slot_to_the_next_waiter() -> None:
+    # A real loop: a real thread hands the slot to its task (call_soon_threadsafe).
     bulkhead = Bulkhead(1, max_queue=2, max_wait=5)
     release = threading.Event()
     entered = threading.Event()
@@ -816,6 +827,7 @@ def test_async_cancelled_granted_waiter_hands_the_slot_to_the_next_waiter() -> N
 
 
 def test_sync_waiter_is_bounded_by_an_enclosing_timeout() -> None:
+    # Real time: a sync waiter blocks its thread on a lock, a real 0.05 s here.
     bulkhead = Bulkhead(1, max_queue=1, max_wait=5)
     timeout = Timeout(0.05)
     gate = Gate()
@@ -875,8 +887,9 @@ def test_constructed_outside_a_loop_and_used_from_two_loops() -> None:
         gate.open()
         return list(await asyncio.gather(holder, waiter))
 
-    assert asyncio.run(main("one")) == ["one-holder", "one-waiter"]
-    assert asyncio.run(main("two")) == ["two-holder", "two-waiter"]
+    # Two loops (on simulated time), one after the other.
+    assert run_simulated(lambda: main("one")) == ["one-holder", "one-waiter"]
+    assert run_simulated(lambda: main("two")) == ["two-holder", "two-waiter"]
     snap = bulkhead.snapshot()
     assert (snap.active, snap.queued, snap.admitted, snap.rejected, snap.waited) == (
         0,
@@ -913,7 +926,7 @@ def test_sync_wait_histogram() -> None:
     assert (snap.admitted, snap.rejected) == (2, 0)
 
 
-def test_async_wait_histogram() -> None:
+def test_async_wait_histogram(simulated: Simulation) -> None:
     clock = CountingClock()
     bulkhead = Bulkhead(1, max_queue=3, max_wait=5, clock=clock)
 
@@ -929,7 +942,7 @@ def test_async_wait_histogram() -> None:
         gate.open()
         assert await asyncio.gather(holder, *waiters) == ["holder", 0, 1, 2]
 
-    asyncio.run(main())
+    simulated.run(main)
     # Waited: 0.005 + 0.02 + 100 = 100.025 s, 0.02 + 100 = 100.02 s, and 100 s.
     snap = bulkhead.snapshot()
     expected = [0] * (len(DURATION_BUCKETS) + 1)
@@ -939,7 +952,7 @@ def test_async_wait_histogram() -> None:
     assert snap.wait_seconds_total == pytest.approx(300.045)
 
 
-def test_wait_histogram_bounds_are_inclusive() -> None:
+def test_wait_histogram_bounds_are_inclusive(simulated: Simulation) -> None:
     clock = CountingClock()
     bulkhead = Bulkhead(1, max_queue=1, max_wait=5, clock=clock)
 
@@ -954,7 +967,7 @@ def test_wait_histogram_bounds_are_inclusive() -> None:
             gate.open()
             await asyncio.gather(holder, waiter)
 
-    asyncio.run(main())
+    simulated.run(main)
     snap = bulkhead.snapshot()
     assert snap.wait_buckets[:3] == (1, 1, 0)  # 0.005 → le=0.005; a hair more → le=0.01
     assert snap.waited == 2

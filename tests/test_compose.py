@@ -679,6 +679,7 @@ def test_async_queued_call_cannot_wait_longer_than_its_attempt_timeout(
 
 
 def test_sync_queued_call_cannot_wait_longer_than_its_attempt_timeout() -> None:
+    # Real time: a sync caller waits for a slot blocked on a lock, a real 0.05 s here.
     bulkhead = Bulkhead(1, max_queue=1, max_wait=5)
     policy = Policy("svc", attempt_timeout=0.05, bulkhead=bulkhead)
     entered, release = threading.Event(), threading.Event()

@@ -1074,10 +1074,13 @@ def describe(exc: BaseException) -> tuple[object, ...]:
 def test_an_async_attempt_cut_short_by_its_timeout_matches_the_composed_chain(
     retried: bool,
 ) -> None:
-    """Async timeouts cancel on the event loop's clock: a real, short one here."""
+    """Async timeouts cancel on the event loop's clock: a simulated loop's here, so the cut
+    comes at exactly 0.02 s of its time (durations and deadlines stay on the FakeClock)."""
+    from tests.helpers import run_simulated
+
     on = (Flaky, TimeoutExceededError) if retried else (Flaky,)
 
-    def run(fast: bool) -> tuple[object, list[float | None], dict[str, Any]]:
+    def run(fast: bool) -> tuple[object, float, list[float | None], dict[str, Any]]:
         s = stack(seconds=0.02, fast=fast, on=on)
         attempts: list[float | None] = []
 
@@ -1087,16 +1090,21 @@ def test_an_async_attempt_cut_short_by_its_timeout_matches_the_composed_chain(
                 await asyncio.sleep(HANG)  # cut short by the attempt timeout
             return "ok"
 
-        try:
-            outcome: object = asyncio.run(s.policy.acall(fn))
-        except TimeoutExceededError as exc:
-            outcome = describe(exc)
+        async def main() -> tuple[object, float]:
+            try:
+                outcome: object = await s.policy.acall(fn)
+            except TimeoutExceededError as exc:
+                outcome = describe(exc)
+            return outcome, asyncio.get_running_loop().time()
+
+        outcome, ended = run_simulated(main)
         assert seawall.remaining() is None
-        return outcome, attempts, counts(s)
+        return outcome, ended, attempts, counts(s)
 
     mine = run(fast=True)
     assert mine == run(fast=False)
-    outcome, attempts, final = mine
+    outcome, ended, attempts, final = mine
+    assert ended == 0.02  # the first attempt cut at its timeout; a retry returns at once
     assert attempts == ([0.02, 0.02] if retried else [0.02])
     assert final["timeout"]["timeout"] == 1
     assert final["breaker"][1] == 1  # the timeout counts as the breaker's failure

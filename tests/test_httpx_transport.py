@@ -23,7 +23,7 @@ from seawall.httpx import (
     parse_retry_after,
 )
 from seawall.metrics._readings import read_all
-from seawall.testing import FakeClock, no_waits
+from seawall.testing import FakeClock, Simulation, no_waits
 
 HTTP_SERIES = "seawall_http_client_request_duration_seconds"
 
@@ -41,7 +41,17 @@ def make(kind: str, inner: Any = None, **options: Any) -> Transport:
     return AsyncResilientTransport(inner, **options)
 
 
-def send(kind: str, transport: Transport, method: str, url: str, **kwargs: Any) -> httpx.Response:
+def send(
+    kind: str,
+    transport: Transport,
+    method: str,
+    url: str,
+    *,
+    on: Simulation | None = None,
+    **kwargs: Any,
+) -> httpx.Response:
+    """One request through the sync or the async transport; the async one on a loop of its
+    own, or on the simulation ``on`` (simulated time)."""
     if kind == "sync":
         assert isinstance(transport, ResilientTransport)
         with httpx.Client(transport=transport) as client:
@@ -52,6 +62,9 @@ def send(kind: str, transport: Transport, method: str, url: str, **kwargs: Any) 
         async with httpx.AsyncClient(transport=transport) as client:
             return await client.request(method, url, **kwargs)
 
+    if on is not None:
+        response: httpx.Response = on.run(main)
+        return response
     return asyncio.run(main())
 
 
@@ -342,7 +355,7 @@ def test_a_full_bulkhead_is_an_httpx_error(kind: str) -> None:
     assert caught.value.request.url.host == "a.test"
 
 
-def test_an_async_timeout_is_an_httpx_timeout() -> None:
+def test_an_async_timeout_is_an_httpx_timeout(simulated: Simulation) -> None:
     async def slow(request: httpx.Request) -> httpx.Response:
         await asyncio.sleep(5)
         return httpx.Response(200)
@@ -356,7 +369,8 @@ def test_an_async_timeout_is_an_httpx_timeout() -> None:
             await client.get("https://a.test/")
 
     with pytest.raises(httpx.TimeoutException) as caught:
-        asyncio.run(main())
+        simulated.run(main)
+    assert simulated.now() == 0.05  # cut at the total timeout, not after the server's 5 s
     assert isinstance(caught.value, TimeoutHTTPError)
     assert isinstance(caught.value, seawall.TimeoutExceededError)
     assert isinstance(caught.value, TimeoutError)
@@ -775,12 +789,11 @@ def _attempts_by_error(transport: Transport) -> dict[str, int]:
     return counts
 
 
-def test_async_attempt_cut_by_its_timeout_is_retried_and_recorded() -> None:
-    calls = 0
+def test_async_attempt_cut_by_its_timeout_is_retried_and_recorded(simulated: Simulation) -> None:
+    started: list[float] = []
 
     async def hang(request: httpx.Request) -> httpx.Response:
-        nonlocal calls
-        calls += 1
+        started.append(simulated.now())
         await asyncio.sleep(5)
         return httpx.Response(200)
 
@@ -788,8 +801,10 @@ def test_async_attempt_cut_by_its_timeout_is_retried_and_recorded() -> None:
         httpx.MockTransport(hang), policy=policy(attempt_timeout=0.05, total_timeout=3.0)
     )
     with pytest.raises(TimeoutHTTPError):
-        send("async", transport, "GET", "https://up.test/")
-    assert calls == 3
+        send("async", transport, "GET", "https://up.test/", on=simulated)
+    # Three attempts, each cut at 0.05 s and retried at once (the retry's wait is 0).
+    assert started == pytest.approx([0.0, 0.05, 0.1])
+    assert simulated.now() == pytest.approx(0.15)
     assert _attempts_by_error(transport) == {"TimeoutHTTPError": 3}
     (host,) = transport.policies().values()
     assert host.stats.read().errors == {("timeout", "TimeoutHTTPError"): 1}
@@ -835,6 +850,7 @@ def test_sync_httpx_timeout_before_the_deadline_stays_as_it_is() -> None:
 
 
 def test_async_attempt_cancelled_by_the_caller_is_recorded_as_cancelled() -> None:
+    # Stays on a real loop, waiting on no time: the caller cancels long before the 5 s pass.
     started = asyncio.Event()
 
     async def hang(request: httpx.Request) -> httpx.Response:

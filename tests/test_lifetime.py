@@ -22,6 +22,7 @@ import seawall
 from seawall.httpx import ResilientTransport
 from seawall.metrics import SeawallCollector
 from seawall.metrics import _remains as remains_module
+from seawall.testing import Simulation
 
 
 def _finalizers() -> int:
@@ -124,13 +125,16 @@ def test_a_collected_policy_sharing_a_name_leaves_its_counts_in_the_total() -> N
     assert _exposed(CALLS, operation="shared-total", outcome="success") == 16
 
 
-def test_a_policy_made_per_request_keeps_adding_up() -> None:
+def test_a_policy_made_per_request_keeps_adding_up(simulated: Simulation) -> None:
     for request in range(1, 4):
         policy = seawall.Policy("per-request", retry=seawall.Retry(on=OSError), breaker=True)
         for _ in range(5):
             policy.call(lambda: 1)
         with pytest.raises(OSError, match="down"):
             policy.call(_fails)
+        # Its default waits (0.1 s and 0.2 s, each with up to 0.1 s of jitter) were made, on
+        # the simulation's clock.
+        assert 0.3 * request <= simulated.now() <= 0.5 * request
         del policy
         gc.collect()
         assert _exposed(CALLS, operation="per-request", outcome="success") == 5 * request

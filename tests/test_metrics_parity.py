@@ -2,7 +2,9 @@
 
 The scenario runs every policy on its own :class:`FakeClock`, so each duration is exactly what
 the function advanced its clock by (0 unless it did), and durations are dyadic fractions
-(0.015625, 0.125, 0.375, ...), so histogram sums add up exactly in floating point.
+(0.015625, 0.125, 0.375, ...), so histogram sums add up exactly in floating point. The async
+timeout, which cancels on its event loop's clock, runs on simulated time instead
+(``seawall.testing.simulated``): its cut comes at exactly its 0.25 s, in no real time.
 
 The series are read from a fresh ``CollectorRegistry`` (``configure(prometheus=registry)``)
 and from an OpenTelemetry SDK ``MeterProvider`` with an ``InMemoryMetricReader``
@@ -58,7 +60,7 @@ from seawall.httpx import FailureResponse, ResilientTransport
 from seawall.metrics import CATALOGUE, Metric, _otel, configure
 from seawall.metrics import _config as metrics_config
 from seawall.metrics._otel import attribute_keys
-from seawall.testing import FakeClock
+from seawall.testing import FakeClock, simulated
 
 PREFIX = "parity-"
 
@@ -118,7 +120,7 @@ EXPECTED: Series = {
         (TS, "timeout"): dur({2.5: 1}, 2.0),  # ran 2 s past a 1 s deadline
         (TA, "success"): dur({0.005: 1}, 0.0),
         (TA, "failure"): ZERO,
-        (TA, "timeout"): dur({0.005: 1}, 0.0),  # cancelled in real time, 0 on its clock
+        (TA, "timeout"): dur({0.25: 1}, 0.25),  # cut at its 0.25 s, on simulated time
         (CH, "success"): dur({0.25: 1}, 0.25),  # after 0.25 s of injected latency
         (CH, "failure"): dur({0.005: 2}, 0.0),  # 2 injected connection errors
     },
@@ -367,31 +369,35 @@ def bulkhead_at_its_limit() -> list[object]:
 
 
 def timeouts() -> list[object]:
-    sync_clock, async_clock = FakeClock(), FakeClock()
+    sync_clock = FakeClock()
     sync_timeout = Timeout(1.0, name=TS, clock=sync_clock)
-    # Cancellation runs on the event loop's real time (10 ms); durations on the FakeClock.
-    async_timeout = Timeout(0.01, name=TA, clock=async_clock)
 
     @sync_timeout
     def slow(seconds: float) -> str:
         sync_clock.advance(seconds)
         return "late" if seconds > 1.0 else "ok"
 
-    @async_timeout
-    async def hang(seconds: float) -> str:
-        await asyncio.sleep(seconds)
-        return "ok"
-
     assert slow(0.5) == "ok"
     with pytest.raises(TimeoutExceededError):  # returned after its deadline: dropped
         slow(2.0)
 
-    async def main() -> None:
-        assert await hang(0) == "ok"
-        with pytest.raises(TimeoutExceededError):
-            await hang(10.0)
+    # Cancellation runs on the event loop's clock: a simulation's, which the timeout's
+    # durations are read from too.
+    with simulated() as simulation:
+        async_timeout = Timeout(0.25, name=TA)
 
-    asyncio.run(main())
+        @async_timeout
+        async def hang(seconds: float) -> str:
+            await asyncio.sleep(seconds)
+            return "ok"
+
+        async def main() -> None:
+            assert await hang(0) == "ok"
+            with pytest.raises(TimeoutExceededError):
+                await hang(10.0)
+
+        simulation.run(main)
+        assert simulation.now() == 0.25
     return [sync_timeout, async_timeout, slow, hang]
 
 

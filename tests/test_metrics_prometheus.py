@@ -51,7 +51,7 @@ from seawall._base import PolicyBase
 from seawall._stats.calls import ERROR_TYPE_CAP, OTHER
 from seawall._stats.counters import ATTEMPT_BUCKETS, DURATION_BUCKETS
 from seawall.metrics import CATALOGUE, configure
-from seawall.testing import FakeClock
+from seawall.testing import FakeClock, Simulation
 
 CALLS = "seawall_call_duration_seconds"
 ERRORS = "seawall_call_errors_total"
@@ -921,10 +921,10 @@ def test_sync_timeout_series(registry: CollectorRegistry) -> None:
     }
 
 
-def test_async_timeout_series(registry: CollectorRegistry) -> None:
+def test_async_timeout_series(registry: CollectorRegistry, simulated: Simulation) -> None:
     name = unique("timeout-async")
-    # Async timeouts cancel on the event loop's own clock: this one is short and real.
-    timeout = Timeout(0.001, name=name, clock=FakeClock())
+    # Async timeouts cancel on the event loop's own clock: here a simulation's.
+    timeout = Timeout(0.001, name=name)
 
     async def main() -> None:
         never = asyncio.Event()
@@ -946,7 +946,8 @@ def test_async_timeout_series(registry: CollectorRegistry) -> None:
         with pytest.raises(asyncio.CancelledError):
             await task
 
-    asyncio.run(main())
+    simulated.run(main)
+    assert simulated.now() == 0.001  # the one cut, at its deadline; the rest took no time
     assert timeout_calls(registry, name) == {
         "success": 1,
         "failure": 1,

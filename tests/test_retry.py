@@ -18,7 +18,7 @@ from helpers import Boom
 import seawall
 import seawall._retry as retry_module
 from seawall import CircuitBreaker, CircuitOpenError, Retry, RetryBudget, Timeout
-from seawall.testing import FakeClock, no_waits
+from seawall.testing import FakeClock, Simulation, no_waits
 
 
 class Script:
@@ -865,8 +865,10 @@ def test_an_interrupt_in_the_first_attempt_counts_one_cancelled_call(run: Any) -
     assert (snap.attempts_total, snap.calls[("cancelled", False)]) == (1, 1)
 
 
-def test_a_task_cancelled_while_waiting_to_retry_counts_the_attempts_made() -> None:
-    retry = Retry(on=ConnectionError, attempts=3, wait=30.0)  # a real wait, cancelled
+def test_a_task_cancelled_while_waiting_to_retry_counts_the_attempts_made(
+    simulated: Simulation,
+) -> None:
+    retry = Retry(on=ConnectionError, attempts=3, wait=30.0)  # a wait on the loop, cancelled
     runs: list[int] = []
     failed = asyncio.Event()
 
@@ -883,7 +885,8 @@ def test_a_task_cancelled_while_waiting_to_retry_counts_the_attempts_made() -> N
         with pytest.raises(asyncio.CancelledError):
             await task
 
-    asyncio.run(main())
+    simulated.run(main)
+    assert simulated.now() == 0.01  # the wait ended with the cancellation, not at 30 s
     snap = retry.snapshot()
     assert len(runs) == 1
     assert snap.attempts_total == 1
