@@ -534,6 +534,25 @@ class Demo:
         )
         self._tasks: set[asyncio.Task[None]] = set()
         self._refused = 0  # retries the budget refused, up to the last row
+        #: Set by Ctrl-C during the round (see _catch_interrupt).
+        self.interrupted = False
+
+    def _catch_interrupt(self) -> None:
+        """Ctrl-C ends the round, and the demo: noted here, not only as the main task's
+        cancellation, which a library awaited at that moment may absorb (the round would then
+        go on, and the next one start)."""
+        loop = asyncio.get_running_loop()
+        main = asyncio.current_task()
+
+        def interrupt() -> None:
+            self.interrupted = True
+            if main is not None:
+                main.cancel()
+
+        try:
+            loop.add_signal_handler(signal.SIGINT, interrupt)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass  # no signal handlers here (another platform, not the main thread)
 
     def now(self) -> float:
         return self.clock.monotonic() - self.started
@@ -547,6 +566,7 @@ class Demo:
         protected = httpx.AsyncClient(timeout=TIMEOUT, transport=self.transport, trust_env=False)
         watcher: asyncio.Task[None] | None = None
         load: asyncio.Task[None] | None = None
+        self._catch_interrupt()
         try:
             await self.upstream.start()
             self.started = self.clock.monotonic()
@@ -556,7 +576,7 @@ class Demo:
             self._header()
             load = asyncio.create_task(self._load(url, {"plain": plain, "seawall": protected}))
             second = 1
-            while second <= int(self.duration):
+            while second <= int(self.duration) and not self.interrupted:
                 await self.clock.asleep(max(0.0, second - self.now()))
                 await self.upstream.refresh()
                 self._row(second)
@@ -851,7 +871,13 @@ def run(
     try:
         while True:
             demo = Demo(duration, rate, stream, clock, seed=7 + rounds)
-            asyncio.run(demo.run())
+            try:
+                asyncio.run(demo.run())
+            except asyncio.CancelledError:
+                if not demo.interrupted:
+                    raise
+            if demo.interrupted:
+                return 0
             rounds += 1
             _conclude(demo.summary(), stream)
             if not serve:
