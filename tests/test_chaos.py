@@ -380,7 +380,7 @@ def test_bad_arguments_are_refused_naming_the_parameter() -> None:
         chaos.Phase("a", 0)
     with pytest.raises(TypeError, match=r"faults must be seawall\.chaos faults"):
         chaos.Phase("a", 1, "down")  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match=r"chaos must be a Injector \(seawall.chaos.inject\)"):
+    with pytest.raises(TypeError, match=r"chaos must be an Injector \(seawall.chaos.inject\)"):
         seawall.Policy("p", chaos=True)  # type: ignore[arg-type]
 
 
@@ -478,3 +478,122 @@ def test_the_readme_s_transport_recipe_builds_what_it_says() -> None:
         "recovered",
     ]
     asyncio.run(client.aclose())
+
+
+# -- found by review --------------------------------------------------------------------------
+
+
+def test_the_schedule_starts_when_the_switch_arms_the_injector(run: Any) -> None:
+    clock = FakeClock()
+    injector = chaos.inject(
+        chaos.Schedule(chaos.Phase("outage", 60, chaos.ConnectError()), chaos.Phase("ok", None)),
+        clock=clock,
+    )
+    clock.advance(3600)  # an hour in the service, off
+    with chaos.enable():
+        assert injector.phase().name == "outage"  # the game day starts at its first phase
+        assert injector.elapsed() == 0.0
+        with pytest.raises(ConnectionRefusedError):
+            run(injector, ok)
+        clock.advance(60)
+        assert run(injector, ok) == "ok"
+
+
+def test_forked_workers_draw_their_own_faults_unless_seeded() -> None:
+    import multiprocessing
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no fork here")
+    code = (
+        "import os, sys\n"
+        "from seawall import chaos\n"
+        "from seawall.testing import FakeClock\n"
+        "seed = None if sys.argv[1] == 'none' else 5\n"
+        "i = chaos.inject(chaos.Error(KeyError, rate=0.5), enabled=True, seed=seed, "
+        "clock=FakeClock())\n"
+        "def draws():\n"
+        "    out = ''\n"
+        "    for _ in range(40):\n"
+        "        try: i.call(lambda: 1); out += '.'\n"
+        "        except KeyError: out += 'x'\n"
+        "    return out\n"
+        "for _ in range(2):\n"
+        "    r, w = os.pipe()\n"
+        "    if os.fork() == 0:\n"
+        "        os.write(w, draws().encode()); os._exit(0)\n"
+        "    os.close(w); os.wait(); print(os.read(r, 100).decode())\n"
+    )
+    for seed, same in (("none", False), ("5", True)):
+        out = subprocess.run(
+            [sys.executable, "-c", code, seed], capture_output=True, text=True, check=True
+        ).stdout.split()
+        assert len(out) == 2
+        assert (out[0] == out[1]) is same, (seed, out)
+
+
+def test_a_sync_latency_past_the_deadline_ends_at_it_as_the_timeout_does() -> None:
+    clock = FakeClock()
+    ran = []
+    policy = seawall.Policy(
+        "late",
+        attempt_timeout=1.0,
+        chaos=chaos.inject(chaos.Latency(5.0), enabled=True),
+        clock=clock,
+    )
+    with pytest.raises(seawall.TimeoutExceededError):
+        policy.call(lambda: ran.append(1))
+    assert ran == []  # the dependency was not called past its deadline
+    assert clock.sleeps == [1.0]
+    error_policy = seawall.Policy(
+        "late-error",
+        attempt_timeout=1.0,
+        chaos=chaos.inject(chaos.Reset(after=3.0), enabled=True),
+        clock=clock,
+    )
+    with pytest.raises(seawall.TimeoutExceededError):
+        error_policy.call(ok)
+    assert clock.sleeps == [1.0, 1.0]
+
+
+def test_a_sync_hang_without_a_deadline_is_refused_before_it_is_counted() -> None:
+    injector = armed(chaos.Hang())
+    retry = seawall.Retry(on=Exception, attempts=3, wait=0, clock=FakeClock())
+    with pytest.raises(RuntimeError, match="put a seawall Timeout around the call"):
+        seawall.Pipeline(retry, injector, name="no-deadline").call(ok)
+    assert injector.snapshot().injections == {"hang": 0}
+
+
+def test_fault_arguments_that_could_never_match_or_work_are_refused() -> None:
+    with pytest.raises(ValueError, match="host is matched against the request's host alone"):
+        chaos.Status(500, host="api.test:8080")
+    assert chaos.Status(500, host="API.Example.com").host == "api.example.com"
+    assert chaos.Hang(host="::1").host == "::1"  # an IPv6 address is a host
+    with pytest.raises(ValueError, match="method must be an HTTP method"):
+        chaos.Hang(method=" get")
+    with pytest.raises(ValueError, match="path must start with '/'"):
+        chaos.Hang(path="v1/*")
+    with pytest.raises(ValueError, match="retry_after must be an HTTP date"):
+        chaos.Status(503, retry_after="1\r\nX-Evil: 1")
+    with pytest.raises(ValueError, match="retry_after must be an HTTP date"):
+        chaos.Status(503, retry_after="soon")
+    assert chaos.Status(503, retry_after="Wed, 21 Oct 2015 07:28:00 GMT").retry_after
+
+    class Detailed(Exception):
+        def __init__(self, message: str, *, detail: str) -> None:
+            super().__init__(message)
+
+    with pytest.raises(TypeError, match="error: a Detailed cannot be copied for each call"):
+        chaos.Error(Detailed("no", detail="d"))
+    with pytest.raises(TypeError, match="faults: Fault is no fault of its own"):
+        chaos.inject(chaos.Fault())
+
+
+def test_faults_are_values() -> None:
+    assert chaos.ConnectError(after=0.5) == chaos.ConnectError(after=0.5)
+    assert chaos.ConnectError(after=0.5) != chaos.Reset(after=0.5)
+    assert len({chaos.Hang(), chaos.Hang(), chaos.Hang(rate=0.5)}) == 2
+    assert repr(chaos.Latency(0.2, up_to=0.4, rate=0.5, host="a.test")) == (
+        "Latency(seconds=0.2, up_to=0.4, rate=0.5, host='a.test')"
+    )
+    with pytest.raises(AttributeError, match="fixed once made"):
+        chaos.Hang().rate = 0.5  # type: ignore[misc]

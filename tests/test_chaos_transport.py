@@ -311,3 +311,38 @@ def test_against_a_real_server_retries_heal_injected_resets(server: Server) -> N
     injected = flaky.injector.snapshot().injections["reset"]
     assert 10 <= injected <= 60
     assert server.requests == 100  # each request reached the server once it got through
+
+
+def test_an_error_slower_than_the_requests_timeout_ends_as_that_timeout(
+    router: respx.Router,
+) -> None:
+    clock = FakeClock()
+    timeout = httpx.Timeout(5.0, connect=0.5, read=1.0)
+    for fault, error, waited in (
+        (chaos.ConnectError(after=30), httpx.ConnectTimeout, 0.5),
+        (chaos.Reset(after=30), httpx.ReadTimeout, 1.0),
+        (chaos.Error(RuntimeError, after=30), httpx.ReadTimeout, 1.0),
+        (chaos.ReadTimeout(after=30), httpx.ReadTimeout, 1.0),
+        (chaos.Reset(after=0.25), httpx.ReadError, 0.25),
+    ):
+        clock.sleeps.clear()
+        with sync_client(router, fault, clock=clock) as client, pytest.raises(error):
+            client.get(URL, timeout=timeout)
+        assert clock.sleeps == [waited], fault
+
+
+def test_a_chaos_transport_has_no_call_series_of_its_own(router: respx.Router) -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from seawall.metrics import SeawallCollector
+
+    transport = ChaosTransport(
+        httpx.MockTransport(router.handler), chaos.Status(500), name="chaos-series"
+    )
+    registry = CollectorRegistry()
+    registry.register(SeawallCollector())
+    lines = [
+        line for line in generate_latest(registry).decode().splitlines() if "chaos-series" in line
+    ]
+    assert lines == ['seawall_chaos_injections_total{fault="status",policy="chaos-series"} 0.0']
+    assert transport.injector.snapshot().injections == {"status": 0}

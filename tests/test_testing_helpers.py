@@ -315,20 +315,34 @@ def test_watch_reads_each_phase_from_seawalls_counts(simulated: Simulation) -> N
     assert {outcome for _, _, outcome in seen.calls} == {"success", "failure", "rejected"}
 
 
-def test_watch_gives_the_observer_back_and_chains_to_it(simulated: Simulation) -> None:
+def test_watch_shares_the_hook_with_an_exporter_and_other_watches(simulated: Simulation) -> None:
     from seawall._stats.observers import observers
 
     heard: list[tuple[str, str]] = []
-    before = observers.call_duration
-    observers.call_duration = lambda operation, outcome, seconds: heard.append((operation, outcome))
+
+    def exporter(operation: str, outcome: str, seconds: float) -> None:
+        heard.append((operation, outcome))
+
+    policy = outage_policy()
+    first, second = seawall.testing.watch(policy), seawall.testing.watch(policy)
     try:
-        policy = outage_policy()
-        with seawall.testing.watch(policy) as seen:
-            simulated.run(policy.acall(ok))
-        assert observers.call_duration is not seen._record
-        assert heard == [("watched", "success")]
+        first.__enter__()
+        observers.set_call_exporter(exporter)  # an exporter set while a watch is open
+        second.__enter__()
+        simulated.run(policy.acall(ok))
+        first.__exit__(None, None, None)  # out of order
+        simulated.run(policy.acall(ok))
+        second.__exit__(None, None, None)
+        simulated.run(policy.acall(ok))
+        assert len(first.calls) == 1
+        assert len(second.calls) == 2
+        assert heard == [("watched", "success")] * 3  # the exporter kept every call
+        assert observers.call_duration is exporter  # and is all that is left
+        with pytest.raises(RuntimeError, match="a Watch is entered once"):
+            first.__enter__()
     finally:
-        observers.call_duration = before
+        observers.set_call_exporter(None)
+    assert observers.call_duration is None
 
 
 def test_watch_without_a_breaker_or_a_second_occurrence(simulated: Simulation) -> None:
@@ -353,9 +367,9 @@ def test_watch_without_a_breaker_or_a_second_occurrence(simulated: Simulation) -
 
 
 def test_watch_needs_a_policy_with_an_injector_or_one_given() -> None:
-    with pytest.raises(TypeError, match="policy must be a seawall policy"):
+    with pytest.raises(TypeError, match="policy must be a seawall policy or httpx transport"):
         seawall.testing.watch(object())  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match=r"injector: the policy has no seawall\.chaos injector"):
+    with pytest.raises(ValueError, match=r"injector: no seawall\.chaos injector found"):
         seawall.testing.watch(seawall.Policy("plain", breaker=True))
     with pytest.raises(TypeError, match=r"injector must be a seawall\.chaos Injector"):
         seawall.testing.watch(seawall.Policy("plain", breaker=True), injector="x")  # type: ignore[arg-type]
@@ -363,3 +377,117 @@ def test_watch_needs_a_policy_with_an_injector_or_one_given() -> None:
     assert (
         seawall.testing.watch(seawall.Policy("p", breaker=True), injector=given).injector is given
     )
+
+
+def test_watch_a_transport_sees_each_hosts_calls_and_breaker(simulated: Simulation) -> None:
+    import httpx
+
+    import seawall.httpx
+
+    outage = chaos.Schedule(
+        chaos.Phase("healthy", 10),
+        chaos.Phase("outage", 20, chaos.Status(500)),
+        chaos.Phase("recovered", 30),
+    )
+    inner = chaos.AsyncChaosTransport(
+        httpx.MockTransport(lambda request: httpx.Response(200)), outage, enabled=True
+    )
+    template = seawall.Policy(
+        "api",
+        breaker=seawall.CircuitBreaker(consecutive_failures=3, consecutive_span=0),
+        attempt_timeout=1.0,
+    )
+    transport = seawall.httpx.AsyncResilientTransport(inner, policy=template)
+    client = httpx.AsyncClient(transport=transport)
+
+    async def get() -> None:
+        for host in ("a.test", "b.test"):
+            try:
+                await client.get(f"http://{host}/")
+            except httpx.HTTPError:
+                pass  # refused by the host's open breaker
+
+    with seawall.testing.watch(transport) as seen:
+        simulated.run(seawall.testing.load(get, rate=2, seconds=60))
+    simulated.run(client.aclose())
+    outage_ = seen.phase("outage")
+    assert outage_.calls == 2 * 2 * 20  # each load call made a call per host
+    assert outage_.availability == 0.0
+    assert outage_.detected is not None
+    assert outage_.detected <= 2.0
+    assert outage_.attempts < outage_.calls  # the breakers spared the upstream
+    assert seen.phase("recovered").availability == 1.0
+    assert len(seen._breakers) == 2  # one per host
+
+
+def test_watch_counts_only_the_attempts_of_its_own_block(simulated: Simulation) -> None:
+    schedule = chaos.Schedule(chaos.Phase("a", 10), chaos.Phase("b", 10), repeat=True)
+    injector = chaos.inject(schedule, enabled=True)
+    policy = seawall.Policy("rounds", attempt_timeout=1.0, chaos=injector)
+    simulated.run(seawall.testing.load(lambda: policy.acall(ok), rate=1, seconds=5))  # before
+    injector.restart()
+    with seawall.testing.watch(policy) as seen:
+        simulated.run(seawall.testing.load(lambda: policy.acall(ok), rate=1, seconds=60))
+    a = seen.phase("a")
+    assert (a.calls, a.attempts, a.attempts_per_call) == (10, 10, 1.0)  # first round only
+    assert injector.calls_in(0) == 5 + 30  # the injector's own counts hold every round
+
+
+def test_a_phase_without_calls_has_no_availability(simulated: Simulation) -> None:
+    policy = outage_policy()
+    with seawall.testing.watch(policy) as seen:
+        pass
+    healthy = seen.phase("healthy")
+    assert (healthy.calls, healthy.availability, healthy.attempts_per_call) == (0, None, None)
+
+
+def test_load_counts_the_arrivals_before_its_end(simulated: Simulation) -> None:
+    for rate, seconds, expected in (
+        (1, 0.5, 1),
+        (1, 1.5, 2),
+        (1, 2.5, 3),
+        (3, 0.1, 1),
+        (20, 720, 14_400),
+        (0.4, 1, 1),
+        (1, 0, 0),
+    ):
+        made = simulated.run(seawall.testing.load(ok, rate=rate, seconds=seconds))
+        assert made == expected, (rate, seconds)
+
+
+def test_load_cancelled_starts_no_more_calls_and_cancels_those_under_way(
+    simulated: Simulation,
+) -> None:
+    started: list[float] = []
+    cancelled: list[float] = []
+
+    async def call() -> None:
+        started.append(simulated.now())
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            cancelled.append(simulated.now())
+            raise
+
+    async def main() -> None:
+        task = asyncio.ensure_future(seawall.testing.load(call, rate=10, seconds=1))
+        await asyncio.sleep(0.25)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.sleep(5)
+
+    simulated.run(main)
+    assert started == [0.0, 0.1, 0.2]
+    assert cancelled == [0.25] * 3
+
+
+def test_load_refuses_a_call_that_makes_no_coroutine_and_an_infinite_rate(
+    simulated: Simulation,
+) -> None:
+    with pytest.raises(TypeError, match="call must make a coroutine, it returned a str"):
+        simulated.run(seawall.testing.load(lambda: "sync", rate=10, seconds=1))
+    with pytest.raises(ValueError, match="rate must be in"):
+        simulated.run(seawall.testing.load(ok, rate=float("inf"), seconds=1))
+    with pytest.raises(TypeError, match="call must be a function"):
+        simulated.run(seawall.testing.load("ok", rate=1, seconds=1))  # type: ignore[arg-type]

@@ -21,6 +21,7 @@ import fnmatch
 import math
 import os
 import random
+import re
 import threading
 import weakref
 from collections.abc import Awaitable, Callable, Iterator
@@ -63,6 +64,9 @@ HTTP = "http"
 
 
 # -- the faults --------------------------------------------------------------------------------
+
+#: A host pattern with a port (``api.test:8080``), which a request's host never has.
+_HOST_AND_PORT = re.compile(r"[^:\[\]]+:\d+")
 #
 # Plain classes with slots rather than dataclasses: ``import seawall`` reads this module, and
 # building ten dataclasses costs milliseconds at import.
@@ -113,6 +117,17 @@ class Fault:
         for param, value in (("host", host), ("path", path), ("method", method)):
             if value is not None and (not isinstance(value, str) or not value):
                 raise TypeError(f"{param} must be a non-empty str or None, got {value!r}")
+        if host is not None:
+            if _HOST_AND_PORT.fullmatch(host):
+                raise ValueError(
+                    f"host is matched against the request's host alone, without its port: "
+                    f"got {host!r}"
+                )
+            host = host.lower()  # as httpx gives it
+        if path is not None and not path.startswith(("/", "*")):
+            raise ValueError(f"path must start with '/' (or a '*' pattern), got {path!r}")
+        if method is not None and not method.isalpha():
+            raise ValueError(f"method must be an HTTP method such as 'GET', got {method!r}")
         self._set("host", host)
         self._set("path", path)
         self._set("method", None if method is None else method.upper())
@@ -274,6 +289,14 @@ class Error(Fault):
                 f"error must be an exception, an exception class or a function making one, "
                 f"got {type(error).__name__}"
             )
+        if isinstance(error, BaseException):
+            try:
+                copy.copy(error)  # what every call raises: a fresh copy
+            except Exception as exc:
+                raise TypeError(
+                    f"error: a {type(error).__name__} cannot be copied for each call ({exc}); "
+                    "give a function that makes one instead"
+                ) from None
         self._set("error", error)
         self._set("after", _seconds("after", after))
 
@@ -318,11 +341,25 @@ class Status(Fault):
                 )
             if isinstance(retry_after, int) and retry_after < 0:
                 raise ValueError(f"retry_after must be >= 0, got {retry_after}")
+            if isinstance(retry_after, str) and not _is_http_date(retry_after):
+                raise ValueError(f"retry_after must be an HTTP date, got {retry_after!r}")
         if not isinstance(body, bytes):
             raise TypeError(f"body must be bytes, got {type(body).__name__}")
         self._set("code", code)
         self._set("retry_after", retry_after)
         self._set("body", body)
+
+
+def _is_http_date(text: str) -> bool:
+    from email.utils import parsedate_to_datetime
+
+    if "\r" in text or "\n" in text:
+        return False
+    try:
+        parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return False
+    return True
 
 
 class SlowBody(Fault):
@@ -363,6 +400,17 @@ class Result(Fault):
         self._set("value", value)
 
 
+FAULT_NAMES = (
+    "Latency",
+    "Hang",
+    "ConnectError",
+    "Reset",
+    "ReadTimeout",
+    "Error",
+    "Status",
+    "SlowBody",
+    "Result",
+)
 FAULT_KINDS: tuple[str, ...] = tuple(
     kind.kind
     for kind in (Latency, Hang, ConnectError, Reset, ReadTimeout, Error, Status, SlowBody, Result)
@@ -386,6 +434,11 @@ class Phase:
         for fault in faults:
             if not isinstance(fault, Fault):
                 raise TypeError(f"faults must be seawall.chaos faults, got {fault!r}")
+            if not fault.kind:
+                raise TypeError(
+                    f"faults: {type(fault).__name__} is no fault of its own; use one of "
+                    f"{', '.join(FAULT_NAMES)}"
+                )
         self.name = name
         self.seconds = seconds
         self.faults: tuple[Fault, ...] = faults
@@ -547,6 +600,10 @@ _switch = _Switch()
 @_fork.in_child
 def _renew() -> None:
     _switch.lock = threading.Lock()
+    for injector in list(_switch.injectors):
+        if injector._config.get("seed") is None:
+            # Each worker draws its own faults, not the parent's sequence again.
+            injector._rng.seed(random.getrandbits(64))
 
 
 class _Restore:
@@ -652,6 +709,8 @@ class Injector(PolicyBase):
         self._armed = False
         # Held weakly, as the breaker holds its view: the view holds its shells.
         self._view: weakref.ref[InjectorView] | None = None
+        #: Called with each armed call's time (seawall.testing.watch).
+        self._watchers: tuple[Callable[[float], None], ...] = ()
         with _switch.lock:
             _switch.injectors.add(self)
             self._rearm()
@@ -667,7 +726,12 @@ class Injector(PolicyBase):
         return self._armed
 
     def _rearm(self) -> None:
-        armed = self._armed = _switch.on if self._enabled is None else self._enabled
+        armed = _switch.on if self._enabled is None else self._enabled
+        if armed and not self._armed:
+            # The schedule starts when injection does: an injector left in a service, off,
+            # plays its first phase when a game day turns it on, not the one it would be in.
+            self._started = self._clock.monotonic()
+        self._armed = armed
         view = None if self._view is None else self._view()
         if view is not None:
             view.armed = armed
@@ -678,7 +742,8 @@ class Injector(PolicyBase):
         return self._started
 
     def restart(self) -> None:
-        """Start the schedule over, now."""
+        """Start the schedule over, now (it starts by itself when the injector is armed: at
+        its creation with ``enabled=True``, or when the process switch turns on)."""
         self._started = self._clock.monotonic()
 
     def elapsed(self) -> float:
@@ -715,11 +780,18 @@ class Injector(PolicyBase):
     def _has_run(self) -> bool:
         return super()._has_run() or any(counter.value for counter in self._calls)
 
-    def _plan(self, method: str = "", host: str = "", path: str = "") -> _Plan:
+    def _plan(
+        self, method: str = "", host: str = "", path: str = "", *, hang_refused: str = ""
+    ) -> _Plan:
         """The decision for one call that reached the injector while armed: counted in its
         phase; each fault of the phase that applies is drawn at its rate; added latencies
-        add up, and the first fault drawn that ends the call ends it."""
-        index = self.schedule.index_at(self._clock.monotonic() - self._started)
+        add up, and the first fault drawn that ends the call ends it. ``hang_refused``: why
+        nothing would end a hang here (a sync call needs a deadline), if so; a Hang drawn then
+        is that ``RuntimeError``, raised before anything is counted."""
+        now = self._clock.monotonic()
+        index = self.schedule.index_at(now - self._started)
+        for watcher in self._watchers:
+            watcher(now)
         self._calls[index].increment()
         phase = self.schedule.phases[index]
         if not phase.faults:
@@ -732,6 +804,8 @@ class Injector(PolicyBase):
                 continue
             if fault.rate < 1.0 and random_() >= fault.rate:
                 continue
+            if hang_refused and isinstance(fault, Hang):
+                raise RuntimeError(hang_refused)
             self._injections[fault.kind].increment()
             if fault.ends_call:
                 ending = fault
@@ -746,26 +820,25 @@ class Injector(PolicyBase):
     def _call(self, fn: Callable[..., R], /, *args: Any) -> R:
         if not self._armed:
             return fn(*args)
-        plan = self._plan()
+        deadline = _deadline.current_deadline()
+        plan = self._plan(hang_refused="" if deadline is not None else _NO_END_TO_HANG)
+        fault = plan.fault
+        # A sync call cannot be interrupted: the waits stop at its deadline and end the call
+        # as its Timeout would, as a dependency that honours seawall.remaining() does.
+        after: float = getattr(fault, "after", 0.0)
+        wait = plan.delay + after
+        if isinstance(fault, Hang) or (deadline is not None and wait > deadline.remaining()):
+            assert deadline is not None  # a Hang without one was refused by _plan
+            self._clock.sleep(deadline.remaining())
+            raise deadline.exceeded()
         if plan.delay:
             self._clock.sleep(plan.delay)
-        fault = plan.fault
+        if after:
+            self._clock.sleep(after)
         if fault is None:
             return fn(*args)
         if isinstance(fault, Result):
             return fault.value  # type: ignore[no-any-return]
-        if isinstance(fault, Hang):
-            deadline = _deadline.current_deadline()
-            if deadline is None:
-                raise RuntimeError(
-                    "seawall chaos: a Hang in a sync call would block its thread forever; put "
-                    "a seawall Timeout around the call (its deadline ends the hang)"
-                )
-            self._clock.sleep(deadline.remaining())
-            raise deadline.exceeded()
-        after = getattr(fault, "after", 0.0)
-        if after:
-            self._clock.sleep(after)
         raise _function_error(fault)
 
     async def _acall(self, fn: Callable[..., Awaitable[R]], /, *args: Any) -> R:
@@ -789,6 +862,12 @@ class Injector(PolicyBase):
     def __repr__(self) -> str:
         state = "armed" if self._armed else "disarmed"
         return f"Injector({self.schedule!r}, name={self.name!r}, {state})"
+
+
+_NO_END_TO_HANG = (
+    "seawall chaos: a Hang in a sync call would block its thread forever; put a seawall "
+    "Timeout around the call (its deadline ends the hang)"
+)
 
 
 def _function_error(fault: Fault) -> BaseException:

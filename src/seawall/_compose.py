@@ -176,7 +176,10 @@ def _check(param: str, value: Any, kind: type[PolicyBase], shorthand: str = "") 
     """``value`` if it is a ``kind`` (or ``None``); ``shorthand`` names what else the Policy
     takes for it."""
     if value is not None and not isinstance(value, kind):
-        raise TypeError(f"{param} must be a {kind.__name__}{shorthand}, got {type(value).__name__}")
+        article = "an" if kind.__name__[0] in "AEIOU" else "a"
+        raise TypeError(
+            f"{param} must be {article} {kind.__name__}{shorthand}, got {type(value).__name__}"
+        )
     return value
 
 

@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 import typing
@@ -157,27 +158,37 @@ def simulated(seed: int | None = 0) -> Iterator[Simulation]:
 
 
 async def load(call: Callable[[], Awaitable[Any]], *, rate: float, seconds: float) -> int:
-    """Start ``call()`` every ``1/rate`` seconds for ``seconds`` (an open loop: whatever became
-    of the earlier calls), then wait for them all; how many were made. Their outcomes are
-    seawall's to count (see :func:`watch`): an exception a call raises is not raised here.
-    On the running loop's time (simulated inside :func:`simulated`)."""
+    """Start ``call()`` every ``1/rate`` seconds, at 0, ``1/rate``, ... for as long as that is
+    under ``seconds`` (an open loop: whatever became of the earlier calls), then wait for
+    them all; how many were started. Their outcomes are seawall's to count (see
+    :func:`watch`): an exception a call raises is not raised here. On the running loop's time
+    (simulated inside :func:`simulated`). Cancelled, it starts no more calls and cancels those
+    under way."""
     import asyncio
+    import inspect
 
-    check_number("rate", rate)
-    check_number("seconds", seconds, min_inclusive=True, max_inclusive=False)
-    loop = asyncio.get_running_loop()
-    count = round(seconds * rate)
+    rate = check_number("rate", rate, maximum=math.inf, max_inclusive=False)
+    seconds = check_number("seconds", seconds, min_inclusive=True, max_inclusive=False)
+    if not callable(call):
+        raise TypeError(f"call must be a function that makes a coroutine, got {call!r}")
+    count = math.ceil(seconds * rate)
+    while count and (count - 1) / rate >= seconds:  # the float product may overshoot
+        count -= 1
     if not count:
         return 0
-    # Only the calls under way are held: thousands of finished ones, kept with their
-    # exceptions (and so their frames), would make every garbage collection slower.
+    loop = asyncio.get_running_loop()
+    # Only the calls under way are held, and only the next arrival's timer is set: thousands
+    # of finished calls kept with their exceptions (and so their frames) would make every
+    # garbage collection slower.
     running: set[asyncio.Task[None]] = set()
-    started = 0
     finished = loop.create_future()
+    base = loop.time()
+    started = 0
+    timer: asyncio.TimerHandle | None = None
 
-    async def one() -> None:
+    async def one(awaitable: Awaitable[Any]) -> None:
         try:
-            await call()
+            await awaitable
         except Exception:
             pass  # counted by seawall
 
@@ -187,17 +198,32 @@ async def load(call: Callable[[], Awaitable[Any]], *, rate: float, seconds: floa
             finished.set_result(None)
 
     def start() -> None:
-        nonlocal started
+        nonlocal started, timer
         started += 1
-        task = loop.create_task(one())
+        made = call()
+        if not inspect.isawaitable(made):
+            if not finished.done():
+                finished.set_exception(
+                    TypeError(f"call must make a coroutine, it returned a {type(made).__name__}")
+                )
+            return
+        task = loop.create_task(one(made))
         running.add(task)
         task.add_done_callback(ended)
+        if started < count:
+            timer = loop.call_at(base + started / rate, start)
 
-    # Every arrival is a timer on the loop, set now: no coroutine wakes up to start each one.
-    base = loop.time()
-    for index in range(count):
-        loop.call_at(base + index / rate, start)
-    await finished
+    timer = loop.call_at(base, start)
+    completed = False
+    try:
+        await finished
+        completed = True
+    finally:
+        if not completed:  # cancelled, or a call made no coroutine
+            if timer is not None:
+                timer.cancel()
+            for task in list(running):
+                task.cancel()
     return count
 
 
@@ -205,13 +231,14 @@ async def load(call: Callable[[], Awaitable[Any]], *, rate: float, seconds: floa
 class PhaseOutcome:
     """What one phase of a schedule did, read from seawall's own counts and events.
 
-    ``calls``: logical calls that started in the phase (ended by now), ``succeeded`` of them
-    with outcome ``success``; ``availability`` their share (1.0 without calls). ``attempts``:
-    attempts that reached the dependency in the phase (the injector's count), and their
-    number per call. ``detected``: seconds from the phase's start until the breaker opened
-    (``None``: it did not open during the phase). ``recovered``: seconds from the phase's end
-    until the breaker was closed again (0.0 if it was closed then; ``None`` if it never was).
-    Times are seconds from the schedule's start.
+    ``calls``: logical calls that started in the phase (and ended in the watch), ``succeeded``
+    of them with outcome ``success``; ``availability`` their share (``None`` without calls).
+    ``attempts``: attempts that reached the dependency in the phase (those the injector saw),
+    and their number per call (``None`` without calls). ``detected``: seconds from the phase's
+    start until a breaker opened (0.0 if one was open already; ``None`` if none opened during
+    the phase). ``recovered``: seconds from the phase's end until every breaker was closed
+    again (0.0 if they were then, or there are none; ``None`` if they never were). Times are
+    seconds from the schedule's start; only its first round is read.
     """
 
     name: str
@@ -219,64 +246,134 @@ class PhaseOutcome:
     end: float
     calls: int
     succeeded: int
-    availability: float
+    availability: float | None
     attempts: int
-    attempts_per_call: float
+    attempts_per_call: float | None
     detected: float | None
     recovered: float | None
 
 
-class Watch:
-    """Records what a policy's callers saw (each call's start, end and outcome) and its
-    breaker's state changes, while in its ``with`` block; :meth:`phase` reads one phase of the
-    policy's ``seawall.chaos`` schedule from them. See :func:`watch`."""
+def _as_transport(target: object) -> Any:
+    """``target`` if it is one of seawall's httpx transports (known by what it has: the
+    transports need httpx, which this module does not import), else ``None``."""
+    template = getattr(target, "template", None)
+    if isinstance(template, Pipeline) and callable(getattr(target, "policies", None)):
+        return target
+    return None
 
-    def __init__(self, policy: PolicyBase, injector: Injector | None = None) -> None:
-        if not isinstance(policy, PolicyBase):
-            raise TypeError(f"policy must be a seawall policy, got {type(policy).__name__}")
-        parts = list(policy.policies) if isinstance(policy, Pipeline) else [policy]
-        if injector is None:
+
+class Watch:
+    """Records, while in its ``with`` block, what a policy's callers saw (each call's start,
+    end and outcome), its breakers' state changes and the times of the attempts its fault
+    injector saw; :meth:`phase` reads one phase of the injector's schedule from them. See
+    :func:`watch`."""
+
+    def __init__(self, target: PolicyBase | Any, injector: Injector | None = None) -> None:
+        transport = _as_transport(target)
+        if transport is None and not isinstance(target, PolicyBase):
+            raise TypeError(
+                f"policy must be a seawall policy or httpx transport, got {type(target).__name__}"
+            )
+        if transport is not None:
+            policy: PolicyBase = transport.template
+            inner = getattr(getattr(transport, "transport", None), "injector", None)
+            parts: list[PolicyBase] = []
+            found = [inner] if isinstance(inner, Injector) else []
+        else:
+            policy = target
+            parts = list(policy.policies) if isinstance(policy, Pipeline) else [policy]
             found = [part for part in parts if isinstance(part, Injector)]
+        if injector is None:
             if not found:
                 raise ValueError(
-                    "injector: the policy has no seawall.chaos injector; pass the one whose "
-                    "schedule to read (a ChaosTransport's is transport.injector)"
+                    "injector: no seawall.chaos injector found to read the schedule of; pass "
+                    "it (a ChaosTransport's is transport.injector)"
                 )
             injector = found[0]
         if not isinstance(injector, Injector):
             raise TypeError(f"injector must be a seawall.chaos Injector, got {injector!r}")
         self.policy = policy
         self.injector = injector
-        self.breakers = [part for part in parts if isinstance(part, CircuitBreaker)]
+        self._transport = transport
         #: Each call as (start, end, outcome), on the policy's clock.
         self.calls: list[tuple[float, float, str]] = []
-        #: The breakers' state changes.
-        self.changes: list[StateChange] = []
-        self._previous: Callable[[str, str, float], None] | None = None
+        #: Each breaker's state changes, as (the breaker's number among those watched, change).
+        self.changes: list[tuple[int, StateChange]] = []
+        #: The times of the attempts the injector saw, on its clock.
+        self.attempts: list[float] = []
+        self._breakers: list[CircuitBreaker] = []
+        self._initial: list[CircuitState] = []
+        self._operations: set[str] = set()
+        self._entered = False
+        self._listeners = []
+        for part in parts:
+            if isinstance(part, CircuitBreaker):
+                self._watch_breaker(part)
+        if transport is None:
+            self._operations.add(policy.name)
+
+    def _watch_breaker(self, breaker: CircuitBreaker) -> None:
+        if any(breaker is known for known in self._breakers):
+            return
+        self._breakers.append(breaker)
+        self._initial.append(breaker.state)
+        if self._entered:
+            self._listen(len(self._breakers) - 1)
+
+    def _listen(self, number: int) -> None:
+        breaker = self._breakers[number]
+
+        def listen(event: BreakerEvent) -> None:
+            if isinstance(event, StateChange):
+                self.changes.append((number, event))
+
+        breaker.add_listener(listen)
+        self._listeners.append((breaker, listen))
+
+    _listeners: list[tuple[CircuitBreaker, Callable[[BreakerEvent], object]]]
 
     def _record(self, operation: str, outcome: str, seconds: float) -> None:
-        previous = self._previous
-        if previous is not None:
-            previous(operation, outcome, seconds)
-        if operation == self.policy.name:
-            end = self.policy.clock.monotonic()
-            self.calls.append((end - seconds, end, outcome))
+        if operation not in self._operations and (
+            self._transport is None or not self._adopt(operation)
+        ):
+            return
+        end = self.policy.clock.monotonic()
+        self.calls.append((end - seconds, end, outcome))
 
-    def _listen(self, event: BreakerEvent) -> None:
-        if isinstance(event, StateChange):
-            self.changes.append(event)
+    def _adopt(self, operation: str) -> bool:
+        """A transport's host policy seen for the first time: its breaker is watched too."""
+        for host_policy in self._transport.policies().values():
+            if host_policy.name == operation:
+                self._operations.add(operation)
+                breaker = host_policy.breaker
+                if breaker is not None:
+                    self._watch_breaker(breaker)
+                return True
+        return False
+
+    def _attempt(self, now: float) -> None:
+        self.attempts.append(now)
 
     def __enter__(self) -> Watch:
-        self._previous = observers.call_duration
-        observers.call_duration = self._record
-        for breaker in self.breakers:
-            breaker.add_listener(self._listen)
+        if self._entered:
+            raise RuntimeError("a Watch is entered once: make another for another block")
+        self._entered = True
+        for number, breaker in enumerate(self._breakers):
+            self._initial[number] = breaker.state  # as they are now
+            self._listen(number)
+        observers.add_call_listener(self._record)
+        self.injector._watchers = (*self.injector._watchers, self._attempt)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        observers.call_duration = self._previous
-        for breaker in self.breakers:
-            breaker.remove_listener(self._listen)
+        observers.remove_call_listener(self._record)
+        watchers = list(self.injector._watchers)
+        if self._attempt in watchers:
+            watchers.remove(self._attempt)
+        self.injector._watchers = tuple(watchers)
+        for breaker, listen in self._listeners:
+            breaker.remove_listener(listen)
+        self._listeners.clear()
 
     def phase(self, name: str, occurrence: int = 0) -> PhaseOutcome:
         """The phase called ``name`` (its ``occurrence``-th, from 0, if the name comes back),
@@ -297,45 +394,56 @@ class Watch:
         begin, finish = origin + start, origin + end
         during = [outcome for at, _, outcome in self.calls if begin <= at < finish]
         succeeded = sum(outcome == "success" for outcome in during)
-        attempts = self.injector.calls_in(indices[occurrence])
-        opened = next(
-            (
-                change.at
-                for change in self.changes
-                if change.to_state is CircuitState.OPEN and begin <= change.at < finish
-            ),
-            None,
-        )
+        attempts = sum(begin <= at < finish for at in self.attempts)
         return PhaseOutcome(
             name=name,
             start=start,
             end=end,
             calls=len(during),
             succeeded=succeeded,
-            availability=succeeded / len(during) if during else 1.0,
+            availability=succeeded / len(during) if during else None,
             attempts=attempts,
-            attempts_per_call=attempts / len(during) if during else 0.0,
-            detected=None if opened is None else opened - begin,
+            attempts_per_call=attempts / len(during) if during else None,
+            detected=self._detected(begin, finish),
             recovered=self._recovered(finish),
         )
 
-    def _recovered(self, at: float) -> float | None:
-        state = CircuitState.CLOSED
-        for change in self.changes:
+    def _states_at(self, at: float) -> list[CircuitState]:
+        """Each watched breaker's state just after ``at``."""
+        states = list(self._initial)
+        for number, change in self.changes:
             if change.at <= at:
-                state = change.to_state
-        if state in (CircuitState.CLOSED, CircuitState.DISABLED) or not self.breakers:
+                states[number] = change.to_state
+        return states
+
+    def _detected(self, begin: float, finish: float) -> float | None:
+        if any(state is CircuitState.OPEN for state in self._states_at(begin)):
             return 0.0
-        closed = next(
-            (c.at for c in self.changes if c.at > at and c.to_state is CircuitState.CLOSED), None
-        )
-        return None if closed is None else closed - at
+        opened = [
+            change.at
+            for _, change in self.changes
+            if change.to_state is CircuitState.OPEN and begin <= change.at < finish
+        ]
+        return min(opened) - begin if opened else None
+
+    def _recovered(self, at: float) -> float | None:
+        done = (CircuitState.CLOSED, CircuitState.DISABLED)
+        states = self._states_at(at)
+        if all(state in done for state in states):
+            return 0.0
+        for number, change in sorted(self.changes, key=lambda item: item[1].at):
+            if change.at > at:
+                states[number] = change.to_state
+                if all(state in done for state in states):
+                    return change.at - at
+        return None
 
 
-def watch(policy: PolicyBase, *, injector: Injector | None = None) -> Watch:
-    """Watch ``policy`` through a rehearsal (``with watch(policy) as w:``), then read each
-    phase of its fault schedule: ``w.phase("outage").detected``, ``.recovered``,
-    ``.availability``, ``.attempts_per_call``. The schedule is that of the policy's chaos part
-    (``Policy(..., chaos=inject(schedule))``), or ``injector``'s (a ChaosTransport's
-    ``transport.injector``)."""
-    return Watch(policy, injector)
+def watch(target: PolicyBase | Any, *, injector: Injector | None = None) -> Watch:
+    """Watch a policy (or one of seawall's httpx transports: each host's policy and breaker)
+    through a rehearsal (``with watch(policy) as seen:``), then read each phase of its fault
+    schedule: ``seen.phase("outage").detected``, ``.recovered``, ``.availability``,
+    ``.attempts_per_call``. The schedule is that of the policy's chaos part
+    (``Policy(..., chaos=inject(schedule))``), of the ``ChaosTransport`` a resilient
+    transport sends through, or ``injector``'s."""
+    return Watch(target, injector)

@@ -3,7 +3,8 @@
 The injector (seawall._chaos) decides; these carry the decision out as a network would show
 it to httpx: errors are httpx's own (``ConnectError``, ``ReadError``, ``ReadTimeout``), a
 status fault is a response that never reached the inner transport, and every wait honours
-the request's read timeout (a wait past it ends as ``httpx.ReadTimeout`` at that timeout).
+the request's timeouts (a wait past the read timeout ends as ``httpx.ReadTimeout`` at it, a
+refusal slower than the connect timeout as ``httpx.ConnectTimeout``).
 """
 
 from __future__ import annotations
@@ -27,20 +28,41 @@ from seawall._chaos import (
     Status,
 )
 from seawall._clock import Clock
+from seawall._stats import live
 
 __all__ = ["AsyncChaosTransport", "ChaosTransport"]
 
 
-def _read_timeout(request: httpx.Request) -> float | None:
+def _timeout(request: httpx.Request, which: str) -> float | None:
     timeout = request.extensions.get("timeout")
     if not isinstance(timeout, dict):
         return None
-    read = timeout.get("read")
-    return None if read is None else float(read)
+    seconds = timeout.get(which)
+    return None if seconds is None else float(seconds)
+
+
+def _read_timeout(request: httpx.Request) -> float | None:
+    return _timeout(request, "read")
 
 
 def _timed_out(request: httpx.Request) -> httpx.ReadTimeout:
     return httpx.ReadTimeout("timed out (seawall chaos)", request=request)
+
+
+def _cut(fault: Fault, request: httpx.Request) -> tuple[float, httpx.TimeoutException] | None:
+    """When an error fault's ``after`` outlasts the request's own timeout, the timeout ends
+    the attempt first: a refusal that takes longer than the connect timeout is a
+    ``ConnectTimeout`` at it, anything else a ``ReadTimeout`` at the read timeout."""
+    after: float = getattr(fault, "after", 0.0)
+    if isinstance(fault, ConnectError):
+        limit = _timeout(request, "connect")
+        if limit is not None and after > limit:
+            return limit, httpx.ConnectTimeout("timed out (seawall chaos)", request=request)
+        return None
+    limit = _read_timeout(request)
+    if limit is not None and after > limit:
+        return limit, _timed_out(request)
+    return None
 
 
 def _error(fault: Fault, request: httpx.Request) -> BaseException:
@@ -63,6 +85,12 @@ def _status(fault: Status, request: httpx.Request) -> httpx.Response:
     if fault.retry_after is not None:
         headers["retry-after"] = str(fault.retry_after)
     return httpx.Response(fault.code, headers=headers, content=fault.body, request=request)
+
+
+_NO_END = (
+    "seawall chaos: a Hang on a request without a read timeout would block its thread "
+    "forever; give the client a timeout"
+)
 
 
 def _chunks(body: bytes, count: int) -> list[bytes]:
@@ -132,6 +160,9 @@ class _Shell:
         self.injector = Injector(
             *faults, enabled=enabled, seed=seed, name=name, clock=clock, _shape=HTTP
         )
+        # Its injections have series; calls through it are the transport's, never its own
+        # (no call-level series for an injector that only a transport uses).
+        live.mark_member(self.injector)
         self._clock = self.injector.clock
 
 
@@ -161,9 +192,11 @@ class ChaosTransport(_Shell, httpx.BaseTransport):
         if not injector._armed:
             return self._transport.handle_request(request)
         url = request.url
-        plan = injector._plan(request.method, url.host, url.path)
-        fault = plan.fault
         read = _read_timeout(request)
+        plan = injector._plan(
+            request.method, url.host, url.path, hang_refused="" if read is not None else _NO_END
+        )
+        fault = plan.fault
         if plan.delay:
             if read is not None and plan.delay > read:
                 self._clock.sleep(read)
@@ -174,11 +207,7 @@ class ChaosTransport(_Shell, httpx.BaseTransport):
         if isinstance(fault, Status):
             return _status(fault, request)
         if isinstance(fault, Hang):
-            if read is None:
-                raise RuntimeError(
-                    "seawall chaos: a Hang on a request without a read timeout would block "
-                    "its thread forever; give the client a timeout"
-                )
+            assert read is not None  # without one, _plan refused it
             self._clock.sleep(read)
             raise _timed_out(request)
         if isinstance(fault, SlowBody):
@@ -190,10 +219,12 @@ class ChaosTransport(_Shell, httpx.BaseTransport):
             finally:
                 response.close()
             return _slowed(response, _SlowStream(body, fault, self._clock, request))
+        cut = _cut(fault, request)
+        if cut is not None:
+            self._clock.sleep(cut[0])
+            raise cut[1]
         after: float = getattr(fault, "after", 0.0)
         if after:
-            if read is not None and isinstance(fault, ReadTimeout) and after > read:
-                after = read
             self._clock.sleep(after)
         raise _error(fault, request)
 
@@ -256,10 +287,12 @@ class AsyncChaosTransport(_Shell, httpx.AsyncBaseTransport):
             finally:
                 await response.aclose()
             return _slowed(response, _AsyncSlowStream(body, fault, self._clock, request))
+        cut = _cut(fault, request)
+        if cut is not None:
+            await self._clock.asleep(cut[0])
+            raise cut[1]
         after: float = getattr(fault, "after", 0.0)
         if after:
-            if read is not None and isinstance(fault, ReadTimeout) and after > read:
-                after = read
             await self._clock.asleep(after)
         raise _error(fault, request)
 

@@ -660,8 +660,8 @@ def _install(recorders: Recorders | None) -> None:
     if recorders is None:
         if _installed is not None:
             call_duration, retry_attempts, bulkhead_wait, http_request_duration = _installed
-            if observers.call_duration is call_duration:
-                observers.call_duration = None
+            if observers.call_exporter is call_duration:
+                observers.set_call_exporter(None)
             if observers.retry_attempts is retry_attempts:
                 observers.retry_attempts = None
             if observers.bulkhead_wait is bulkhead_wait:
@@ -669,12 +669,11 @@ def _install(recorders: Recorders | None) -> None:
             if observers.http_request_duration is http_request_duration:
                 observers.http_request_duration = None
     else:
-        (
-            observers.call_duration,
-            observers.retry_attempts,
-            observers.bulkhead_wait,
-            observers.http_request_duration,
-        ) = recorders
+        call_duration, retry_attempts, bulkhead_wait, http_request_duration = recorders
+        observers.set_call_exporter(call_duration)
+        observers.retry_attempts = retry_attempts
+        observers.bulkhead_wait = bulkhead_wait
+        observers.http_request_duration = http_request_duration
     _installed = recorders
 
 
