@@ -7,7 +7,7 @@
 - :func:`force_open` / :func:`force_closed`: put a breaker in a known state; as context
   managers they give it back closed and cleared.
 - :func:`simulated`: an event loop on simulated time, whose clock every policy built inside
-  uses: timeouts, retry waits, open breakers, bulkhead waits and deadlines run in no real
+  uses: timeouts, retry waits, open breakers, tasks' bulkhead waits and deadlines run in no real
   time, and the same way every run. Also the pytest fixture ``simulated``.
 - :func:`load`: an open-loop load (a call every ``1/rate`` seconds, whatever became of the
   earlier ones), and :func:`watch`: what a policy's callers and its dependency saw, phase by
@@ -128,13 +128,14 @@ def simulated(seed: int | None = 0) -> Iterator[Simulation]:
     """Run code on simulated time: yields a :class:`Simulation` whose ``run(main)`` runs a
     coroutine on an event loop whose clock jumps to its next timer whenever nothing is
     ready. Policies built inside the block without a ``clock=`` use the simulation's clock,
-    so their timeouts, retry waits (on ``asyncio.sleep``), open durations, bulkhead waits and
-    deadlines all pass in no real time. ``random`` is seeded with ``seed`` inside the block
-    (retry jitter, breaker jitter: the same run every time; ``None`` leaves it alone) and
-    given its state back after.
+    so their timeouts, retry waits (on ``asyncio.sleep``), open durations, tasks' bulkhead
+    waits and deadlines all pass in no real time. ``random`` is seeded with ``seed`` inside
+    the block (retry jitter, breaker jitter: the same run every time; ``None`` leaves it
+    alone) and given its state back after.
 
     Sync code inside the block: its policies' waits (a retry's sleep) move the simulated
-    time on at once, as with a FakeClock; a blocking sleep from inside the running loop is
+    time on at once, as with a FakeClock; a thread queued for a bulkhead slot waits for
+    another thread in real time, as it must; a blocking sleep from inside the running loop is
     refused with a ``RuntimeError`` (it would stop every task of the simulation). Code that
     waits on real I/O never finishes here: the loop does no I/O (it raises
     ``SimulationStalled`` when nothing is scheduled).
