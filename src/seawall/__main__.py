@@ -6,6 +6,7 @@ import argparse
 import math
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 __all__ = ["main"]
 
@@ -13,6 +14,7 @@ DESCRIPTION = """\
 seawall's command line.
 
   python -m seawall demo     watch a dependency fail and recover, with and without seawall
+  python -m seawall slo      SLOs on seawall's SLIs: generate Prometheus rules, check a spec
 
 The demo starts a small HTTP server on 127.0.0.1 that plays a schedule (healthy, full
 outage, slow responses, partial errors, recovered), sends the same steady load to it
@@ -95,7 +97,43 @@ def parser() -> argparse.ArgumentParser:
         help="replay one round on simulated time (seawall.testing.simulated): no upstream "
         "process, no sockets, no metrics port; the same output every run",
     )
+    slo = commands.add_parser(
+        "slo",
+        help="SLOs on seawall's SLIs: Prometheus rules and alerts from a YAML spec",
+        description="SLOs on seawall's SLIs, from a YAML spec (see the README, 'From spec "
+        "to page').",
+    )
+    slo_commands = slo.add_subparsers(dest="slo_command", metavar="SLO_COMMAND")
+    generate = slo_commands.add_parser(
+        "generate", help="write the rules (and what goes with them) into a directory"
+    )
+    generate.add_argument("spec", metavar="SPEC", help="the spec, a YAML file")
+    generate.add_argument("--out", required=True, metavar="DIR", help="where to write them")
+    check = slo_commands.add_parser("check", help="check a spec, writing nothing")
+    check.add_argument("spec", metavar="SPEC", help="the spec, a YAML file")
     return top
+
+
+def _slo(args: argparse.Namespace) -> int:
+    try:
+        from seawall import slo
+    except ImportError as exc:  # pragma: no cover - PyYAML is the extra it needs
+        print(f"seawall slo needs PyYAML: pip install 'seawall[slo]' ({exc})", file=sys.stderr)
+        return 2
+    try:
+        spec = slo.load(Path(args.spec))
+    except OSError as exc:
+        print(f"{args.spec}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except slo.SpecError as exc:
+        print(f"{args.spec}: {exc}", file=sys.stderr)
+        return 1
+    if args.slo_command == "check":
+        print(f"{args.spec}: {len(spec.slos)} SLO(s) for {spec.service}, ok")
+        return 0
+    for path in slo.generate(spec, args.out):
+        print(path)
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -103,6 +141,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = top.parse_args(argv)
     if args.command == "demo" and args.simulated and args.serve:
         top.error("--serve and --simulated: a simulated replay is one round")
+    if args.command == "slo":
+        if args.slo_command is None:
+            top.error("slo: say generate or check")
+        return _slo(args)
     if args.command != "demo":
         parser().print_help()
         return 2

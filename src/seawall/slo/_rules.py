@@ -1,0 +1,220 @@
+"""Prometheus rules from a spec: recording rules per window and multi-window burn-rate alerts.
+
+Every ratio is a ratio of sums (``sum(rate(bad)) / sum(rate(all))`` over the same window),
+never an average of per-instance ratios, so instances with more traffic weigh more, as
+their callers do. The selectors read seawall's own series,
+``seawall_call_duration_seconds_{count,bucket}``, which prometheus-client, the OpenTelemetry
+Prometheus exporter and the multiprocess collector all expose under the same names; a
+latency threshold's ``le`` is matched both as written by prometheus-client (``1.0``) and as
+Prometheus 3 may store it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from seawall.slo._spec import SLO, Spec, Window, format_duration
+
+__all__ = [
+    "ERROR_RATIO",
+    "EVENTS_RATE",
+    "alert_names",
+    "alert_rules",
+    "error_ratio_expr",
+    "recording_rules",
+    "rules",
+    "windows_of",
+]
+
+ERROR_RATIO = "slo:sli_error:ratio_rate"
+EVENTS_RATE = "slo:sli_events:rate"
+OBJECTIVE = "slo:objective:ratio"
+BUDGET_REMAINING = "slo:error_budget_remaining:ratio"
+SERIES = "seawall_call_duration_seconds"
+
+
+def _quote(value: str) -> str:
+    """A PromQL string literal."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def _le(threshold: float) -> str:
+    text = repr(float(threshold))  # as prometheus-client writes a bound: 0.25, 1.0
+    whole = text.removesuffix(".0")
+    if whole != text:
+        return f"le=~{_quote(re.escape(whole) + '|' + re.escape(text))}"
+    return f"le={_quote(text)}"
+
+
+def camel(name: str) -> str:
+    return "".join(part[:1].upper() + part[1:] for part in re.split(r"[-_]", name) if part)
+
+
+def windows_of(spec: Spec, slo: SLO) -> list[float]:
+    """Every window a rule reads, shortest first: the alerts' and the period."""
+    return sorted({w.long for w in spec.windows} | {w.short for w in spec.windows} | {slo.period})
+
+
+def _events(slo: SLO, window: str) -> tuple[str, str]:
+    """(bad, all) events per second over ``window``, each a sum across every series."""
+    operation = f"operation={_quote(slo.operation)}"
+    if slo.sli == "availability":
+        bad = "|".join(slo.bad_outcomes)
+        return (
+            f"sum(rate({SERIES}_count{{{operation},outcome=~{_quote(bad)}}}[{window}]))",
+            f'sum(rate({SERIES}_count{{{operation},outcome!="cancelled"}}[{window}]))',
+        )
+    assert slo.threshold is not None
+    total = f'sum(rate({SERIES}_count{{{operation},outcome="success"}}[{window}]))'
+    good = (
+        f'sum(rate({SERIES}_bucket{{{operation},outcome="success",{_le(slo.threshold)}}}'
+        f"[{window}]))"
+    )
+    return f"({total} - {good})", total
+
+
+def error_ratio_expr(slo: SLO, seconds: float) -> str:
+    """The SLI's error ratio over the window: bad events / all events, summed."""
+    window = format_duration(seconds)
+    bad, total = _events(slo, window)
+    return f"{bad}\n/\n{total}"
+
+
+def _labels(spec: Spec, slo: SLO) -> dict[str, str]:
+    return {"service": spec.service, "slo": slo.name}
+
+
+def _selector(spec: Spec, slo: SLO) -> str:
+    return f"{{service={_quote(spec.service)},slo={_quote(slo.name)}}}"
+
+
+def recording_rules(spec: Spec, slo: SLO) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    labels = _labels(spec, slo)
+    for seconds in windows_of(spec, slo):
+        window = format_duration(seconds)
+        _, total = _events(slo, window)
+        out.append(
+            {
+                "record": f"{ERROR_RATIO}{window}",
+                "expr": error_ratio_expr(slo, seconds),
+                "labels": labels,
+            }
+        )
+        out.append({"record": f"{EVENTS_RATE}{window}", "expr": total, "labels": labels})
+    out.append(
+        {"record": OBJECTIVE, "expr": f"vector({slo.objective / 100:.10g})", "labels": labels}
+    )
+    period = format_duration(slo.period)
+    out.append(
+        {
+            "record": BUDGET_REMAINING,
+            "expr": f"1 - {ERROR_RATIO}{period}{_selector(spec, slo)} / {slo.budget:.10g}",
+            "labels": labels,
+        }
+    )
+    return out
+
+
+def alert_names(slo: SLO) -> dict[str, str]:
+    """The alerts of one SLO by what they are: ``page``, ``ticket``, ``missing``."""
+    base = camel(slo.name)
+    return {
+        "page": f"{base}BurnRatePage",
+        "ticket": f"{base}BurnRateTicket",
+        "missing": f"{base}SLIMissing",
+    }
+
+
+def _threshold(window: Window, slo: SLO) -> float:
+    return window.factor(slo.period) * slo.budget
+
+
+def alert_rules(spec: Spec, slo: SLO) -> list[dict[str, Any]]:
+    names = alert_names(slo)
+    selector = _selector(spec, slo)
+    what = "availability" if slo.sli == "availability" else f"latency (<= {slo.threshold:g} s)"
+    out: list[dict[str, Any]] = []
+    for window in spec.windows:
+        name = names[window.severity]
+        factor = window.factor(slo.period)
+        threshold = _threshold(window, slo)
+        long_, short = format_duration(window.long), format_duration(window.short)
+        expr = (
+            f"{ERROR_RATIO}{long_}{selector} > {threshold:.10g}\n"
+            f"and\n{ERROR_RATIO}{short}{selector} > {threshold:.10g}\n"
+            f"and\n{EVENTS_RATE}{long_}{selector} * {window.long:g} >= {spec.min_events}"
+        )
+        gone = format_duration(slo.period / factor)
+        out.append(
+            {
+                "alert": name,
+                "expr": expr,
+                "labels": {
+                    **_labels(spec, slo),
+                    "severity": window.severity,
+                    "long_window": long_,
+                    "short_window": short,
+                },
+                "annotations": {
+                    "summary": (
+                        f"{spec.service}: {slo.name} is burning its error budget {factor:.3g}x "
+                        f"too fast"
+                    ),
+                    "description": (
+                        f"The {what} SLI of {slo.operation!r} has had an error ratio above "
+                        f"{threshold:.4g} over the last {long_} and the last {short} (now "
+                        "{{ $value | humanizePercentage }}): "
+                        f"{factor:.3g}x the rate that spends the {format_duration(slo.period)} "
+                        f"budget of {slo.budget * 100:.4g}% exactly. At this rate the budget is "
+                        f"gone in {gone}."
+                    ),
+                    "runbook_url": spec.runbook_url.format(alert=name),
+                },
+            }
+        )
+    missing = names["missing"]
+    for_ = format_duration(spec.missing_for)
+    out.append(
+        {
+            "alert": missing,
+            "expr": f"absent({SERIES}_count{{operation={_quote(slo.operation)}}})",
+            "for": for_,
+            "labels": {
+                **_labels(spec, slo),
+                "severity": "ticket",
+                "long_window": for_,
+                "short_window": for_,
+            },
+            "annotations": {
+                "summary": f"{spec.service}: no SLI for {slo.name}",
+                "description": (
+                    f"No series {SERIES}_count{{operation={_quote(slo.operation)}}} for {for_}: "
+                    f"the {slo.name} SLO cannot be measured (the service is down, is not "
+                    "scraped, or no longer calls through this seawall policy)."
+                ),
+                "runbook_url": spec.runbook_url.format(alert=missing),
+            },
+        }
+    )
+    return out
+
+
+def rules(spec: Spec) -> dict[str, Any]:
+    """The rules file: per SLO, a group of recording rules and a group of alerts."""
+    groups: list[dict[str, Any]] = []
+    for slo in spec.slos:
+        groups.append(
+            {
+                "name": f"seawall-slo-{spec.service}-{slo.name}-sli",
+                "rules": recording_rules(spec, slo),
+            }
+        )
+        groups.append(
+            {
+                "name": f"seawall-slo-{spec.service}-{slo.name}-alerts",
+                "rules": alert_rules(spec, slo),
+            }
+        )
+    return {"groups": groups}
