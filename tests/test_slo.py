@@ -301,3 +301,36 @@ def test_the_budget_in_process_is_the_rules_ratio_over_the_process_lifetime() ->
     # 4 successes, 2 of them over 0.1 s: ratio 0.5 against a 50% budget: all spent.
     read = slo.budget(latency)
     assert (read.events, read.bad, read.remaining) == (4, 2, pytest.approx(0.0))
+
+
+# -- the README ---------------------------------------------------------------------------------
+
+
+def readme_section() -> str:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    return readme.split("\n## From spec to page: SLOs\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_the_readme_s_spec_commands_and_code_run_as_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import re
+
+    section = readme_section()
+    [spec_text] = re.findall(r"```yaml\n(.*?)```", section, re.DOTALL)
+    assert spec_text == EXAMPLE
+    [commands] = re.findall(r"```\n(python -m seawall slo.*?)```", section, re.DOTALL)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "slo.yaml").write_text(spec_text)
+    for line in commands.strip().splitlines():
+        args = line.split("#", 1)[0].split()
+        assert args[:4] == ["python", "-m", "seawall", "slo"]
+        done = cli(*args[4:])
+        assert done.returncode == 0, done.stderr
+    assert (tmp_path / "slo" / "rules.yaml").exists()
+    [code] = re.findall(r"```python\n(.*?)```", section, re.DOTALL)
+    exec(compile(code, "README.md", "exec"), {})
+    # The figures it states.
+    spec = slo.load(spec_text)
+    assert [w.factor(spec.slos[0].period) for w in spec.windows] == pytest.approx([14.4, 6, 3, 1])
+    assert (spec.min_events, slo.format_duration(spec.missing_for)) == (10, "10m")
