@@ -14,6 +14,7 @@ in process.
 from __future__ import annotations
 
 from seawall.slo._budget import Budget, budget
+from seawall.slo._dashboard import dashboard
 from seawall.slo._generate import generate
 from seawall.slo._rules import alert_names, rules
 from seawall.slo._spec import (
@@ -41,6 +42,7 @@ __all__ = [
     "Window",
     "alert_names",
     "budget",
+    "dashboard",
     "format_duration",
     "from_mapping",
     "generate",
