@@ -17,6 +17,7 @@ from seawall.slo._budget import Budget, budget
 from seawall.slo._dashboard import dashboard
 from seawall.slo._generate import generate
 from seawall.slo._rules import alert_names, rules
+from seawall.slo._runbooks import runbooks
 from seawall.slo._spec import (
     BAD_OUTCOMES,
     DEFAULT_WINDOWS,
@@ -49,4 +50,5 @@ __all__ = [
     "load",
     "parse_duration",
     "rules",
+    "runbooks",
 ]

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from seawall.slo._dashboard import write_dashboard
 from seawall.slo._rules import rules
+from seawall.slo._runbooks import write_runbooks
 from seawall.slo._spec import Spec
 
 __all__ = ["generate", "to_yaml"]
@@ -28,8 +29,8 @@ def to_yaml(data: object) -> str:
 
 
 def generate(spec: Spec, out: str | Path) -> list[Path]:
-    """Write ``rules.yaml`` and ``dashboard.json`` for ``spec`` into ``out`` (made if
-    missing); the paths written."""
+    """Write ``rules.yaml``, ``dashboard.json`` and ``runbooks/<alert>.md`` for ``spec`` into
+    ``out`` (made if missing); the paths written."""
     directory = Path(out)
     directory.mkdir(parents=True, exist_ok=True)
     written = []
@@ -37,4 +38,5 @@ def generate(spec: Spec, out: str | Path) -> list[Path]:
     path.write_text(to_yaml(rules(spec)))
     written.append(path)
     written += write_dashboard(spec, directory)
+    written += write_runbooks(spec, directory)
     return written
