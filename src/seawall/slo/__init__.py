@@ -5,10 +5,11 @@ A spec (Python, or YAML: :func:`load`) names objectives on the operations seawal
 did not fail, time out, get rejected or fall back) or latency (the share of successful calls
 under a bucket bound). :func:`generate` writes the rules (recording rules per window, and
 multi-window, multi-burn-rate alerts as in the SRE workbook, with a low-traffic guard and an
-alert for a missing SLI) into a directory; ``python -m seawall slo generate SPEC --out DIR``
-does the same from the command line, and ``python -m seawall slo check SPEC`` checks a spec
-without writing. :func:`budget` reads an operation's error budget from seawall's own counts,
-in process.
+alert for a missing SLI) into a directory, with a Grafana dashboard on them
+(:func:`dashboard`) and a runbook per alert (:func:`runbooks`);
+``python -m seawall slo generate SPEC --out DIR`` does the same from the command line, and
+``python -m seawall slo check SPEC`` checks a spec without writing. :func:`budget` reads an
+operation's error budget from seawall's own counts, in process.
 """
 
 from __future__ import annotations
