@@ -680,3 +680,14 @@ def test_the_generated_rules_pass_promtool(generated: tuple[slo.Spec, Path]) -> 
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert list(iter_all_queries(out))
+
+
+def test_a_long_service_name_still_gives_a_uid_grafana_takes() -> None:
+    long_name = "a-service-whose-name-runs-on-and-on-and-on"
+    spec = slo.Spec(service=long_name, slos=(slo.SLO("a", "op", "availability", 99.0),))
+    uid = slo.dashboard(spec)["uid"]
+    assert re.fullmatch(r"seawall-slo-[0-9a-f]{27}", uid)
+    assert uid == slo.dashboard(spec)["uid"]  # the same every time
+    assert slo.dashboard(slo.Spec(service="checkout", slos=spec.slos))["uid"] == (
+        "seawall-slo-checkout"
+    )
