@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
+import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +24,7 @@ from types import SimpleNamespace
 import httpx
 import pytest
 
+import seawall._demo
 from seawall import CircuitState, chaos
 from seawall.__main__ import main, parser
 from seawall._demo import (
@@ -36,6 +41,14 @@ from seawall._demo import (
 from seawall.testing import FakeClock, force_open, no_waits, simulated
 
 ROOT = Path(__file__).resolve().parent.parent
+PROMTOOL = shutil.which("promtool")
+
+
+@pytest.fixture(autouse=True)
+def _demo_files_in_tmp(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A real demo writes its SLO files under the system's temporary directory: in these
+    tests, the test's own (its subprocesses take TMPDIR), so that none is left behind."""
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
 
 
 # -- the command line ------------------------------------------------------------------------
@@ -463,3 +476,105 @@ def test_the_simulated_replay_uses_no_sockets_and_its_upstream_answers_what_pass
         assert answered == sent - snapshot.injections["hang"] - snapshot.injections["status"]
         assert (name, "outage") not in upstream.answered
         assert snapshot.calls["outage"] == summary.figures[name].outage_attempts > 0
+
+
+# -- the demo's SLO files ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def demo_slo_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path, list[Path]]:
+    """One short real run: what it printed, and the SLO directory and files it named."""
+    temporary = tmp_path_factory.mktemp("demo-tmp")
+    done = subprocess.run(
+        [sys.executable, "-m", "seawall", "demo", "--duration", "1", "--port", "0"],
+        cwd=ROOT,
+        env={**os.environ, "TMPDIR": str(temporary)},
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    found = re.search(
+        r"^  SLO rules, dashboard and runbooks for demo-upstream:upstream \(seawall\.slo\): "
+        r"(\S+)$",
+        done.stdout,
+        re.MULTILINE,
+    )
+    assert found, done.stdout
+    directory = Path(found.group(1))
+    named = re.findall(rf"^    ({re.escape(str(directory))}/\S+)$", done.stdout, re.MULTILINE)
+    assert directory.parent == temporary  # tempfile.mkdtemp's, not the working directory
+    return done.stdout, directory, [Path(path) for path in named]
+
+
+def test_the_demo_prints_where_its_slo_rules_dashboard_and_runbooks_are(
+    demo_slo_files: tuple[str, Path, list[Path]],
+) -> None:
+    import yaml
+
+    text, directory, named = demo_slo_files
+    assert directory.name.startswith("seawall-demo-slo-")
+    # At the start: before the first row.
+    first_row = re.search(r"^\s*\d+s  \w+\s+\|", text, re.MULTILINE)
+    assert first_row is not None
+    assert text.index(str(directory)) < first_row.start()
+    assert not (ROOT / "seawall-demo-slo").exists()
+    for path in named:
+        assert path.is_file(), path
+    rules = yaml.safe_load((directory / "rules.yaml").read_text())
+    alerts = {
+        rule["alert"] for group in rules["groups"] for rule in group["rules"] if "alert" in rule
+    }
+    assert sorted(named) == sorted(
+        [
+            directory / "rules.yaml",
+            directory / "dashboard.json",
+            *(directory / "runbooks" / f"{alert}.md" for alert in alerts),
+        ]
+    )
+    assert len(alerts) == 6  # page, ticket and missing SLI, for availability and latency
+    exprs = [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
+    assert any('operation="demo-upstream:upstream",outcome=~"failure|' in e for e in exprs)
+    assert any('le="0.25"' in e for e in exprs)  # the latency SLO's bucket bound
+    assert json.loads((directory / "dashboard.json").read_text())["title"] == ("SLOs: seawall-demo")
+
+
+@pytest.mark.skipif(
+    PROMTOOL is None,
+    reason="promtool is not on PATH (Debian's prometheus package has it; .ci/run installs "
+    "it when run as root)",
+)
+def test_the_demos_rules_pass_promtool(demo_slo_files: tuple[str, Path, list[Path]]) -> None:
+    _, directory, _ = demo_slo_files
+    assert PROMTOOL is not None
+    done = subprocess.run(
+        [PROMTOOL, "check", "rules", str(directory / "rules.yaml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "SUCCESS: 46 rules found" in done.stdout, done.stdout
+
+
+def test_the_demos_slos_are_on_the_operation_its_protected_client_measures() -> None:
+    from seawall.metrics._readings import read_all
+
+    simulate(duration=3.0, out=io.StringIO())
+    measured = {
+        operation for operation, _ in read_all()["seawall_call_duration_seconds"].histograms
+    }
+    assert {objective.operation for objective in seawall._demo.slo_spec().slos} == {
+        "demo-upstream:upstream"
+    }
+    assert "demo-upstream:upstream" in measured
+
+
+def test_without_pyyaml_the_demo_says_nothing_about_slos(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setitem(sys.modules, "yaml", None)  # import yaml raises ImportError
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    assert seawall._demo.slo_files() is None
+    assert seawall._demo._slo_lines() == ""
+    assert list(tmp_path.iterdir()) == []

@@ -21,7 +21,9 @@ outage, slow responses, partial errors, recovered), sends the same steady load t
 through a plain httpx client and through one protected by a seawall Policy, prints
 both side by side once a second, serves seawall's Prometheus metrics while it runs,
 and ends with a table of SLIs: availability, latency, time to detect the outage, time
-to recover, and how many requests were spared from the dead upstream.
+to recover, and how many requests were spared from the dead upstream. With PyYAML (the slo
+extra), it also writes seawall.slo's rules, Grafana dashboard and runbooks for the protected
+client's operation into a new temporary directory, and prints where.
 
 With --simulated, the same story is replayed on simulated time (the default 30 seconds in
 well under one): no server and no sockets (seawall.chaos transports play the schedule over

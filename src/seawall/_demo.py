@@ -29,8 +29,10 @@ import math
 import random
 import signal
 import sys
+import tempfile
 from dataclasses import dataclass, field
-from typing import Protocol, TextIO
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, TextIO
 
 import httpx
 from prometheus_client import start_http_server
@@ -49,6 +51,9 @@ from seawall.httpx import (
     FailureResponse,
 )
 
+if TYPE_CHECKING:
+    from seawall import slo
+
 __all__ = [
     "PHASES",
     "Call",
@@ -62,6 +67,8 @@ __all__ = [
     "run",
     "schedule",
     "simulate",
+    "slo_files",
+    "slo_spec",
 ]
 
 #: The upstream's schedule: each phase and where it ends, as a share of the duration.
@@ -791,6 +798,50 @@ class Summary:
         return lines
 
 
+#: The protected client's operation: its policy's per-host copy, one key for the upstream.
+OPERATION = "demo-upstream:upstream"
+
+
+def slo_spec() -> slo.Spec:
+    """SLOs on the protected client's operation, as a service would write them: 99% of its
+    calls succeed, and 99% of its successful calls take at most 0.25 s (a bucket bound)."""
+    from seawall import slo
+
+    return slo.Spec(
+        service="seawall-demo",
+        slos=(
+            slo.SLO("demo-upstream-availability", OPERATION, "availability", 99.0),
+            slo.SLO("demo-upstream-latency", OPERATION, "latency", 99.0, threshold=0.25),
+        ),
+    )
+
+
+def slo_files() -> tuple[Path, list[Path]] | None:
+    """Generate :func:`slo_spec`'s rules, dashboard and runbooks (``seawall.slo``) into a new
+    directory under the system's temporary directory, left there to read: the directory and
+    the files written. ``None`` without PyYAML (the ``slo`` extra), which writes the rules."""
+    try:
+        import yaml  # noqa: F401
+    except ImportError:
+        return None
+    from seawall import slo
+
+    directory = Path(tempfile.mkdtemp(prefix="seawall-demo-slo-"))
+    return directory, slo.generate(slo_spec(), directory)
+
+
+def _slo_lines() -> str:
+    """Where :func:`slo_files` wrote the demo's SLO files, for the header ("" without
+    PyYAML)."""
+    made = slo_files()
+    if made is None:
+        return ""
+    directory, written = made
+    lines = [f"SLO rules, dashboard and runbooks for {OPERATION} (seawall.slo): {directory}"]
+    lines += [f"  {path}" for path in written]
+    return "\n  " + "\n  ".join(lines)
+
+
 def _intro(duration: float, rate: float, last: str) -> str:
     """The header: the story, its schedule, and ``last`` (where the metrics are)."""
     plan = schedule(duration)
@@ -866,7 +917,8 @@ def run(
         print(f"cannot serve metrics on 127.0.0.1:{port}: {exc} (try --port 0)", file=stream)
         return 1
     metrics = f"http://127.0.0.1:{server.server_port}/metrics"
-    print(_intro(duration, rate, f"Prometheus metrics: {metrics}"), file=stream, flush=True)
+    last = f"Prometheus metrics: {metrics}" + _slo_lines()
+    print(_intro(duration, rate, last), file=stream, flush=True)
     rounds = 0
     try:
         while True:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from seawall.slo._dashboard import write_dashboard
 from seawall.slo._rules import rules
+from seawall.slo._runbooks import write_runbooks
 from seawall.slo._spec import Spec
 
 __all__ = ["generate", "to_yaml"]
@@ -27,11 +29,14 @@ def to_yaml(data: object) -> str:
 
 
 def generate(spec: Spec, out: str | Path) -> list[Path]:
-    """Write ``rules.yaml`` for ``spec`` into ``out`` (made if missing); the paths written."""
+    """Write ``rules.yaml``, ``dashboard.json`` and ``runbooks/<alert>.md`` for ``spec`` into
+    ``out`` (made if missing); the paths written."""
     directory = Path(out)
     directory.mkdir(parents=True, exist_ok=True)
     written = []
     path = directory / "rules.yaml"
     path.write_text(to_yaml(rules(spec)))
     written.append(path)
+    written += write_dashboard(spec, directory)
+    written += write_runbooks(spec, directory)
     return written
