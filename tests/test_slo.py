@@ -1,6 +1,5 @@
 """seawall.slo: specs and their checks, the rules made from them, the command line, and the
-error budget read in process. (promtool and a real Prometheus: tests/test_slo_promtool.py and
-tests/test_slo_prometheus.py.)"""
+error budget read in process."""
 
 from __future__ import annotations
 
@@ -138,6 +137,13 @@ def test_two_slos_of_one_name_are_refused() -> None:
     with pytest.raises(
         slo.SpecError, match=r"slos\[1\]\.name: 'payments-availability' is used twice"
     ):
+        slo.from_mapping(data)
+
+
+def test_two_slos_whose_alerts_would_share_names_are_refused() -> None:
+    data = example()
+    data["slos"][1]["name"] = "payments_availability"
+    with pytest.raises(slo.SpecError, match=r"slos\[1\]\.name: 'payments_availability' and "):
         slo.from_mapping(data)
 
 

@@ -625,16 +625,15 @@ def test_a_transports_host_policy_is_reached_through_the_transport() -> None:
 
 
 def test_two_slos_whose_alert_names_collide_are_refused() -> None:
-    # Spec accepts them (their names differ), but both would be PayAvail...: one runbook file.
-    spec = slo.Spec(
-        service="s",
-        slos=(
-            slo.SLO("pay-avail", "p", "availability", 99.0),
-            slo.SLO("pay_avail", "p", "availability", 99.5),
-        ),
-    )
-    with pytest.raises(ValueError, match="'pay-avail' and 'pay_avail' give the same alert name"):
-        slo.runbooks(spec)
+    # Both would be PayAvail...: one runbook file for two SLOs' alerts. The spec refuses them.
+    with pytest.raises(slo.SpecError, match=r"slos\[1\]\.name: 'pay_avail' and 'pay-avail'"):
+        slo.Spec(
+            service="s",
+            slos=(
+                slo.SLO("pay-avail", "p", "availability", 99.0),
+                slo.SLO("pay_avail", "p", "availability", 99.5),
+            ),
+        )
 
 
 # -- the files, together ---------------------------------------------------------------------

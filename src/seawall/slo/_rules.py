@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from seawall.slo._spec import SLO, Spec, Window, format_duration
+from seawall.slo._spec import SLO, Spec, Window, camel, format_duration
 
 __all__ = [
     "ERROR_RATIO",
@@ -45,10 +45,6 @@ def _le(threshold: float) -> str:
     if whole != text:
         return f"le=~{_quote(re.escape(whole) + '|' + re.escape(text))}"
     return f"le={_quote(text)}"
-
-
-def camel(name: str) -> str:
-    return "".join(part[:1].upper() + part[1:] for part in re.split(r"[-_]", name) if part)
 
 
 def windows_of(spec: Spec, slo: SLO) -> list[float]:

@@ -42,6 +42,11 @@ _DURATION = re.compile(r"(\d+)(ms|s|m|h|d|w)")
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
 
 
+def camel(name: str) -> str:
+    """An SLO's name as its alerts start: ``payments-availability`` → ``PaymentsAvailability``."""
+    return "".join(part[:1].upper() + part[1:] for part in re.split(r"[-_]", name) if part)
+
+
 class SpecError(ValueError):
     """A spec that cannot give working rules; the message starts with the field."""
 
@@ -197,13 +202,19 @@ def check(spec: Spec) -> None:
                 f"{where}.short: {format_duration(window.short)} holds fewer than 4 scrapes of "
                 f"{format_duration(scrape)}: its rate would be noise or empty"
             )
-    names = set()
+    names: dict[str, str] = {}
     for index, slo in enumerate(spec.slos):
         where = f"slos[{index}]"
         _check_slo(where, slo, spec)
-        if slo.name in names:
+        if slo.name in names.values():
             raise SpecError(f"{where}.name: {slo.name!r} is used twice")
-        names.add(slo.name)
+        alerts = camel(slo.name)
+        if alerts in names:
+            raise SpecError(
+                f"{where}.name: {slo.name!r} and {names[alerts]!r} would name the same alerts "
+                f"({alerts}...)"
+            )
+        names[alerts] = slo.name
 
 
 def _check_slo(where: str, slo: SLO, spec: Spec) -> None:
