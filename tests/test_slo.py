@@ -340,3 +340,12 @@ def test_the_readme_s_spec_commands_and_code_run_as_written(
     spec = slo.load(spec_text)
     assert [w.factor(spec.slos[0].period) for w in spec.windows] == pytest.approx([14.4, 6, 3, 1])
     assert (spec.min_events, slo.format_duration(spec.missing_for)) == (10, "10m")
+
+
+def test_the_readme_shows_a_runbook_as_generated(tmp_path: Path) -> None:
+    import re
+
+    [shown] = re.findall(r"````markdown\n(.*?)\n````", readme_section(), re.DOTALL)
+    slo.generate(slo.load(EXAMPLE), tmp_path)
+    book = tmp_path / "runbooks" / "PaymentsAvailabilityBurnRatePage.md"
+    assert shown == book.read_text().rstrip("\n")
