@@ -3,12 +3,35 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine, Generator
+import json
+import shutil
+import socket
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Coroutine, Generator, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
+
+import pytest
 
 from seawall._simulated import LoopClock, SimulatedLoop
 
-__all__ = ["Boom", "Gate", "LoopClock", "SimulatedLoop", "resume", "run_simulated"]
+__all__ = [
+    "NO_PROMETHEUS",
+    "NO_PROMTOOL",
+    "PROMETHEUS",
+    "PROMTOOL",
+    "Boom",
+    "Gate",
+    "LoopClock",
+    "Prometheus",
+    "SimulatedLoop",
+    "free_port",
+    "resume",
+    "run_simulated",
+]
 
 T = TypeVar("T")
 
@@ -47,3 +70,134 @@ def run_simulated(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run ``main()`` to its end on a fresh loop on simulated time."""
     with asyncio.Runner(loop_factory=SimulatedLoop) as runner:
         return runner.run(main())
+
+
+# -- a real Prometheus ---------------------------------------------------------------------------
+
+#: Debian's ``prometheus`` package has both binaries; ``.ci/run`` installs them when run as root.
+#: The tests that need one skip with these reasons where it is missing.
+PROMETHEUS = shutil.which("prometheus")
+PROMTOOL = shutil.which("promtool")
+NO_PROMETHEUS = (
+    "prometheus is not on PATH (Debian's prometheus package has it; .ci/run installs it when "
+    "run as root)"
+)
+NO_PROMTOOL = (
+    "promtool is not on PATH (Debian's prometheus package has it; .ci/run installs it when "
+    "run as root)"
+)
+
+#: A label set, as the HTTP API gives it, sorted: the key of a vector or a matrix.
+LabelSet = tuple[tuple[str, str], ...]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Prometheus:
+    """A Prometheus server on a free 127.0.0.1 port with its own directory, scraping
+    ``target`` (a port on 127.0.0.1) and evaluating ``rule_files`` every second."""
+
+    def __init__(self, target: int, directory: Path, rule_files: Sequence[Path] = ()) -> None:
+        config = directory / "prometheus.yml"
+        rules = "".join(f"  - '{path}'\n" for path in rule_files)
+        config.write_text(
+            "global:\n"
+            "  scrape_interval: 1s\n"
+            "  evaluation_interval: 1s\n"
+            + (f"rule_files:\n{rules}" if rules else "")
+            + "scrape_configs:\n"
+            "  - job_name: app\n"
+            "    static_configs:\n"
+            f"      - targets: ['127.0.0.1:{target}']\n"
+        )
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = directory / "prometheus.log"
+        assert PROMETHEUS is not None
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(
+                [
+                    PROMETHEUS,
+                    f"--config.file={config}",
+                    f"--storage.tsdb.path={directory / 'data'}",
+                    f"--web.listen-address=127.0.0.1:{self.port}",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        self.wait_for(lambda: self._get("/-/ready") is not None, "ready")
+
+    def _get(self, path: str) -> bytes | None:
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=5) as response:
+                data: bytes = response.read()
+                return data
+        except OSError:
+            return None
+
+    def api(self, path: str, **params: str) -> Any:
+        """The ``data`` of a successful answer of the HTTP API at ``/api/v1/<path>``."""
+        query = "?" + urllib.parse.urlencode(params) if params else ""
+        data = self._get(f"/api/v1/{path}{query}")
+        assert data is not None, f"no answer from /api/v1/{path} {params}"
+        answer = json.loads(data)
+        assert answer["status"] == "success", answer
+        return answer["data"]
+
+    def query(self, expr: str, at: float | None = None) -> dict[LabelSet, float]:
+        """The instant vector of ``expr`` now (or at ``at``, Unix seconds): value by label set."""
+        params = {"query": expr} if at is None else {"query": expr, "time": f"{at:.3f}"}
+        data = self.api("query", **params)
+        assert data["resultType"] == "vector", data
+        return {
+            tuple(sorted(item["metric"].items())): float(item["value"][1])
+            for item in data["result"]
+        }
+
+    def matrix(
+        self, expr: str, at: float | None = None
+    ) -> dict[LabelSet, list[tuple[float, float]]]:
+        """The samples a range-vector ``expr`` (``series[1m]``) selects now (or at ``at``):
+        ``(timestamp, value)`` pairs by label set, oldest first."""
+        params = {"query": expr} if at is None else {"query": expr, "time": f"{at:.3f}"}
+        data = self.api("query", **params)
+        assert data["resultType"] == "matrix", data
+        return {
+            tuple(sorted(item["metric"].items())): [(float(t), float(v)) for t, v in item["values"]]
+            for item in data["result"]
+        }
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """The alerts pending or firing now."""
+        alerts: list[dict[str, Any]] = self.api("alerts")["alerts"]
+        return alerts
+
+    def samples(self, series: str) -> int:
+        """How many samples of ``series`` were scraped in the last 5 minutes."""
+        values = self.query(f"count_over_time({series}[5m])")
+        return int(next(iter(values.values()), 0))
+
+    def wait_for(self, condition: Callable[[], object], what: str, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if self.process.poll() is not None:
+                pytest.fail(
+                    f"prometheus exited with {self.process.returncode}:\n"
+                    + self.log.read_text(errors="replace")[-3000:]
+                )
+            if time.monotonic() > deadline:
+                pytest.fail(f"prometheus: not {what} within {timeout:g} s")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()

@@ -11,15 +11,9 @@ the scenario did. Ratios of ``rate()`` over series scraped together are exact.
 
 from __future__ import annotations
 
-import json
 import re
-import shutil
-import socket
-import subprocess
 import threading
 import time
-import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -31,22 +25,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 import seawall
 from seawall.metrics import SeawallCollector
 from seawall.testing import FakeClock
+from tests.helpers import NO_PROMETHEUS, PROMETHEUS, Prometheus
 
-PROMETHEUS = shutil.which("prometheus")
 README = Path(__file__).parent.parent / "README.md"
 
-pytestmark = pytest.mark.skipif(
-    PROMETHEUS is None,
-    reason="prometheus is not on PATH (Debian's prometheus package has it; .ci/run installs "
-    "it when run as root)",
-)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+pytestmark = pytest.mark.skipif(PROMETHEUS is None, reason=NO_PROMETHEUS)
 
 
 class Exposition:
@@ -75,77 +58,6 @@ class Exposition:
     def stop(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
-
-
-class Prometheus:
-    """A Prometheus server on a free 127.0.0.1 port, scraping ``target`` every second."""
-
-    def __init__(self, target: int, directory: Path) -> None:
-        config = directory / "prometheus.yml"
-        config.write_text(
-            "global:\n"
-            "  scrape_interval: 1s\n"
-            "  evaluation_interval: 1s\n"
-            "scrape_configs:\n"
-            "  - job_name: app\n"
-            "    static_configs:\n"
-            f"      - targets: ['127.0.0.1:{target}']\n"
-        )
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        assert PROMETHEUS is not None
-        self.process = subprocess.Popen(
-            [
-                PROMETHEUS,
-                f"--config.file={config}",
-                f"--storage.tsdb.path={directory / 'data'}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        self.wait_for(lambda: self._get("/-/ready") is not None, "ready")
-
-    def _get(self, path: str) -> bytes | None:
-        try:
-            with urllib.request.urlopen(self.url + path, timeout=5) as response:
-                data: bytes = response.read()
-                return data
-        except OSError:
-            return None
-
-    def query(self, expr: str) -> dict[tuple[tuple[str, str], ...], float]:
-        """The instant vector of ``expr`` now: value by label set."""
-        data = self._get("/api/v1/query?" + urllib.parse.urlencode({"query": expr}))
-        assert data is not None, f"no answer to {expr}"
-        answer = json.loads(data)
-        assert answer["status"] == "success", answer
-        return {
-            tuple(sorted(item["metric"].items())): float(item["value"][1])
-            for item in answer["data"]["result"]
-        }
-
-    def samples(self, series: str) -> int:
-        """How many samples of ``series`` were scraped in the last 5 minutes."""
-        values = self.query(f"count_over_time({series}[5m])")
-        return int(next(iter(values.values()), 0))
-
-    def wait_for(self, condition: Any, what: str, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not condition():
-            if self.process.poll() is not None:
-                pytest.fail(f"prometheus exited with {self.process.returncode}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"prometheus: not {what} within {timeout:g} s")
-            time.sleep(0.2)
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
 
 
 def readme_queries() -> dict[str, list[str]]:
