@@ -25,6 +25,7 @@ __all__ = [
     "PROMTOOL",
     "Boom",
     "Gate",
+    "LabelSet",
     "LoopClock",
     "Prometheus",
     "SimulatedLoop",

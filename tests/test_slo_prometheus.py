@@ -1,0 +1,420 @@
+"""seawall.slo's rules, loaded by a real Prometheus scraping an application that runs seawall.
+
+The application calls a ``Policy`` (a breaker, an attempt timeout, and a fault injector where
+the dependency is) from a thread, 100 times a second, through a schedule of faults: healthy,
+then a partial outage (30% of calls refused), a quiet stretch without calls, then the
+dependency down (every call refused: the breaker opens and rejects). prometheus-client serves
+its default registry on 127.0.0.1; a Prometheus server (Debian's ``prometheus`` binary:
+``.ci/run`` installs it, and the test skips, saying so, where it is missing) scrapes it and
+evaluates the rules that ``python -m seawall slo generate`` wrote, once a second each.
+
+Why the recording rules can be checked exactly. ``rate()`` extrapolates each series' increase
+over the samples in its window to the window's edges, by a factor that depends only on the
+series' sample times and on how close its first sample is to zero. Series scraped together
+have the same sample times, so when every series that moved in the window was either scraped
+from zero (first sample 0) or moved little against its first value, they all get the same
+factor, and in a ratio of sums it cancels: the rule's value is then exactly (to rounding) the
+ratio of the raw increases, bad over all. The test reads, for each evaluation of each rule,
+the raw samples that evaluation's window held (a range query at the evaluation's time), and
+asserts that equality wherever that condition holds. seawall exposes every outcome a policy's
+parts can produce (here success, failure, timeout, rejected) at zero from the policy's
+creation, and Prometheus scrapes those zeros before the first call, so the condition holds
+for every evaluation of the 1m and 12h windows (each reaches back to before the first call:
+the run is shorter than a minute). The 5s window is not comparable this way just after a
+series starts moving from zero while another was already moving (the outage's first
+failures, the breaker's first rejections); those evaluations are counted, not compared. In
+the quiet stretch the counts stand still, so the raw samples equal seawall's own counts (read
+in process when the calls stopped), and the rules' ratio over the whole run equals
+``seawall.slo.budget()`` exactly; so does it at the end, after the breaker has opened.
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client import start_http_server
+
+import seawall
+from seawall import chaos, slo
+from tests.helpers import NO_PROMETHEUS, PROMETHEUS, LabelSet, Prometheus
+
+OPERATION = "slo-e2e-payments"
+SERVICE = "checkout"
+SLO_NAME = "payments-availability"
+PAGE = "PaymentsAvailabilityBurnRatePage"
+
+#: Page at 2% of a 12-hour budget spent in 1 minute (factor 14.4), confirmed over 5 seconds:
+#: with a 0.5% budget, an error ratio above 0.072 on both windows.
+SPEC = f"""\
+service: {SERVICE}
+scrape_interval: 1s
+windows:
+  - {{severity: page, long: 1m, short: 5s, budget: 2}}
+slos:
+  - name: {SLO_NAME}
+    operation: {OPERATION}
+    sli: availability
+    objective: 99.5
+    period: 12h
+"""
+
+CALL_EVERY = 0.01  # seconds: 100 calls a second
+HEALTHY, PARTIAL, QUIET, DOWN = 8.0, 12.0, 4.0, 6.0
+REFUSED = 0.3  # the share of calls refused in the partial outage
+#: How long after a scrape's timestamp its samples may still be on their way into the TSDB
+#: (a rule evaluated in that gap did not see them; scrapes here take a few milliseconds).
+LATE = 0.1
+
+pytestmark = pytest.mark.skipif(PROMETHEUS is None, reason=NO_PROMETHEUS)
+
+Samples = list[tuple[float, float]]
+
+
+class App:
+    """The application: ``payments`` called at a steady rate from a thread, its faults from
+    a schedule, its series served by prometheus-client's own HTTP server (default registry)."""
+
+    def __init__(self, spec_slo: slo.SLO) -> None:
+        self.slo = spec_slo
+        self.injector = chaos.inject(
+            chaos.Schedule(
+                chaos.Phase("healthy", HEALTHY),
+                chaos.Phase("partial", PARTIAL, chaos.ConnectError(rate=REFUSED)),
+                chaos.Phase("quiet", QUIET),  # the app makes no calls: counts stand still
+                chaos.Phase("down", None, chaos.ConnectError()),
+            ),
+            enabled=True,
+            seed=20240601,
+        )
+        self.policy = seawall.Policy(
+            OPERATION,
+            breaker=seawall.CircuitBreaker(),
+            attempt_timeout=1.0,
+            chaos=self.injector,
+        )
+        self.server, self.server_thread = start_http_server(0, addr="127.0.0.1")
+        self.port: int = self.server.server_address[1]
+        #: The wall time each phase was first seen by the caller (for "quiet": after the last
+        #: call before it had returned).
+        self.marks: dict[str, float] = {}
+        #: seawall's own reading when the calls stopped for the quiet stretch.
+        self.frozen: slo.Budget | None = None
+        self.outcomes: dict[str, dict[str, int]] = {}
+        self.errors: list[BaseException] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="slo-e2e-caller", daemon=True)
+
+    def start(self) -> None:
+        self.injector.restart()
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            due = time.monotonic()
+            while not self._stop.is_set():
+                phase = self.injector.phase().name
+                if phase not in self.marks:
+                    self.marks[phase] = time.time()
+                    if phase == "quiet":
+                        self.frozen = slo.budget(self.slo)
+                if phase != "quiet":
+                    seen = self.outcomes.setdefault(phase, {})
+                    what = self._call()
+                    seen[what] = seen.get(what, 0) + 1
+                due += CALL_EVERY
+                self._stop.wait(max(0.0, due - time.monotonic()))
+        except BaseException as exc:  # the test reports it
+            self.errors.append(exc)
+
+    def _call(self) -> str:
+        try:
+            self.policy.call(lambda: "charged")
+        except ConnectionRefusedError:
+            return "refused"
+        except seawall.CircuitOpenError:
+            return "rejected"
+        return "ok"
+
+    def stop_calls(self) -> None:
+        self._stop.set()
+        if self._thread.ident is not None:  # started
+            self._thread.join(10)
+
+    def stop(self) -> None:
+        self.stop_calls()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@dataclass
+class Tally:
+    """How the evaluations of one recording rule compared with the raw samples."""
+
+    values: list[tuple[float, float]] = field(default_factory=list)  # every (time, value)
+    exact: list[tuple[float, float]] = field(default_factory=list)  # (time, value)
+    late: int = 0  # exact once a scrape committed after the evaluation is left out
+    unlike: list[float] = field(default_factory=list)  # times: factors differ, not compared
+
+
+def bad_and_all(window: dict[LabelSet, Samples], spec_slo: slo.SLO) -> tuple[float, float]:
+    """The raw increases in the window, summed: the SLI's bad events and all its events."""
+    bad = every = 0.0
+    for labels, samples in window.items():
+        outcome = dict(labels)["outcome"]
+        if outcome == "cancelled":
+            continue
+        increase = samples[-1][1] - samples[0][1]
+        every += increase
+        if outcome in spec_slo.bad_outcomes:
+            bad += increase
+    return bad, every
+
+
+def scaled_alike(window: dict[LabelSet, Samples], start: float) -> bool:
+    """Whether ``rate()`` scales every series that moved in the window (range from ``start``)
+    by the same factor: they share their sample times, and the extrapolation towards zero
+    before the first sample either applies to all (all scraped from zero) or to none (each
+    moved less, relative to its first value, than the factor's other bounds allow)."""
+    moving = [samples for samples in window.values() if samples[-1][1] > samples[0][1]]
+    if not moving:
+        return True
+    if len({tuple(t for t, _ in samples) for samples in moving}) != 1:
+        return False
+    times = [t for t, _ in moving[0]]
+    sampled = times[-1] - times[0]
+    average = sampled / (len(times) - 1)
+    if all(samples[0][1] == 0 for samples in moving):
+        return True
+    to_start = times[0] - start
+    return all(
+        sampled * samples[0][1] / (samples[-1][1] - samples[0][1]) >= max(to_start, average / 2)
+        for samples in moving
+    )
+
+
+def same(value: float, expected: float) -> bool:
+    if math.isnan(expected):
+        return math.isnan(value)
+    return math.isclose(value, expected, rel_tol=1e-12, abs_tol=0.0)
+
+
+def raw_window(
+    server: Prometheus, seconds: float, at: float, spec_slo: slo.SLO
+) -> dict[LabelSet, Samples]:
+    window = server.matrix(
+        f'seawall_call_duration_seconds_count{{operation="{spec_slo.operation}"}}'
+        f"[{slo.format_duration(seconds)}]",
+        at=at,
+    )
+    return {labels: samples for labels, samples in window.items() if samples}
+
+
+def check_rule(server: Prometheus, seconds: float, spec_slo: slo.SLO) -> Tally:
+    """Every evaluation of ``slo:sli_error:ratio_rate<seconds>`` so far, against the raw
+    samples its window held: equal wherever the extrapolation factors cancel."""
+    window_name = slo.format_duration(seconds)
+    (evaluations,) = server.matrix(
+        f'slo:sli_error:ratio_rate{window_name}{{service="{SERVICE}",slo="{spec_slo.name}"}}[10m]'
+    ).values()
+    tally = Tally(values=evaluations)
+    for at, value in evaluations:
+        raw = raw_window(server, seconds, at, spec_slo)
+        candidates = [raw]
+        newest = max(t for samples in raw.values() for t, _ in samples)
+        if at - newest < LATE:  # the rule may have run before this scrape was committed
+            candidates.append(
+                {
+                    labels: [(t, v) for t, v in samples if t != newest]
+                    for labels, samples in raw.items()
+                    if any(t != newest for t, _ in samples)
+                }
+            )
+        verdicts = []
+        for number, window in enumerate(candidates):
+            if not scaled_alike(window, at - seconds):
+                verdicts.append("unlike")
+                continue
+            bad, every = bad_and_all(window, spec_slo)
+            expected = bad / every if every else math.nan
+            if same(value, expected):
+                verdicts.append("exact" if number == 0 else "late")
+                break
+            verdicts.append(f"{value!r} != {bad:g}/{every:g} = {expected!r}")
+        if verdicts[-1] == "exact":
+            tally.exact.append((at, value))
+        elif verdicts[-1] == "late":
+            tally.late += 1
+            tally.exact.append((at, value))
+        elif "unlike" in verdicts:
+            tally.unlike.append(at)
+        else:
+            raise AssertionError(
+                f"slo:sli_error:ratio_rate{window_name} at {at:.3f}: {verdicts}; window {raw}"
+            )
+    return tally
+
+
+@pytest.fixture
+def running(tmp_path: Path) -> Iterator[tuple[App, Prometheus, slo.Spec]]:
+    spec_path = tmp_path / "slo.yaml"
+    spec_path.write_text(SPEC)
+    done = subprocess.run(
+        [sys.executable, "-m", "seawall", "slo", "generate", str(spec_path), "--out", "rules"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    spec = slo.load(spec_path)
+    app = App(spec.slos[0])
+    server: Prometheus | None = None
+    try:
+        server = Prometheus(app.port, tmp_path, [tmp_path / "rules" / "rules.yaml"])
+        yield app, server, spec
+    finally:
+        app.stop()
+        if server is not None:
+            server.stop()
+
+
+def page_alerts(server: Prometheus) -> list[dict[str, Any]]:
+    return [alert for alert in server.alerts() if alert["labels"]["alertname"] == PAGE]
+
+
+def test_the_rules_in_prometheus_match_seawalls_counts_and_page_on_the_outage(
+    running: tuple[App, Prometheus, slo.Spec],
+) -> None:
+    app, server, spec = running
+    (spec_slo,) = spec.slos
+    success = f'seawall_call_duration_seconds_count{{operation="{OPERATION}",outcome="success"}}'
+    # Every series the SLI reads is scraped from zero before the first call.
+    server.wait_for(lambda: server.samples(success) >= 2, "scraping the zeros")
+    groups = server.api("rules")["groups"]
+    assert {rule["health"] for group in groups for rule in group["rules"]} == {"ok"}
+    app.start()
+
+    # Healthy: the page alert is neither pending nor firing.
+    while "partial" not in app.marks:
+        assert page_alerts(server) == [], "the page alert is active while healthy"
+        time.sleep(0.25)
+    # The partial outage pages (for: none, so it fires on its first evaluation).
+    server.wait_for(
+        lambda: any(a["state"] == "firing" for a in page_alerts(server)) or "quiet" in app.marks,
+        "paging in the partial outage",
+    )
+    assert any(a["state"] == "firing" for a in page_alerts(server)), "no page in the outage"
+    server.wait_for(lambda: app.marks.get("down", math.inf) + DOWN < time.time(), "down")
+    app.stop_calls()
+    assert app.errors == []
+    stopped = time.time()
+    final = slo.budget(spec_slo)
+    # A scrape after the calls stopped, then an evaluation of the rules after it.
+    server.wait_for(
+        lambda: max(server.query(f"timestamp({success})").values(), default=0) > stopped,
+        "scraping the last calls",
+    )
+    time.sleep(1.5)
+    marks = app.marks
+
+    # -- the alert: none before the outage, then pending or firing ---------------------------
+    alerts = server.matrix(f'ALERTS{{alertname="{PAGE}"}}[10m]')
+    first = {dict(labels)["alertstate"]: samples[0][0] for labels, samples in alerts.items()}
+    assert first, "the page alert never went pending or firing"
+    assert min(first.values()) > marks["partial"], (first, marks)
+    assert min(first.values()) < marks["quiet"], (first, marks)
+    paged_after = min(first.values()) - marks["partial"]
+
+    # -- the recording rules against the raw samples ------------------------------------------
+    tallies = {seconds: check_rule(server, seconds, spec_slo) for seconds in (5.0, 60.0, 43200.0)}
+    for seconds in (60.0, 43200.0):
+        tally = tallies[seconds]
+        # Every series was scraped from zero before the first call: all exact, all run long.
+        assert tally.unlike == [], (seconds, tally.unlike, marks)
+        healthy = [v for at, v in tally.exact if marks["healthy"] + 2 < at < marks["partial"]]
+        assert len(healthy) >= 5, (seconds, tally)
+        assert set(healthy) == {0.0}, (seconds, healthy)
+        partial = [v for at, v in tally.exact if marks["partial"] + 2 < at < marks["quiet"]]
+        assert len(partial) >= 5, (seconds, tally)
+        assert all(0 < value < 1 for value in partial), (seconds, partial)
+    short = tallies[5.0]
+    # Not comparable only in the 6 s after a series starts moving from zero.
+    for at in short.unlike:
+        assert any(0 < at - marks[phase] < 6.0 + LATE for phase in ("partial", "down")), (
+            at,
+            marks,
+        )
+    down = [v for at, v in short.exact if marks["down"] + 5.1 <= at and not math.isnan(v)]
+    assert down, short
+    assert set(down) == {1.0}, down  # failures and rejections: every event is bad
+    threshold = spec_slo.budget * spec.windows[0].factor(spec_slo.period)
+    over = {
+        seconds: min(at for at, v in tallies[seconds].values if v > threshold) - marks["partial"]
+        for seconds in (5.0, 60.0)
+    }
+
+    # -- seawall's own counts: the quiet stretch -------------------------------------------------
+    frozen = app.frozen
+    assert frozen is not None
+    assert frozen.error_ratio is not None
+    assert frozen.bad > 0
+    in_quiet = []
+    for seconds in (60.0, 43200.0):
+        for at, value in tallies[seconds].exact:
+            if not marks["quiet"] < at < marks["down"]:
+                continue
+            window = raw_window(server, seconds, at, spec_slo)
+            if min(samples[-1][0] for samples in window.values()) <= marks["quiet"]:
+                continue  # its newest scrape may hold calls made before the stop
+            assert bad_and_all(window, spec_slo) == (frozen.bad, frozen.events)
+            assert same(value, frozen.error_ratio), (value, frozen)
+            in_quiet.append((seconds, at, value))
+    assert {seconds for seconds, _, _ in in_quiet} == {60.0, 43200.0}, in_quiet
+    remaining = server.query(
+        f'slo:error_budget_remaining:ratio{{service="{SERVICE}",slo="{SLO_NAME}"}}',
+        at=max(at for _, at, _ in in_quiet),
+    )
+    assert frozen.remaining is not None
+    assert list(remaining.values()) == [pytest.approx(frozen.remaining, rel=1e-9, abs=1e-12)]
+
+    # -- the whole run: seawall.slo.budget() and Prometheus ------------------------------------
+    bad = "|".join(spec_slo.bad_outcomes)
+    lifetime = server.query(
+        f'sum(seawall_call_duration_seconds_count{{operation="{OPERATION}",outcome=~"{bad}"}})'
+        f' / sum(seawall_call_duration_seconds_count{{operation="{OPERATION}",'
+        f'outcome!="cancelled"}})'
+    )
+    assert final.error_ratio is not None
+    assert list(lifetime.values()) == [pytest.approx(final.error_ratio, rel=1e-12)]
+    (period_rule,) = server.query(
+        f'slo:sli_error:ratio_rate12h{{service="{SERVICE}",slo="{SLO_NAME}"}}'
+    ).values()
+    # Exact after the breaker opened too: "rejected" was scraped from zero as well.
+    assert same(period_rule, final.error_ratio), (period_rule, final)
+
+    print(
+        f"\npaged {paged_after:.2f} s after the partial outage began (first {first}); "
+        f"error ratio over {threshold:g} from {over} s after it began; "
+        f"5s windows not compared at {[round(at - marks['partial'], 2) for at in short.unlike]} "
+        f"s after it began (down began at {marks['down'] - marks['partial']:.2f} s); "
+        f"outcomes by phase {app.outcomes}; in the quiet stretch, {len(in_quiet)} "
+        f"evaluations equal budget() = {frozen.bad:g}/{frozen.events:g} = "
+        f"{frozen.error_ratio!r}; at the end budget() {final.bad:g}/{final.events:g} = "
+        f"{final.error_ratio!r}, lifetime query {next(iter(lifetime.values()))!r}, "
+        f"slo:sli_error:ratio_rate12h {period_rule!r}; "
+        + "; ".join(
+            f"{slo.format_duration(s)}: {len(t.exact)} exact ({t.late} late), "
+            f"{len(t.unlike)} unlike"
+            for s, t in tallies.items()
+        )
+    )
