@@ -1,4 +1,5 @@
-"""seawall.slo's rules, loaded by a real Prometheus scraping an application that runs seawall.
+"""seawall.slo's rules, loaded by a real Prometheus scraping an application that runs seawall,
+and run by promtool on every exposition of seawall's series.
 
 The application calls a ``Policy`` (a breaker, an attempt timeout, and a fault injector where
 the dependency is) from a thread, 100 times a second, through a schedule of faults: healthy,
@@ -26,27 +27,54 @@ failures, the breaker's first rejections); those evaluations are counted, not co
 the quiet stretch the counts stand still, so the raw samples equal seawall's own counts (read
 in process when the calls stopped), and the rules' ratio over the whole run equals
 ``seawall.slo.budget()`` exactly; so does it at the end, after the breaker has opened.
+
+Every exposition. The same scripted calls (on a fake clock: every duration exact) are exposed
+by prometheus-client's collector, by OpenTelemetry's Prometheus exporter
+(``opentelemetry-exporter-prometheus``, in the dev extra; skipped, saying so, without it) and
+by prometheus-client's multiprocess files, written by two worker processes with half the
+calls each, as under gunicorn; each in a fresh process. promtool (``promtool test rules``)
+then runs the generated rules over each exposition's samples, every series 0 and then its
+value (so, as above, the ratio of rates is exactly the ratio of counts), and checks that each
+SLO's ratio on every window is the same: the one counted by hand, which ``budget()`` read in
+the processes that made the calls.
 """
 
 from __future__ import annotations
 
+import asyncio
+import importlib.util
+import json
 import math
+import os
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from prometheus_client import start_http_server
+import yaml
+from prometheus_client import CollectorRegistry, generate_latest, start_http_server
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.parser import text_string_to_metric_families
 
 import seawall
 from seawall import chaos, slo
-from tests.helpers import NO_PROMETHEUS, PROMETHEUS, LabelSet, Prometheus
+from seawall.slo._rules import windows_of
+from seawall.testing import FakeClock
+from tests.helpers import (
+    NO_PROMETHEUS,
+    NO_PROMTOOL,
+    PROMETHEUS,
+    PROMTOOL,
+    LabelSet,
+    Prometheus,
+)
 
+ROOT = Path(__file__).parent.parent
 OPERATION = "slo-e2e-payments"
 SERVICE = "checkout"
 SLO_NAME = "payments-availability"
@@ -74,7 +102,8 @@ REFUSED = 0.3  # the share of calls refused in the partial outage
 #: (a rule evaluated in that gap did not see them; scrapes here take a few milliseconds).
 LATE = 0.1
 
-pytestmark = pytest.mark.skipif(PROMETHEUS is None, reason=NO_PROMETHEUS)
+needs_prometheus = pytest.mark.skipif(PROMETHEUS is None, reason=NO_PROMETHEUS)
+needs_promtool = pytest.mark.skipif(PROMTOOL is None, reason=NO_PROMTOOL)
 
 Samples = list[tuple[float, float]]
 
@@ -292,6 +321,7 @@ def page_alerts(server: Prometheus) -> list[dict[str, Any]]:
     return [alert for alert in server.alerts() if alert["labels"]["alertname"] == PAGE]
 
 
+@needs_prometheus
 def test_the_rules_in_prometheus_match_seawalls_counts_and_page_on_the_outage(
     running: tuple[App, Prometheus, slo.Spec],
 ) -> None:
@@ -418,3 +448,256 @@ def test_the_rules_in_prometheus_match_seawalls_counts_and_page_on_the_outage(
             for s, t in tallies.items()
         )
     )
+
+
+# -- every exposition: prometheus-client, OpenTelemetry's exporter, multiprocess ----------------
+
+#: The same calls, exposed three ways, must give the rules the same ratios. Two latency SLOs:
+#: one on a whole-number bound (``le="1.0"``, written ``le="1"`` by Prometheus 3), one not.
+EXPOSITION_SPEC = slo.Spec(
+    service=SERVICE,
+    slos=(
+        slo.SLO("payments-availability", "payments", "availability", 99.5, period=43200.0),
+        slo.SLO("payments-latency", "payments", "latency", 99.0, period=43200.0, threshold=1.0),
+        slo.SLO(
+            "payments-latency-fast", "payments", "latency", 99.0, period=43200.0, threshold=0.25
+        ),
+    ),
+    scrape_interval=1.0,
+    windows=(slo.Window("page", 60.0, 5.0, 0.02),),
+)
+
+#: (bad, events) of each SLO, counted by hand from :func:`scenario_part` (both parts).
+#: Availability: 26 successes, 2 fallbacks, 1 timeout, 3 failures, 2 rejections (1 cancelled
+#: call counts neither way). Latency: of the 26 successes, 3 took 2 s (over 1 s), and 9 took
+#: 0.5 s or more (over 0.25 s).
+EXPECTED = {
+    "payments-availability": (8, 34),
+    "payments-latency": (3, 26),
+    "payments-latency-fast": (9, 26),
+}
+
+
+def scenario_part(part: int) -> list[object]:
+    """Calls through a ``payments`` policy (a fallback, a breaker, an attempt timeout) on a
+    fake clock, so every duration is exact: part 0 successes of known durations, fallbacks
+    and a timeout; part 1 a cancelled call, successes, then failures that open the breaker,
+    and rejections. Returns what must stay alive until the exposition is read."""
+    clock = FakeClock()
+    policy = seawall.Policy(
+        "payments",
+        fallback=seawall.Fallback("cached", on=LookupError),
+        breaker=seawall.CircuitBreaker(
+            consecutive_failures=3, consecutive_span=0.0, failure_on=ConnectionError
+        ),
+        attempt_timeout=3.0,
+        clock=clock,
+    )
+
+    def taking(seconds: float) -> str:
+        clock.advance(seconds)
+        return "ok"
+
+    def missing() -> str:
+        raise LookupError("not there")
+
+    def refused() -> str:
+        raise ConnectionRefusedError("down")
+
+    if part == 0:
+        for seconds in [0.0] * 10 + [0.125] * 4 + [0.5] * 3 + [1.0] * 2 + [2.0]:
+            assert policy.call(taking, seconds) == "ok"
+        for _ in range(2):
+            assert policy.call(missing) == "cached"
+        with pytest.raises(seawall.TimeoutExceededError):
+            policy.call(taking, 4.0)
+        return [policy]
+
+    async def cancel_one() -> None:
+        entered = asyncio.Event()
+
+        async def hang() -> str:
+            entered.set()
+            await asyncio.Event().wait()
+            return "never"
+
+        task = asyncio.create_task(policy.acall(hang))
+        await entered.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(cancel_one())
+    for seconds in [0.0] * 3 + [1.0] + [2.0] * 2:
+        assert policy.call(taking, seconds) == "ok"
+    for _ in range(3):
+        with pytest.raises(ConnectionRefusedError):
+            policy.call(refused)
+    for _ in range(2):
+        with pytest.raises(seawall.CircuitOpenError):
+            policy.call(taking, 0.0)
+    return [policy]
+
+
+WORKER = """
+import json, os, sys
+sys.path.insert(0, sys.argv[1])
+mode, parts = sys.argv[2], [int(part) for part in sys.argv[3:]]
+from prometheus_client import REGISTRY, generate_latest
+from seawall import slo
+from seawall.metrics import configure
+from tests.test_slo_prometheus import EXPOSITION_SPEC, scenario_part
+if mode == "otel":
+    from opentelemetry.exporter.prometheus import PrometheusMetricReader
+    from opentelemetry.sdk.metrics import MeterProvider
+    configure(prometheus=False)  # only OpenTelemetry's exporter in the registry
+    configure(otel=MeterProvider(metric_readers=[PrometheusMetricReader()]))
+elif mode == "multiprocess":
+    from seawall.metrics import _multiprocess
+    _multiprocess.enable()
+keep = [scenario_part(part) for part in parts]
+if mode == "multiprocess":
+    _multiprocess.flush()
+print(json.dumps({
+    "exposition": None if mode == "multiprocess" else generate_latest(REGISTRY).decode(),
+    "budgets": {s.name: [slo.budget(s).bad, slo.budget(s).events] for s in EXPOSITION_SPEC.slos},
+}))
+"""
+
+HAS_OTEL_EXPORTER = importlib.util.find_spec("opentelemetry.exporter.prometheus") is not None
+
+
+def run_worker(mode: str, parts: list[int], env: dict[str, str]) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, "-c", WORKER, str(ROOT), mode, *map(str, parts)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    answer: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+    return answer
+
+
+@pytest.fixture(scope="module")
+def expositions(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[str, Any]]:
+    """The scenario's exposition text by exporter, with the budgets read in the processes
+    that made the calls (summed over the multiprocess workers)."""
+    env = {k: v for k, v in os.environ.items() if k.lower() != "prometheus_multiproc_dir"}
+    out: dict[str, tuple[str, Any]] = {}
+    client = run_worker("client", [0, 1], env)
+    out["prometheus-client"] = (client["exposition"], client["budgets"])
+    if HAS_OTEL_EXPORTER:
+        otel = run_worker("otel", [0, 1], env)
+        out["opentelemetry"] = (otel["exposition"], otel["budgets"])
+    # gunicorn-style: two worker processes, each with its half of the calls, one directory.
+    directory = tmp_path_factory.mktemp("multiproc")
+    workers = [
+        run_worker("multiprocess", [part], {**env, "PROMETHEUS_MULTIPROC_DIR": str(directory)})
+        for part in (0, 1)
+    ]
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(directory))
+    budgets = {
+        name: [sum(worker["budgets"][name][i] for worker in workers) for i in (0, 1)]
+        for name in EXPECTED
+    }
+    out["multiprocess"] = (generate_latest(registry).decode(), budgets)
+    return out
+
+
+def promql_string(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def input_series(exposition: str, le: Callable[[str], str] = str) -> list[dict[str, str]]:
+    """promtool input series for every ``seawall_call_duration_seconds`` count and bucket of
+    the exposition: 0 for 31 seconds (scraped before the calls), then the exposed value.
+    ``le`` rewrites bucket bounds (as Prometheus 3 stores them)."""
+    out = []
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            if sample.name not in (
+                "seawall_call_duration_seconds_count",
+                "seawall_call_duration_seconds_bucket",
+            ):
+                continue
+            labels = dict(sample.labels)
+            if "le" in labels:
+                labels["le"] = le(labels["le"])
+            text = ",".join(f"{k}={promql_string(v)}" for k, v in sorted(labels.items()))
+            value = int(sample.value) if float(sample.value).is_integer() else sample.value
+            out.append({"series": f"{sample.name}{{{text}}}", "values": f"0x30 {value}x30"})
+    return out
+
+
+def ratio_checks(expected: dict[str, float]) -> list[dict[str, Any]]:
+    """At 33 s (the values jumped at 31 s): each SLO's error ratio, on every window, within
+    1e-9 of ``expected``. Every series starts at 0 on the same sample times, so rate()
+    extrapolates each alike and the ratio of sums is the ratio of the counts."""
+    checks = []
+    for spec_slo in EXPOSITION_SPEC.slos:
+        for seconds in windows_of(EXPOSITION_SPEC, spec_slo):
+            record = f"slo:sli_error:ratio_rate{slo.format_duration(seconds)}"
+            selector = f'{{service="{SERVICE}",slo="{spec_slo.name}"}}'
+            checks.append(
+                {
+                    "expr": f"abs({record}{selector} - {expected[spec_slo.name]!r}) < bool 1e-9",
+                    "eval_time": "33s",
+                    "exp_samples": [{"labels": selector, "value": 1}],
+                }
+            )
+    return checks
+
+
+def promtool_test(
+    directory: Path,
+    groups: list[tuple[list[dict[str, str]], list[Any]]],
+    edit: Callable[[str], str] = str,
+) -> subprocess.CompletedProcess[str]:
+    """promtool's run of the rules of :data:`EXPOSITION_SPEC` (``edit``-ed) over each group of
+    (input series, checks)."""
+    assert PROMTOOL is not None
+    directory.mkdir(parents=True, exist_ok=True)
+    (rules,) = slo.generate(EXPOSITION_SPEC, directory)
+    rules.write_text(edit(rules.read_text()))
+    test = directory / "test.yaml"
+    test.write_text(
+        yaml.safe_dump(
+            {
+                "rule_files": [rules.name],
+                "evaluation_interval": "1s",
+                "tests": [
+                    {"interval": "1s", "input_series": series, "promql_expr_test": checks}
+                    for series, checks in groups
+                ],
+            },
+            sort_keys=False,
+        )
+    )
+    return subprocess.run(
+        [PROMTOOL, "test", "rules", str(test)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@needs_promtool
+@pytest.mark.parametrize("exporter", ["prometheus-client", "opentelemetry", "multiprocess"])
+def test_the_rules_give_the_same_ratios_on_every_exposition(
+    exporter: str, expositions: dict[str, tuple[str, Any]], tmp_path: Path
+) -> None:
+    if exporter not in expositions:
+        pytest.skip("opentelemetry-exporter-prometheus is not installed (the dev extra has it)")
+    exposition, budgets = expositions[exporter]
+    expected = {name: bad / events for name, (bad, events) in EXPECTED.items()}
+    # What the calls' own processes read with seawall.slo.budget(): the hand counts.
+    assert {name: tuple(value) for name, value in budgets.items()} == EXPECTED
+    series = input_series(exposition)
+    assert series, exposition
+    done = promtool_test(tmp_path, [(series, ratio_checks(expected))])
+    assert done.returncode == 0, done.stdout + done.stderr
