@@ -36,7 +36,8 @@ calls each, as under gunicorn; each in a fresh process. promtool (``promtool tes
 then runs the generated rules over each exposition's samples, every series 0 and then its
 value (so, as above, the ratio of rates is exactly the ratio of counts), and checks that each
 SLO's ratio on every window is the same: the one counted by hand, which ``budget()`` read in
-the processes that made the calls.
+the processes that made the calls. Last, the latency rules read a bucket bound written
+``le="1.0"`` (prometheus-client, OpenTelemetry) and ``le="1"`` (Prometheus 3) alike.
 """
 
 from __future__ import annotations
@@ -701,3 +702,40 @@ def test_the_rules_give_the_same_ratios_on_every_exposition(
     assert series, exposition
     done = promtool_test(tmp_path, [(series, ratio_checks(expected))])
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def prometheus_3_le(bound: str) -> str:
+    """A bucket bound as Prometheus 3 stores it from the text format: ``1.0`` as ``1``."""
+    return bound.removesuffix(".0")
+
+
+@needs_promtool
+def test_the_latency_rules_read_le_as_prometheus_client_and_prometheus_3_write_it(
+    expositions: dict[str, tuple[str, Any]], tmp_path: Path
+) -> None:
+    exposition, _ = expositions["prometheus-client"]
+    as_written = input_series(exposition)
+    as_stored = input_series(exposition, le=prometheus_3_le)
+    assert 'le="1.0"' in str(as_written)
+    assert 'le="1.0"' not in str(as_stored)
+    assert 'le="1"' in str(as_stored)
+    expected = {name: bad / events for name, (bad, events) in EXPECTED.items()}
+    checks = [check for check in ratio_checks(expected) if "latency" in check["expr"]]
+    assert len(checks) == 2 * 3  # two latency SLOs, three windows
+    groups = [(as_written, checks), (as_stored, checks)]
+    done = promtool_test(tmp_path / "rules", groups)
+    assert done.returncode == 0, done.stdout + done.stderr
+    # A rule that matched only prometheus-client's spelling would find no bucket at 1 s in what
+    # Prometheus 3 stores: its ratio would have no value at all, and the checks see it.
+    rules = (tmp_path / "rules" / "rules.yaml").read_text()
+    matched = 'le=~"1|1\\\\.0"'  # as the rules file writes the regex
+    assert matched in rules
+
+    def literal(text: str) -> str:
+        return text.replace(matched, 'le="1.0"')
+
+    done = promtool_test(tmp_path / "literal", [(as_stored, checks)], edit=literal)
+    assert done.returncode == 1, done.stdout + done.stderr
+    failed = done.stdout + done.stderr
+    assert 'slo="payments-latency"' in failed
+    assert 'slo="payments-latency-fast"' not in failed
