@@ -58,7 +58,7 @@ from typing import Any
 
 import pytest
 import yaml
-from prometheus_client import CollectorRegistry, generate_latest, start_http_server
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest, start_http_server
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -131,6 +131,9 @@ class App:
             attempt_timeout=1.0,
             chaos=self.injector,
         )
+        assert f'operation="{OPERATION}"' in generate_latest(REGISTRY).decode(), (
+            "seawall's collector is not in prometheus-client's default registry"
+        )
         self.server, self.server_thread = start_http_server(0, addr="127.0.0.1")
         self.port: int = self.server.server_address[1]
         #: The wall time each phase was first seen by the caller (for "quiet": after the last
@@ -183,6 +186,7 @@ class App:
         self.stop_calls()
         self.server.shutdown()
         self.server.server_close()
+        self.server_thread.join(10)
 
 
 @dataclass
