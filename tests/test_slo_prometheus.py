@@ -666,7 +666,8 @@ def promtool_test(
     (input series, checks)."""
     assert PROMTOOL is not None
     directory.mkdir(parents=True, exist_ok=True)
-    (rules,) = slo.generate(EXPOSITION_SPEC, directory)
+    rules = directory / "rules.yaml"
+    assert rules in slo.generate(EXPOSITION_SPEC, directory)
     rules.write_text(edit(rules.read_text()))
     test = directory / "test.yaml"
     test.write_text(
