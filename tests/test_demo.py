@@ -530,6 +530,7 @@ def test_the_demo_prints_where_its_slo_rules_dashboard_and_runbooks_are(
             directory / "rules.yaml",
             directory / "dashboard.json",
             *(directory / "runbooks" / f"{alert}.md" for alert in alerts),
+            directory / "tests.yaml",
         ]
     )
     assert len(alerts) == 6  # page, ticket and missing SLI, for availability and latency

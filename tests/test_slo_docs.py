@@ -658,6 +658,7 @@ def test_generate_writes_the_same_files_every_time(tmp_path: Path) -> None:
         "rules.yaml",
         "dashboard.json",
         *(f"runbooks/{name}.md" for name in slo.runbooks(spec)),
+        "tests.yaml",
     }
 
 

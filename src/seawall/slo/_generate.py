@@ -8,6 +8,7 @@ from seawall.slo._dashboard import write_dashboard
 from seawall.slo._rules import rules
 from seawall.slo._runbooks import write_runbooks
 from seawall.slo._spec import Spec
+from seawall.slo._tests import write_tests
 
 __all__ = ["generate", "to_yaml"]
 
@@ -29,8 +30,9 @@ def to_yaml(data: object) -> str:
 
 
 def generate(spec: Spec, out: str | Path) -> list[Path]:
-    """Write ``rules.yaml``, ``dashboard.json`` and ``runbooks/<alert>.md`` for ``spec`` into
-    ``out`` (made if missing); the paths written."""
+    """Write ``rules.yaml``, ``dashboard.json``, ``runbooks/<alert>.md`` and ``tests.yaml`` (the
+    ``promtool test rules`` file proving the rules) for ``spec`` into ``out`` (made if
+    missing); the paths written."""
     directory = Path(out)
     directory.mkdir(parents=True, exist_ok=True)
     written = []
@@ -39,4 +41,5 @@ def generate(spec: Spec, out: str | Path) -> list[Path]:
     written.append(path)
     written += write_dashboard(spec, directory)
     written += write_runbooks(spec, directory)
+    written.append(write_tests(spec, directory))
     return written

@@ -1,0 +1,685 @@
+"""``promtool test rules`` for a spec's rules: ``tests.yaml``, next to ``rules.yaml``.
+
+Every expectation comes from the spec, not from the rules: an alert's threshold is
+``budget share x period / long window x (1 - objective)``, its guard is ``min_events`` calls
+in its long window, its SLI the documented one. The input series are seawall's own
+(``seawall_call_duration_seconds_count``, and ``_bucket`` for a latency SLO, ``le`` written as
+prometheus-client writes it: ``0.25``, ``1.0``), counters that grow at fixed rates; a small
+model of those counters says what every window holds at every check, so the file states
+which alerts fire, including the other windows' alerts of the same name.
+
+For every SLO and every burn-rate window, the groups check that the alert
+
+- fires when the SLI burns at 1.05x its threshold over the whole long window, and stays
+  silent at 0.95x (checked when both windows are full);
+- resolves once the short window has passed after the burn stops (at stop + short window +
+  one sample), while the long window alone would still be above the threshold;
+- stays silent below the traffic guard (``min_events`` - 1 calls in the long window, all of
+  them bad) and fires just above it (``min_events`` + 1);
+
+and, per SLO, that every recording rule holds the value the traffic gives it (each window a
+different one, so a rule reading the wrong window fails) and that the missing-SLI alert is
+pending before ``missing_for`` and fires at it, but not while the series exist.
+
+promtool evaluates every rule of the file at every ``evaluation_interval`` from 0 to a test
+group's last check, which is what a test costs. The interval here is the greatest common
+divisor of the long windows (and of ``missing_for`` when that keeps the longest window under
+:data:`MAX_STEPS` evaluations): 1 h for the default windows, so ``missing_for`` (10 m) is
+checked at the evaluations around it, 0 and 1 h. Checks fall on evaluations; the burns start
+and stop on each group's own sample grid (``interval``: a fifth of the short window or
+less, dividing every window the group's alerts read), so a 5 m window stays exact.
+
+Values are compared as ``round(x * 1e9)`` (billionths): exact, yet free of a float's last
+bits.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, TypeVar
+
+from seawall._stats.counters import DURATION_BUCKETS
+from seawall.slo._rules import (
+    BUDGET_REMAINING,
+    ERROR_RATIO,
+    EVENTS_RATE,
+    OBJECTIVE,
+    SERIES,
+    _quote,
+    alert_names,
+    alert_rules,
+    rules,
+)
+from seawall.slo._spec import OUTCOMES, SLO, Spec, Window, format_duration
+
+__all__ = ["FIRE", "MAX_STEPS", "SILENT", "unit_tests", "write_tests"]
+
+#: The burn, as a multiple of an alert's threshold, at which it must fire, and must not.
+FIRE = 1.05
+SILENT = 0.95
+#: The most evaluations the longest window may take before the evaluation interval gives up
+#: dividing ``missing_for``.
+MAX_STEPS = 150
+#: Comparisons closer than this (relative) to a threshold are left to no test: a float's last
+#: bit could go either way.
+_CLOSE = 1e-6
+_VALUE = "{{ $value | humanizePercentage }}"
+_T = TypeVar("_T")
+
+
+class _Ambiguous(Exception):
+    """A check would sit on a threshold or a rounding edge: try the next burn."""
+
+
+def write_tests(spec: Spec, directory: Path) -> Path:
+    """Write ``tests.yaml`` for ``spec`` into ``directory``, next to ``rules.yaml``."""
+    from seawall.slo._generate import to_yaml
+
+    path = directory / "tests.yaml"
+    path.write_text(to_yaml(unit_tests(spec)))
+    return path
+
+
+def unit_tests(spec: Spec, rule_file: str = "rules.yaml") -> dict[str, Any]:
+    """The ``promtool test rules`` file for ``spec``'s rules (read from ``rule_file``)."""
+    plan = _Plan(spec)
+    groups = rules(spec)["groups"]
+    order = [g["name"] for g in groups if "record" in g["rules"][0]]
+    order += [g["name"] for g in groups if "record" not in g["rules"][0]]
+    tests: list[dict[str, Any]] = []
+    for slo in spec.slos:
+        tests.extend(plan.recorded(slo))
+        for window in spec.windows:
+            tests.append(plan.fire_and_resolve(slo, window))
+            tests.append(plan.silent(slo, window))
+            tests.append(plan.guard(slo, window))
+    tests.append(plan.missing())
+    return {
+        "rule_files": [rule_file],
+        "evaluation_interval": format_duration(plan.step / 1000),
+        # The recording rules first: an alert reads the ratios of its own evaluation.
+        "group_eval_order": order,
+        "tests": tests,
+    }
+
+
+# -- time, in whole milliseconds -----------------------------------------------------------------
+
+
+def _ms(seconds: float) -> int:
+    return round(seconds * 1000)
+
+
+def _ceil(value: int, step: int) -> int:
+    return -(-value // step) * step
+
+
+def _duration(ms: int) -> str:
+    return format_duration(ms / 1000) if ms else "0s"
+
+
+def _sample_interval(grid: int, short: int) -> int:
+    """The largest divisor of ``grid`` no longer than a fifth of ``short`` (or 1 ms)."""
+    bound = max(1, short // 5)
+    best = 1
+    for low in range(1, math.isqrt(grid) + 1):
+        if grid % low == 0:
+            for divisor in (low, grid // low):
+                if best < divisor <= bound:
+                    best = divisor
+    return best
+
+
+# -- traffic and what the rules see of it --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Segment:
+    end: int  # ms; each segment starts where the previous one ends, the first at 0
+    rate: float  # calls per second
+    bad: float  # the share of them that is bad
+
+
+class _Traffic:
+    """Calls over time, piecewise constant; counters start at 0 at time 0."""
+
+    def __init__(self, segments: Sequence[_Segment]) -> None:
+        self.segments = list(segments)
+
+    @property
+    def end(self) -> int:
+        return self.segments[-1].end
+
+    def between(self, start: int, end: int) -> tuple[float, float]:
+        """(calls, bad calls) in ``[start, end]``, nothing before 0: what ``rate()`` over the
+        window times its length gives, the samples falling on the window's edges (and, for a
+        window reaching before the first sample, counters from zero: no extrapolation)."""
+        calls = bad = 0.0
+        begin = 0
+        for segment in self.segments:
+            low, high = max(begin, start), min(segment.end, end)
+            if high > low:
+                calls += segment.rate * (high - low) / 1000
+                bad += segment.rate * segment.bad * (high - low) / 1000
+            begin = segment.end
+        return calls, bad
+
+    def ratio(self, end: int, window: int) -> float:
+        calls, bad = self.between(end - window, end)
+        return bad / calls if calls > 0 else math.nan
+
+    def per_step(self, interval: int) -> list[tuple[float, float]]:
+        """(calls, bad) in each sample interval, from the first sample to the last."""
+        out = []
+        for step in range(self.end // interval):
+            out.append(self.between(step * interval, (step + 1) * interval))
+        return out
+
+
+def _values(increments: Sequence[float]) -> str:
+    """A counter from 0 growing by ``increments``, in promtool's expanding notation
+    (``0+60x10 600x5``). promtool adds as it expands: each run starts from the float it
+    reached, so a flat run never reads as a counter reset."""
+    runs: list[tuple[float, int]] = []
+    for step in increments:
+        if runs and runs[-1][0] == step:
+            runs[-1] = (step, runs[-1][1] + 1)
+        else:
+            runs.append((step, 1))
+    items: list[str] = []
+    value = 0.0
+    for index, (step, count) in enumerate(runs):
+        if index == 0:
+            start, times = 0.0, count
+        else:
+            start, times = value + step, count - 1
+        items.append(f"{_num(start)}+{_num(step)}x{times}" if step else f"{_num(start)}x{times}")
+        value = start
+        for _ in range(times):
+            value += step
+    return " ".join(items) if items else "0"
+
+
+def _num(value: float) -> str:
+    text = format(Decimal(repr(float(value))), "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text or "0"
+
+
+def _le(bound: float) -> str:
+    """A bucket bound as prometheus-client writes it: ``0.25``, ``1.0``, ``+Inf``."""
+    return "+Inf" if math.isinf(bound) else repr(float(bound))
+
+
+def _series(name: str, labels: dict[str, str], increments: Sequence[float]) -> dict[str, str]:
+    inner = ",".join(f"{key}={_quote(value)}" for key, value in labels.items())
+    return {"series": f"{SERIES}_{name}{{{inner}}}", "values": _values(increments)}
+
+
+def _input_series(slo: SLO, traffic: _Traffic, interval: int) -> list[dict[str, str]]:
+    """seawall's series for ``slo``'s operation carrying ``traffic``: its calls and bad calls
+    as the SLI defines them, with series the SLI must leave out beside them."""
+    steps = traffic.per_step(interval)
+    calls = [c for c, _ in steps]
+    bad = [b for _, b in steps]
+    good = [c - b for c, b in steps]
+    op = {"operation": slo.operation}
+    out = []
+    if slo.sli == "availability":
+        bad_outcomes = [o for o in OUTCOMES if o in slo.bad_outcomes]
+        other_good = [o for o in OUTCOMES if o not in slo.bad_outcomes and o != "success"]
+        other_good = [o for o in other_good if o != "cancelled"]
+        success_share = 0.8 if other_good else 1.0
+        for outcome in OUTCOMES:
+            if outcome == "success":
+                counts = [g * success_share for g in good]
+            elif outcome in bad_outcomes:
+                counts = [b / len(bad_outcomes) for b in bad]
+            elif outcome == "cancelled":
+                counts = [c / 4 for c in calls]  # neither good nor bad: in no count
+            else:
+                counts = [g * (1 - success_share) / len(other_good) for g in good]
+            out.append(_series("count", {**op, "outcome": outcome}, counts))
+        return out
+    assert slo.threshold is not None
+    threshold = float(slo.threshold)
+    index = DURATION_BUCKETS.index(threshold)
+    below = DURATION_BUCKETS[index - 1] if index else None
+    above = DURATION_BUCKETS[index + 1] if index + 1 < len(DURATION_BUCKETS) else None
+    success = {**op, "outcome": "success"}
+    out.append(_series("count", success, calls))
+    if below is not None:
+        out.append(_series("bucket", {**success, "le": _le(below)}, [g / 2 for g in good]))
+    out.append(_series("bucket", {**success, "le": _le(threshold)}, good))
+    if above is not None:
+        out.append(_series("bucket", {**success, "le": _le(above)}, calls))
+    out.append(_series("bucket", {**success, "le": "+Inf"}, calls))
+    # Slow failures: the latency SLI reads successful calls only.
+    failure = {**op, "outcome": "failure"}
+    slow = [c / 10 for c in calls]
+    out.append(_series("count", failure, slow))
+    out.append(_series("bucket", {**failure, "le": _le(threshold)}, [0.0] * len(calls)))
+    out.append(_series("bucket", {**failure, "le": "+Inf"}, slow))
+    return out
+
+
+# -- expectations --------------------------------------------------------------------------------
+
+
+def _humanize_percentage(value: float) -> str:
+    """Prometheus's ``humanizePercentage``: ``fmt.Sprintf("%.4g%%", v*100)``."""
+    low, high = (f"{value * 100 * (1 + d):.4g}%" for d in (-1e-9, 1e-9))
+    if low != high:
+        raise _Ambiguous(f"{value!r} rounds either way")
+    return low
+
+
+def _render(text: str, value: float) -> str:
+    out = text.replace(_VALUE, _humanize_percentage(value)) if _VALUE in text else text
+    if "{{" in out:
+        raise ValueError(f"an annotation template the tests cannot render: {text!r}")
+    return out
+
+
+def _above(value: float, threshold: float) -> bool:
+    """``value > threshold`` as Prometheus decides it; ambiguous when within a float's reach."""
+    if math.isnan(value):
+        return False
+    if abs(value - threshold) <= _CLOSE * abs(threshold):
+        raise _Ambiguous(f"{value!r} is {threshold!r} to a float's last bits")
+    return value > threshold
+
+
+def _billionths(value: float) -> int:
+    scaled = value * 1e9
+    if abs(scaled - math.floor(scaled) - 0.5) < 1e-3:
+        raise _Ambiguous(f"{value!r} in billionths rounds either way")
+    return math.floor(scaled + 0.5)
+
+
+class _Plan:
+    def __init__(self, spec: Spec) -> None:
+        self.spec = spec
+        longs = [_ms(w.long) for w in spec.windows]
+        grid = math.gcd(*longs)
+        with_missing = math.gcd(grid, _ms(spec.missing_for))
+        if max(longs) // with_missing <= MAX_STEPS:
+            self.step = with_missing
+        elif max(longs) // grid <= MAX_STEPS:
+            self.step = grid
+        else:
+            self.step = _ceil(-(-max(longs) // MAX_STEPS), 1000)
+        shortest_long = min(w.long for w in spec.windows)
+        # Calls per second: at least a hundred times the guard in the shortest long window.
+        needed = 100 * spec.min_events / shortest_long
+        self.rate = 10.0 ** max(0, math.ceil(math.log10(needed))) if needed > 1 else 1.0
+
+    # -- the pieces of every group -------------------------------------------------------------
+
+    def threshold(self, slo: SLO, window: Window) -> float:
+        return window.budget * slo.period / window.long * slo.budget
+
+    def selector(self, slo: SLO) -> str:
+        return f"{{service={_quote(self.spec.service)},slo={_quote(slo.name)}}}"
+
+    def peers(self, window: Window) -> list[Window]:
+        """The windows whose alerts share ``window``'s name."""
+        return [w for w in self.spec.windows if w.severity == window.severity]
+
+    def interval(self, window: Window) -> int:
+        """A group's sample interval: a fifth of ``window``'s short window or less, dividing
+        the evaluation interval and every window its alert name reads."""
+        peers = self.peers(window)
+        windows = [_ms(w.long) for w in peers] + [_ms(w.short) for w in peers]
+        return _sample_interval(math.gcd(self.step, *windows), _ms(window.short))
+
+    def alerts(self, slo: SLO, window: Window, traffic: _Traffic, at: int) -> list[dict[str, Any]]:
+        """What promtool must list for ``window``'s alert name at ``at``: every rule of that
+        name whose long and short windows are both above its threshold with enough calls."""
+        name = alert_names(slo)[window.severity]
+        by_windows = {
+            (r["labels"]["long_window"], r["labels"]["short_window"]): r
+            for r in alert_rules(self.spec, slo)
+            if r["alert"] == name
+        }
+        out = []
+        for peer in self.peers(window):
+            threshold = self.threshold(slo, peer)
+            long_ratio = traffic.ratio(at, _ms(peer.long))
+            calls, _ = traffic.between(at - _ms(peer.long), at)
+            long_above = _above(long_ratio, threshold)
+            short_above = _above(traffic.ratio(at, _ms(peer.short)), threshold)
+            if abs(calls - self.spec.min_events) <= _CLOSE * self.spec.min_events:
+                raise _Ambiguous(f"{calls!r} calls on the guard")
+            if not (long_above and short_above and calls >= self.spec.min_events):
+                continue
+            long_, short = _duration(_ms(peer.long)), _duration(_ms(peer.short))
+            rule = by_windows[(long_, short)]
+            out.append(
+                {
+                    "exp_labels": {
+                        "service": self.spec.service,
+                        "slo": slo.name,
+                        "severity": peer.severity,
+                        "long_window": long_,
+                        "short_window": short,
+                    },
+                    "exp_annotations": {
+                        key: _render(text, long_ratio) for key, text in rule["annotations"].items()
+                    },
+                }
+            )
+        return out
+
+    def fires(self, alerts: list[dict[str, Any]], window: Window) -> bool:
+        labels = {"long_window": _duration(_ms(window.long))}
+        labels["short_window"] = _duration(_ms(window.short))
+        return any(all(a["exp_labels"][k] == v for k, v in labels.items()) for a in alerts)
+
+    def group(
+        self,
+        name: str,
+        slo: SLO,
+        traffic: _Traffic,
+        interval: int,
+        alerts: list[dict[str, Any]],
+        exprs: Sequence[dict[str, Any]] = (),
+    ) -> dict[str, Any]:
+        # The model is exact only when every change of traffic falls on a sample.
+        assert all(segment.end % interval == 0 for segment in traffic.segments)
+        out: dict[str, Any] = {
+            "name": name,
+            "interval": _duration(interval),
+            "input_series": _input_series(slo, traffic, interval),
+            "alert_rule_test": alerts,
+        }
+        if exprs:
+            out["promql_expr_test"] = list(exprs)
+        return out
+
+    def settle(self, tries: Sequence[_T], build: Callable[[_T], dict[str, Any]]) -> Any:
+        """``build`` at the first of ``tries`` whose checks are all clear of their edges."""
+        problems = []
+        for value in tries:
+            try:
+                return build(value)
+            except _Ambiguous as exc:
+                problems.append(str(exc))
+        raise RuntimeError(f"no test clear of its thresholds: {'; '.join(problems)}")
+
+    def check(self, name: str, at: int, alerts: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"eval_time": _duration(at), "alertname": name, "exp_alerts": alerts}
+
+    def title(self, slo: SLO, window: Window, what: str) -> str:
+        return (
+            f"{slo.name}: {alert_names(slo)[window.severity]} "
+            f"({format_duration(window.long)}/{format_duration(window.short)}) {what}"
+        )
+
+    # -- the groups ---------------------------------------------------------------------------
+
+    def silent(self, slo: SLO, window: Window) -> dict[str, Any]:
+        """A burn at 0.95x the threshold over the whole long window, checked when both windows
+        are full: no alert for the window."""
+        long = _ms(window.long)
+        at = _ceil(long, self.step)
+        threshold = self.threshold(slo, window)
+        name = alert_names(slo)[window.severity]
+        interval = self.interval(window)
+
+        def build(times: float) -> dict[str, Any]:
+            ratio = times * threshold
+            traffic = _Traffic(
+                [_Segment(at - long, self.rate, 0.0), _Segment(at, self.rate, ratio)]
+            )
+            alerts = self.alerts(slo, window, traffic, at)
+            assert not self.fires(alerts, window)
+            title = self.title(
+                slo,
+                window,
+                f"stays silent at {times:g}x its threshold burn: an error ratio of {ratio:.6g} "
+                f"over the whole {format_duration(window.long)} (threshold {threshold:.6g})",
+            )
+            return self.group(title, slo, traffic, interval, [self.check(name, at, alerts)])
+
+        result: dict[str, Any] = self.settle([SILENT - k * 0.005 for k in range(9)], build)
+        return result
+
+    def fire_and_resolve(self, slo: SLO, window: Window) -> dict[str, Any]:
+        """A burn at 1.05x the threshold over the whole long window fires, checked when both
+        windows are full; the burn goes on, then stops, and the alert is gone at stop + short
+        window + one sample, while the long window alone would still be above the threshold."""
+        long, short = _ms(window.long), _ms(window.short)
+        interval = self.interval(window)
+        fired = _ceil(long, self.step)
+        threshold = self.threshold(slo, window)
+        name = alert_names(slo)[window.severity]
+        selector = self.selector(slo)
+
+        def timeline(first: float, margin: float) -> tuple[int, int, float, bool]:
+            """(stop, gone, the burn after the first check, whether the long window can still
+            hold ``margin`` x the threshold when the alert is gone)."""
+            earliest = _ceil(fired + short + interval, self.step)
+            gone = earliest
+            while True:
+                stop = gone - short - interval
+                kept = first * max(0, fired - (gone - long))  # the first burn, still in
+                span = stop - max(fired, gone - long)  # the second burn, in it
+                need = (margin * threshold * long - kept) / span if span > 0 else math.inf
+                if need <= 1.0:
+                    return stop, gone, max(need, first), True
+                if gone - long >= fired:  # later checks see no more of the burn
+                    return earliest - short - interval, earliest, first, False
+                gone += self.step
+
+        def build(tries: tuple[float, float]) -> dict[str, Any]:
+            times, margin = tries
+            first = times * threshold
+            stop, gone, second, above = timeline(first, margin)
+            traffic = _Traffic(
+                [
+                    _Segment(fired - long, self.rate, 0.0),
+                    _Segment(fired, self.rate, first),
+                    _Segment(stop, self.rate, second),
+                    _Segment(gone, self.rate, 0.0),
+                ]
+            )
+            fires = self.alerts(slo, window, traffic, fired)
+            checks = [self.check(name, fired, fires)]
+            # After the stop, at every evaluation: firing while the short window holds some of
+            # the burn above the threshold, then gone for good.
+            for at in range(_ceil(stop + 1, self.step), gone, self.step):
+                checks.append(self.check(name, at, self.alerts(slo, window, traffic, at)))
+            after = self.alerts(slo, window, traffic, gone)
+            checks.append(self.check(name, gone, after))
+            assert self.fires(fires, window)
+            assert not self.fires(after, window)
+            exprs = [
+                {
+                    "expr": f"round({ERROR_RATIO}{_duration(short)}{selector} * 1e9)",
+                    "eval_time": _duration(gone),
+                    "exp_samples": [{"labels": selector, "value": 0}],
+                }
+            ]
+            still = traffic.ratio(gone, long)
+            if above and _above(still, threshold * 1.01):
+                exprs.append(
+                    {
+                        "expr": f"{ERROR_RATIO}{_duration(long)}{selector} > bool {threshold:.10g}",
+                        "eval_time": _duration(gone),
+                        "exp_samples": [{"labels": selector, "value": 1}],
+                    }
+                )
+                tail = f", while the {format_duration(window.long)} window holds {still:.6g}"
+            else:
+                tail = f" (the {format_duration(window.long)} window cannot stay above)"
+            burn = "goes on" if second == first else f"goes on at {second:.6g}"
+            title = self.title(
+                slo,
+                window,
+                f"fires at {times:g}x its threshold burn: an error ratio of {first:.6g} over the "
+                f"whole {format_duration(window.long)} (threshold {threshold:.6g}); the burn "
+                f"{burn} to {_duration(stop)} and stops: gone at {_duration(gone)}, "
+                f"{_duration(short + interval)} later{tail}",
+            )
+            return self.group(title, slo, traffic, interval, checks, exprs)
+
+        tries = [(FIRE + k * 0.005, m) for k in range(9) for m in (1.25, 1.3, 1.2, 1.4)]
+        result: dict[str, Any] = self.settle(tries, build)
+        return result
+
+    def guard(self, slo: SLO, window: Window) -> dict[str, Any]:
+        """Every call bad, but min_events - 1 calls in the long window: silent; one evaluation
+        later, with min_events + 1 calls in it: fires."""
+        long = _ms(window.long)
+        at = _ceil(long, self.step)
+        later = at + self.step
+        few = self.spec.min_events - 1
+        kept = few * max(0, long - self.step) / long  # of those, still in the window later
+        more = (self.spec.min_events + 1 - kept) / (min(self.step, long) / 1000)
+        interval = self.interval(window)
+        traffic = _Traffic(
+            [
+                _Segment(at - long, 0.0, 0.0),
+                _Segment(at, few / (long / 1000), 1.0),
+                _Segment(later, more, 1.0),
+            ]
+        )
+        name = alert_names(slo)[window.severity]
+
+        def build(_: float) -> dict[str, Any]:
+            silent = self.alerts(slo, window, traffic, at)
+            fires = self.alerts(slo, window, traffic, later)
+            assert not self.fires(silent, window)
+            assert self.fires(fires, window)
+            title = self.title(
+                slo,
+                window,
+                f"stays silent with {few} calls in {format_duration(window.long)}, all bad "
+                f"(min_events {self.spec.min_events}), fires with "
+                f"{self.spec.min_events + 1}",
+            )
+            checks = [self.check(name, at, silent), self.check(name, later, fires)]
+            return self.group(title, slo, traffic, interval, checks)
+
+        result: dict[str, Any] = self.settle([0.0], build)
+        return result
+
+    def recorded(self, slo: SLO) -> list[dict[str, Any]]:
+        """The recording rules' values. The windows that are whole evaluation intervals are
+        checked at the longest alert window's end, sampled at the evaluation interval; the
+        others (5m, 30m for the default windows) early, sampled finer: each group costs its
+        evaluations, and a fine sampling over days is slow."""
+        windows = sorted(
+            {w.long for w in self.spec.windows}
+            | {w.short for w in self.spec.windows}
+            | {slo.period}
+        )
+        coarse = [w for w in windows if _ms(w) % self.step == 0]
+        fine = [w for w in windows if _ms(w) % self.step]
+        if not coarse or not fine:
+            return [self.values(slo, windows, last=True)]
+        return [self.values(slo, fine, last=False), self.values(slo, coarse, last=True)]
+
+    def values(self, slo: SLO, windows: Sequence[float], last: bool) -> dict[str, Any]:
+        """The traffic doubles, and errors start, in the last of the shortest of ``windows``, so
+        each window holds its own ratio and rate; checked in billionths, when every alert
+        window among ``windows`` is full (the period may not be: counters start from zero at
+        the first sample, it reads them all). ``last``: with the objective, the budget left and
+        the missing-SLI alert silent while the series exist."""
+        alert_windows = {w.long for w in self.spec.windows} | {w.short for w in self.spec.windows}
+        longest = max((_ms(w) for w in windows if w in alert_windows), default=self.step)
+        at = _ceil(longest, self.step) + self.step
+        interval = math.gcd(self.step, *(_ms(w) for w in windows if _ms(w) <= at))
+        shortest = _ms(min(windows))
+        selector = self.selector(slo)
+        name = alert_names(slo)["missing"]
+
+        def value(expr: str, number: float) -> dict[str, Any]:
+            return {
+                "expr": f"round({expr}{selector} * 1e9)",
+                "eval_time": _duration(at),
+                "exp_samples": [{"labels": selector, "value": _billionths(number)}],
+            }
+
+        def build(errors: float) -> dict[str, Any]:
+            traffic = _Traffic(
+                [_Segment(at - shortest, self.rate, 0.0), _Segment(at, 2 * self.rate, errors)]
+            )
+            exprs = []
+            for seconds in windows:
+                window = _duration(_ms(seconds))
+                exprs.append(value(f"{ERROR_RATIO}{window}", traffic.ratio(at, _ms(seconds))))
+                calls, _ = traffic.between(at - _ms(seconds), at)
+                exprs.append(value(f"{EVENTS_RATE}{window}", calls / seconds))
+            checks = []
+            if last:
+                exprs.append(value(OBJECTIVE, slo.objective / 100))
+                remaining = 1 - traffic.ratio(at, _ms(slo.period)) / slo.budget
+                exprs.append(value(BUDGET_REMAINING, remaining))
+                checks.append(self.check(name, at, []))
+            listed = ", ".join(format_duration(w) for w in windows)
+            title = (
+                f"{slo.name}: the recording rules over {listed} at {_duration(at)} (in "
+                f"billionths): {self.rate:g} calls/s, doubling in the last "
+                f"{_duration(shortest)} with {errors:g} of them bad"
+            )
+            if last:
+                title += f"; the objective, the budget left, {name} silent"
+            return self.group(title, slo, traffic, interval, checks, exprs)
+
+        result: dict[str, Any] = self.settle([0.01, 0.02, 0.03, 0.05, 0.04, 0.015], build)
+        return result
+
+    def missing(self) -> dict[str, Any]:
+        """No series for any SLO's operation (one for another operation): each SLO's
+        missing-SLI alert is pending until missing_for, then fires."""
+        missing_for = _ms(self.spec.missing_for)
+        fires = _ceil(missing_for, self.step)
+        before = fires - self.step
+        operations = {slo.operation for slo in self.spec.slos}
+        other = "other"
+        while other in operations:
+            other += "-other"
+        calls = [self.rate * self.step / 1000] * (fires // self.step)
+        series = [_series("count", {"operation": other, "outcome": "success"}, calls)]
+        checks = []
+        exprs = []
+        for slo in self.spec.slos:
+            name = alert_names(slo)["missing"]
+            [rule] = [r for r in alert_rules(self.spec, slo) if r["alert"] == name]
+            labels = {"operation": slo.operation, **rule["labels"]}
+            checks.append(self.check(name, before, []))
+            checks.append(
+                self.check(
+                    name,
+                    fires,
+                    [{"exp_labels": labels, "exp_annotations": dict(rule["annotations"])}],
+                )
+            )
+            pending = {"alertname": name, "alertstate": "pending", **labels}
+            inner = ",".join(f"{k}={_quote(v)}" for k, v in sorted(pending.items()))
+            exprs.append(
+                {
+                    "expr": f"ALERTS{{alertname={_quote(name)}}}",
+                    "eval_time": _duration(before),
+                    "exp_samples": [{"labels": f"ALERTS{{{inner}}}", "value": 1}],
+                }
+            )
+        title = (
+            f"no series for {', '.join(sorted(operations))}: every missing-SLI alert pending "
+            f"at {_duration(before)}, firing at {_duration(fires)} (missing_for "
+            f"{format_duration(self.spec.missing_for)}, evaluated every {_duration(self.step)})"
+        )
+        return {
+            "name": title,
+            "interval": _duration(self.step),
+            "input_series": series,
+            "alert_rule_test": checks,
+            "promql_expr_test": exprs,
+        }
