@@ -4,9 +4,9 @@ Every expectation comes from the spec, not from the rules: an alert's threshold 
 ``budget share x period / long window x (1 - objective)``, its guard is ``min_events`` calls
 in its long window, its SLI the documented one. The input series are seawall's own
 (``seawall_call_duration_seconds_count``, and ``_bucket`` for a latency SLO, ``le`` written as
-prometheus-client writes it: ``0.25``, ``1.0``), counters that grow at fixed rates; a small
-model of those counters says what every window holds at every check, so the file states
-which alerts fire, including the other windows' alerts of the same name.
+prometheus-client writes it: ``0.25``, ``1.0``), counters of whole calls from 0; a small model
+of those counts says what every window holds at every check, so the file states which alerts
+fire, the other windows' alerts of the same name included.
 
 For every SLO and every burn-rate window, the groups check that the alert
 
@@ -39,8 +39,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -103,7 +101,7 @@ def unit_tests(spec: Spec, rule_file: str = "rules.yaml") -> dict[str, Any]:
     tests.append(plan.missing())
     return {
         "rule_files": [rule_file],
-        "evaluation_interval": format_duration(plan.step / 1000),
+        "evaluation_interval": _duration(plan.step),
         # The recording rules first: an alert reads the ratios of its own evaluation.
         "group_eval_order": order,
         "tests": tests,
@@ -137,81 +135,81 @@ def _sample_interval(grid: int, short: int) -> int:
     return best
 
 
+def _round_number(least: float) -> int:
+    """The smallest of 1, 2, 5, 10, 20, ... that is at least ``least``."""
+    power = 1
+    while True:
+        for digit in (1, 2, 5):
+            if digit * power >= least:
+                return digit * power
+        power *= 10
+
+
 # -- traffic and what the rules see of it --------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Segment:
-    end: int  # ms; each segment starts where the previous one ends, the first at 0
-    rate: float  # calls per second
-    bad: float  # the share of them that is bad
-
-
 class _Traffic:
-    """Calls over time, piecewise constant; counters start at 0 at time 0."""
+    """Whole calls, and bad ones among them, in each sample interval; the counters start at 0
+    at the first sample. What ``rate()`` over a window times its length gives is the calls of
+    the intervals ending in it: the windows' edges fall on samples, and a window reaching back
+    before the first sample reads counters from zero (no extrapolation)."""
 
-    def __init__(self, segments: Sequence[_Segment]) -> None:
-        self.segments = list(segments)
+    def __init__(self, interval: int) -> None:
+        self.interval = interval
+        self.calls: list[int] = []
+        self.bad: list[int] = []
 
     @property
     def end(self) -> int:
-        return self.segments[-1].end
+        return len(self.calls) * self.interval
 
-    def between(self, start: int, end: int) -> tuple[float, float]:
-        """(calls, bad calls) in ``[start, end]``, nothing before 0: what ``rate()`` over the
-        window times its length gives, the samples falling on the window's edges (and, for a
-        window reaching before the first sample, counters from zero: no extrapolation)."""
-        calls = bad = 0.0
-        begin = 0
-        for segment in self.segments:
-            low, high = max(begin, start), min(segment.end, end)
-            if high > low:
-                calls += segment.rate * (high - low) / 1000
-                bad += segment.rate * segment.bad * (high - low) / 1000
-            begin = segment.end
-        return calls, bad
+    def steps(self, until: int) -> int:
+        if until % self.interval or until < self.end:
+            raise ValueError(f"{until} ms is not a sample after {self.end} ms")
+        return (until - self.end) // self.interval
+
+    def steady(self, until: int, calls: int, bad: int = 0) -> _Traffic:
+        """``calls`` an interval, ``bad`` of them bad, until ``until``."""
+        count = self.steps(until)
+        self.calls += [calls] * count
+        self.bad += [bad] * count
+        return self
+
+    def spread(self, until: int, calls: int) -> _Traffic:
+        """``calls`` bad calls spread evenly over the intervals until ``until``, the last one
+        of them holding one (when there are calls)."""
+        count = self.steps(until)
+        placed = [(k + 1) * calls // count - k * calls // count for k in range(count)]
+        self.calls += placed
+        self.bad += placed
+        return self
+
+    def between(self, start: int, end: int) -> tuple[int, int]:
+        """(calls, bad calls) of the intervals ending in ``(start, end]``."""
+        first, last = max(0, start) // self.interval, end // self.interval
+        return sum(self.calls[first:last]), sum(self.bad[first:last])
 
     def ratio(self, end: int, window: int) -> float:
         calls, bad = self.between(end - window, end)
-        return bad / calls if calls > 0 else math.nan
-
-    def per_step(self, interval: int) -> list[tuple[float, float]]:
-        """(calls, bad) in each sample interval, from the first sample to the last."""
-        out = []
-        for step in range(self.end // interval):
-            out.append(self.between(step * interval, (step + 1) * interval))
-        return out
+        return bad / calls if calls else math.nan
 
 
-def _values(increments: Sequence[float]) -> str:
+def _values(increments: Sequence[int]) -> str:
     """A counter from 0 growing by ``increments``, in promtool's expanding notation
-    (``0+60x10 600x5``). promtool adds as it expands: each run starts from the float it
-    reached, so a flat run never reads as a counter reset."""
-    runs: list[tuple[float, int]] = []
+    (``0+60x10 600x5``: 11 samples from 0 by 60, then 5 of 600)."""
+    runs: list[tuple[int, int]] = []
     for step in increments:
         if runs and runs[-1][0] == step:
             runs[-1] = (step, runs[-1][1] + 1)
         else:
             runs.append((step, 1))
     items: list[str] = []
-    value = 0.0
+    value = 0
     for index, (step, count) in enumerate(runs):
-        if index == 0:
-            start, times = 0.0, count
-        else:
-            start, times = value + step, count - 1
-        items.append(f"{_num(start)}+{_num(step)}x{times}" if step else f"{_num(start)}x{times}")
-        value = start
-        for _ in range(times):
-            value += step
+        start, times = (0, count) if index == 0 else (value + step, count - 1)
+        items.append(f"{start}+{step}x{times}" if step else f"{start}x{times}")
+        value = start + step * times
     return " ".join(items) if items else "0"
-
-
-def _num(value: float) -> str:
-    text = format(Decimal(repr(float(value))), "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return text or "0"
 
 
 def _le(bound: float) -> str:
@@ -219,54 +217,60 @@ def _le(bound: float) -> str:
     return "+Inf" if math.isinf(bound) else repr(float(bound))
 
 
-def _series(name: str, labels: dict[str, str], increments: Sequence[float]) -> dict[str, str]:
+def _series(name: str, labels: dict[str, str], increments: Sequence[int]) -> dict[str, str]:
     inner = ",".join(f"{key}={_quote(value)}" for key, value in labels.items())
     return {"series": f"{SERIES}_{name}{{{inner}}}", "values": _values(increments)}
 
 
-def _input_series(slo: SLO, traffic: _Traffic, interval: int) -> list[dict[str, str]]:
+def _split(total: int, parts: int) -> list[int]:
+    """``total`` in ``parts`` whole shares, the first ones larger by one when it must."""
+    share, left = divmod(total, parts)
+    return [share + (1 if index < left else 0) for index in range(parts)]
+
+
+def _input_series(slo: SLO, traffic: _Traffic) -> list[dict[str, str]]:
     """seawall's series for ``slo``'s operation carrying ``traffic``: its calls and bad calls
     as the SLI defines them, with series the SLI must leave out beside them."""
-    steps = traffic.per_step(interval)
-    calls = [c for c, _ in steps]
-    bad = [b for _, b in steps]
-    good = [c - b for c, b in steps]
+    calls, bad = traffic.calls, traffic.bad
+    good = [c - b for c, b in zip(calls, bad, strict=True)]
     op = {"operation": slo.operation}
-    out = []
     if slo.sli == "availability":
         bad_outcomes = [o for o in OUTCOMES if o in slo.bad_outcomes]
-        other_good = [o for o in OUTCOMES if o not in slo.bad_outcomes and o != "success"]
-        other_good = [o for o in other_good if o != "cancelled"]
-        success_share = 0.8 if other_good else 1.0
-        for outcome in OUTCOMES:
-            if outcome == "success":
-                counts = [g * success_share for g in good]
-            elif outcome in bad_outcomes:
-                counts = [b / len(bad_outcomes) for b in bad]
-            elif outcome == "cancelled":
-                counts = [c / 4 for c in calls]  # neither good nor bad: in no count
-            else:
-                counts = [g * (1 - success_share) / len(other_good) for g in good]
-            out.append(_series("count", {**op, "outcome": outcome}, counts))
-        return out
+        others = [o for o in OUTCOMES if o not in slo.bad_outcomes and o != "success"]
+        others = [o for o in others if o != "cancelled"]  # good, besides success: a fifth
+        counts: dict[str, list[int]] = {o: [] for o in OUTCOMES}
+        for c, b, g in zip(calls, bad, good, strict=True):
+            for outcome, share in zip(bad_outcomes, _split(b, len(bad_outcomes)), strict=True):
+                counts[outcome].append(share)
+            other = _split(g // 5, len(others)) if others else []
+            for outcome, share in zip(others, other, strict=True):
+                counts[outcome].append(share)
+            counts["success"].append(g - sum(other))
+            if "cancelled" not in bad_outcomes:
+                counts["cancelled"].append(c // 4)  # neither good nor bad: in no count
+        return [
+            _series("count", {**op, "outcome": outcome}, counts[outcome])
+            for outcome in OUTCOMES
+            if counts[outcome]
+        ]
     assert slo.threshold is not None
     threshold = float(slo.threshold)
     index = DURATION_BUCKETS.index(threshold)
     below = DURATION_BUCKETS[index - 1] if index else None
     above = DURATION_BUCKETS[index + 1] if index + 1 < len(DURATION_BUCKETS) else None
     success = {**op, "outcome": "success"}
-    out.append(_series("count", success, calls))
+    out = [_series("count", success, calls)]
     if below is not None:
-        out.append(_series("bucket", {**success, "le": _le(below)}, [g / 2 for g in good]))
+        out.append(_series("bucket", {**success, "le": _le(below)}, [g // 2 for g in good]))
     out.append(_series("bucket", {**success, "le": _le(threshold)}, good))
     if above is not None:
         out.append(_series("bucket", {**success, "le": _le(above)}, calls))
     out.append(_series("bucket", {**success, "le": "+Inf"}, calls))
     # Slow failures: the latency SLI reads successful calls only.
     failure = {**op, "outcome": "failure"}
-    slow = [c / 10 for c in calls]
+    slow = [c // 10 for c in calls]
     out.append(_series("count", failure, slow))
-    out.append(_series("bucket", {**failure, "le": _le(threshold)}, [0.0] * len(calls)))
+    out.append(_series("bucket", {**failure, "le": _le(threshold)}, [0] * len(calls)))
     out.append(_series("bucket", {**failure, "le": "+Inf"}, slow))
     return out
 
@@ -315,15 +319,18 @@ class _Plan:
             self.step = with_missing
         else:
             self.step = grid * -(-max(longs) // (grid * MAX_STEPS))
-        shortest_long = min(w.long for w in spec.windows)
-        # Calls per second: at least a hundred times the guard in the shortest long window.
-        needed = 100 * spec.min_events / shortest_long
-        self.rate = 10.0 ** max(0, math.ceil(math.log10(needed))) if needed > 1 else 1.0
 
     # -- the pieces of every group -------------------------------------------------------------
 
     def threshold(self, slo: SLO, window: Window) -> float:
         return window.budget * slo.period / window.long * slo.budget
+
+    def volume(self, slo: SLO) -> int:
+        """Calls an interval when traffic is plenty: a round number, enough for a burn of
+        1.05x the lowest threshold to be one to a thousand, and for a window of five
+        intervals to hold twenty times the guard."""
+        lowest = min(self.threshold(slo, w) for w in self.spec.windows)
+        return _round_number(max(1000 / lowest, 4 * self.spec.min_events))
 
     def selector(self, slo: SLO) -> str:
         return f"{{service={_quote(self.spec.service)},slo={_quote(slo.name)}}}"
@@ -355,8 +362,6 @@ class _Plan:
             calls, _ = traffic.between(at - _ms(peer.long), at)
             long_above = _above(long_ratio, threshold)
             short_above = _above(traffic.ratio(at, _ms(peer.short)), threshold)
-            if abs(calls - self.spec.min_events) <= _CLOSE * self.spec.min_events:
-                raise _Ambiguous(f"{calls!r} calls on the guard")
             if not (long_above and short_above and calls >= self.spec.min_events):
                 continue
             long_, short = _duration(_ms(peer.long)), _duration(_ms(peer.short))
@@ -387,16 +392,13 @@ class _Plan:
         name: str,
         slo: SLO,
         traffic: _Traffic,
-        interval: int,
         alerts: list[dict[str, Any]],
         exprs: Sequence[dict[str, Any]] = (),
     ) -> dict[str, Any]:
-        # The model is exact only when every change of traffic falls on a sample.
-        assert all(segment.end % interval == 0 for segment in traffic.segments)
         out: dict[str, Any] = {
             "name": name,
-            "interval": _duration(interval),
-            "input_series": _input_series(slo, traffic, interval),
+            "interval": _duration(traffic.interval),
+            "input_series": _input_series(slo, traffic),
             "alert_rule_test": alerts,
         }
         if exprs:
@@ -431,22 +433,22 @@ class _Plan:
         at = _ceil(long, self.step)
         threshold = self.threshold(slo, window)
         name = alert_names(slo)[window.severity]
-        interval = self.interval(window)
+        volume = self.volume(slo)
 
         def build(times: float) -> dict[str, Any]:
-            ratio = times * threshold
-            traffic = _Traffic(
-                [_Segment(at - long, self.rate, 0.0), _Segment(at, self.rate, ratio)]
-            )
+            bad = round(volume * times * threshold)
+            traffic = _Traffic(self.interval(window)).steady(at - long, volume)
+            traffic.steady(at, volume, bad)
             alerts = self.alerts(slo, window, traffic, at)
             assert not self.fires(alerts, window)
             title = self.title(
                 slo,
                 window,
-                f"stays silent at {times:g}x its threshold burn: an error ratio of {ratio:.6g} "
-                f"over the whole {format_duration(window.long)} (threshold {threshold:.6g})",
+                f"stays silent at {bad / volume / threshold:.4g}x its threshold burn: "
+                f"{bad} of every {volume} calls bad over the whole {format_duration(window.long)} "
+                f"(threshold {threshold:.6g})",
             )
-            return self.group(title, slo, traffic, interval, [self.check(name, at, alerts)])
+            return self.group(title, slo, traffic, [self.check(name, at, alerts)])
 
         result: dict[str, Any] = self.settle([SILENT - k * 0.005 for k in range(9)], build)
         return result
@@ -461,35 +463,31 @@ class _Plan:
         threshold = self.threshold(slo, window)
         name = alert_names(slo)[window.severity]
         selector = self.selector(slo)
+        volume = self.volume(slo)
 
-        def timeline(first: float, margin: float) -> tuple[int, int, float, bool]:
-            """(stop, gone, the burn after the first check, whether the long window can still
-            hold ``margin`` x the threshold when the alert is gone)."""
+        def timeline(first: int, margin: float) -> tuple[int, int, int, bool]:
+            """(stop, gone, the bad calls an interval after the first check, whether the long
+            window can still hold ``margin`` x the threshold when the alert is gone)."""
             earliest = _ceil(fired + short + interval, self.step)
             gone = earliest
             while True:
                 stop = gone - short - interval
                 kept = first * max(0, fired - (gone - long))  # the first burn, still in
                 span = stop - max(fired, gone - long)  # the second burn, in it
-                need = (margin * threshold * long - kept) / span if span > 0 else math.inf
-                if need <= 1.0:
-                    return stop, gone, max(need, first), True
+                need = (margin * threshold * volume * long - kept) / span if span > 0 else math.inf
+                if need <= volume:
+                    return stop, gone, max(math.ceil(need), first), True
                 if gone - long >= fired:  # later checks see no more of the burn
                     return earliest - short - interval, earliest, first, False
                 gone += self.step
 
         def build(tries: tuple[float, float]) -> dict[str, Any]:
             times, margin = tries
-            first = times * threshold
+            first = round(volume * times * threshold)
             stop, gone, second, above = timeline(first, margin)
-            traffic = _Traffic(
-                [
-                    _Segment(fired - long, self.rate, 0.0),
-                    _Segment(fired, self.rate, first),
-                    _Segment(stop, self.rate, second),
-                    _Segment(gone, self.rate, 0.0),
-                ]
-            )
+            traffic = _Traffic(interval).steady(fired - long, volume)
+            traffic.steady(fired, volume, first).steady(stop, volume, second)
+            traffic.steady(gone, volume)
             fires = self.alerts(slo, window, traffic, fired)
             checks = [self.check(name, fired, fires)]
             # After the stop, at every evaluation: firing while the short window holds some of
@@ -519,16 +517,16 @@ class _Plan:
                 tail = f", while the {format_duration(window.long)} window holds {still:.6g}"
             else:
                 tail = f" (the {format_duration(window.long)} window cannot stay above)"
-            burn = "goes on" if second == first else f"goes on at {second:.6g}"
+            burn = "goes on" if second == first else f"goes on at {second} of every {volume}"
             title = self.title(
                 slo,
                 window,
-                f"fires at {times:g}x its threshold burn: an error ratio of {first:.6g} over the "
-                f"whole {format_duration(window.long)} (threshold {threshold:.6g}); the burn "
-                f"{burn} to {_duration(stop)} and stops: gone at {_duration(gone)}, "
-                f"{_duration(short + interval)} later{tail}",
+                f"fires at {first / volume / threshold:.4g}x its threshold burn: {first} of "
+                f"every {volume} calls bad over the whole {format_duration(window.long)} "
+                f"(threshold {threshold:.6g}); the burn {burn} until {_duration(stop)} and "
+                f"stops: gone at {_duration(gone)}, {_duration(short + interval)} later{tail}",
             )
-            return self.group(title, slo, traffic, interval, checks, exprs)
+            return self.group(title, slo, traffic, checks, exprs)
 
         # Margins clear of round decimals: a ratio like 0.0066875 sits on a rounding edge of
         # the annotation's 4 digits.
@@ -544,19 +542,13 @@ class _Plan:
         at = _ceil(long, self.step)
         later = at + self.step
         few = self.spec.min_events - 1
-        kept = few * max(0, long - self.step) / long  # of those, still in the window later
-        more = (self.spec.min_events + 1 - kept) / (min(self.step, long) / 1000)
-        interval = self.interval(window)
-        traffic = _Traffic(
-            [
-                _Segment(at - long, 0.0, 0.0),
-                _Segment(at, few / (long / 1000), 1.0),
-                _Segment(later, more, 1.0),
-            ]
-        )
+        traffic = _Traffic(self.interval(window)).steady(at - long, 0).spread(at, few)
+        kept, _ = traffic.between(later - long, at)  # of those, still in the window later
+        traffic.steady(later - min(long, self.step), 0)
+        traffic.spread(later, self.spec.min_events + 1 - kept)
         name = alert_names(slo)[window.severity]
 
-        def build(_: float) -> dict[str, Any]:
+        def build(_: None) -> dict[str, Any]:
             silent = self.alerts(slo, window, traffic, at)
             fires = self.alerts(slo, window, traffic, later)
             assert not self.fires(silent, window)
@@ -569,16 +561,16 @@ class _Plan:
                 f"{self.spec.min_events + 1}",
             )
             checks = [self.check(name, at, silent), self.check(name, later, fires)]
-            return self.group(title, slo, traffic, interval, checks)
+            return self.group(title, slo, traffic, checks)
 
-        result: dict[str, Any] = self.settle([0.0], build)
+        result: dict[str, Any] = self.settle([None], build)
         return result
 
     def recorded(self, slo: SLO) -> list[dict[str, Any]]:
         """The recording rules' values. The windows that are whole evaluation intervals are
         checked at the longest alert window's end, sampled at the evaluation interval; the
-        others (5m, 30m for the default windows) early, sampled finer: each group costs its
-        evaluations, and a fine sampling over days is slow."""
+        others (5m, 30m, 1h for the default windows) early, sampled finer: each group costs
+        its evaluations, and a fine sampling over days is slow."""
         windows = sorted(
             {w.long for w in self.spec.windows}
             | {w.short for w in self.spec.windows}
@@ -603,6 +595,7 @@ class _Plan:
         shortest = _ms(min(windows))
         selector = self.selector(slo)
         name = alert_names(slo)["missing"]
+        volume = self.volume(slo)
 
         def value(expr: str, number: float) -> dict[str, Any]:
             return {
@@ -612,9 +605,9 @@ class _Plan:
             }
 
         def build(errors: float) -> dict[str, Any]:
-            traffic = _Traffic(
-                [_Segment(at - shortest, self.rate, 0.0), _Segment(at, 2 * self.rate, errors)]
-            )
+            bad = round(2 * volume * errors)
+            traffic = _Traffic(interval).steady(at - shortest, volume)
+            traffic.steady(at, 2 * volume, bad)
             exprs = []
             for seconds in windows:
                 window = _duration(_ms(seconds))
@@ -630,12 +623,12 @@ class _Plan:
             listed = ", ".join(format_duration(w) for w in windows)
             title = (
                 f"{slo.name}: the recording rules over {listed} at {_duration(at)} (in "
-                f"billionths): {self.rate:g} calls/s, doubling in the last "
-                f"{_duration(shortest)} with {errors:g} of them bad"
+                f"billionths): {volume} calls every {_duration(interval)}, {2 * volume} in the "
+                f"last {_duration(shortest)} with {bad} of them bad"
             )
             if last:
                 title += f"; the objective, the budget left, {name} silent"
-            return self.group(title, slo, traffic, interval, checks, exprs)
+            return self.group(title, slo, traffic, checks, exprs)
 
         result: dict[str, Any] = self.settle([0.01, 0.02, 0.03, 0.05, 0.04, 0.015], build)
         return result
@@ -650,7 +643,7 @@ class _Plan:
         other = "other"
         while other in operations:
             other += "-other"
-        calls = [self.rate * self.step / 1000] * (fires // self.step)
+        calls = [100] * (fires // self.step)
         series = [_series("count", {"operation": other, "outcome": "success"}, calls)]
         checks = []
         exprs = []
