@@ -93,6 +93,10 @@ def test_a_spec_file_and_python_give_the_same_spec(tmp_path: Path) -> None:
         ),
         (with_slo(bad_outcomes=["success"]), r"slos\[0\]\.bad_outcomes: unknown outcome 'success'"),
         (
+            with_slo(bad_outcomes=["failure", "cancelled"]),
+            r"slos\[0\]\.bad_outcomes: 'cancelled' counts neither way",
+        ),
+        (
             example(scrape_interval="2m"),
             r"windows\[0\]\.short: 5m holds fewer than 4 scrapes of 2m",
         ),

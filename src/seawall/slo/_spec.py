@@ -243,8 +243,13 @@ def _check_slo(where: str, slo: SLO, spec: Spec) -> None:
     elif slo.threshold is not None:
         raise SpecError(f"{where}.threshold: only a latency SLO has one")
     for outcome in slo.bad_outcomes:
+        if outcome == "cancelled":
+            raise SpecError(
+                f"{where}.bad_outcomes: 'cancelled' counts neither way (the caller gave up): it "
+                "is outside the SLI"
+            )
         if outcome not in OUTCOMES or outcome == "success":
-            known = ", ".join(o for o in OUTCOMES if o != "success")
+            known = ", ".join(o for o in OUTCOMES if o not in ("success", "cancelled"))
             raise SpecError(f"{where}.bad_outcomes: unknown outcome {outcome!r} (known: {known})")
     if not slo.bad_outcomes:
         raise SpecError(f"{where}.bad_outcomes: at least one outcome")
