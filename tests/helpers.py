@@ -88,6 +88,25 @@ NO_PROMTOOL = (
     "run as root)"
 )
 
+needs_prometheus = pytest.mark.skipif(PROMETHEUS is None, reason=NO_PROMETHEUS)
+needs_promtool = pytest.mark.skipif(PROMTOOL is None, reason=NO_PROMTOOL)
+
+#: The README's SLO spec (without its comments): availability and latency on one operation.
+SLO_EXAMPLE = """\
+service: checkout
+slos:
+  - name: payments-availability
+    operation: payments
+    sli: availability
+    objective: 99.5
+    period: 30d
+  - name: payments-latency
+    operation: payments
+    sli: latency
+    threshold: 0.25
+    objective: 99
+"""
+
 #: A label set, as the HTTP API gives it, sorted: the key of a vector or a matrix.
 LabelSet = tuple[tuple[str, str], ...]
 

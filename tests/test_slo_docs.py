@@ -14,7 +14,6 @@ from __future__ import annotations
 import ast
 import json
 import re
-import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -27,28 +26,9 @@ import yaml
 from seawall import slo
 from seawall.metrics import CATALOGUE
 from seawall.slo._dashboard import SCHEMA_VERSION
+from tests.helpers import PROMTOOL, SLO_EXAMPLE, needs_promtool
 
-PROMTOOL = shutil.which("promtool")
-needs_promtool = pytest.mark.skipif(
-    PROMTOOL is None,
-    reason="promtool is not on PATH (Debian's prometheus package has it; .ci/run installs "
-    "it when run as root)",
-)
-
-EXAMPLE = """\
-service: checkout
-slos:
-  - name: payments-availability
-    operation: payments
-    sli: availability
-    objective: 99.5
-    period: 30d
-  - name: payments-latency
-    operation: payments
-    sli: latency
-    threshold: 0.25
-    objective: 99
-"""
+EXAMPLE = SLO_EXAMPLE
 
 #: Operation names a query must quote and escape: a transport's host policy, quotes, dots.
 ODD = """\

@@ -67,12 +67,11 @@ from seawall import chaos, slo
 from seawall.slo._rules import windows_of
 from seawall.testing import FakeClock
 from tests.helpers import (
-    NO_PROMETHEUS,
-    NO_PROMTOOL,
-    PROMETHEUS,
     PROMTOOL,
     LabelSet,
     Prometheus,
+    needs_prometheus,
+    needs_promtool,
 )
 
 ROOT = Path(__file__).parent.parent
@@ -103,8 +102,6 @@ REFUSED = 0.3  # the share of calls refused in the partial outage
 #: (a rule evaluated in that gap did not see them; scrapes here take a few milliseconds).
 LATE = 0.1
 
-needs_prometheus = pytest.mark.skipif(PROMETHEUS is None, reason=NO_PROMETHEUS)
-needs_promtool = pytest.mark.skipif(PROMTOOL is None, reason=NO_PROMTOOL)
 
 Samples = list[tuple[float, float]]
 

@@ -17,30 +17,11 @@ import pytest
 import yaml
 
 from seawall import slo
-
-PROMTOOL = shutil.which("promtool")
-needs_promtool = pytest.mark.skipif(
-    PROMTOOL is None,
-    reason="promtool is not on PATH (Debian's prometheus package has it; .ci/run installs "
-    "it when run as root)",
-)
+from tests.helpers import PROMTOOL, SLO_EXAMPLE, needs_promtool
 
 SPECS = {
     # The README's: availability and latency on one operation, the default windows.
-    "example": """\
-service: checkout
-slos:
-  - name: payments-availability
-    operation: payments
-    sli: availability
-    objective: 99.5
-    period: 30d
-  - name: payments-latency
-    operation: payments
-    sli: latency
-    threshold: 0.25
-    objective: 99
-""",
+    "example": SLO_EXAMPLE,
     # Windows of minutes, scraped every 15 s.
     "small-windows": """\
 service: small
