@@ -7,10 +7,12 @@ import json
 import shutil
 import socket
 import subprocess
+import threading
 import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Coroutine, Generator, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -71,6 +73,67 @@ def run_simulated(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run ``main()`` to its end on a fresh loop on simulated time."""
     with asyncio.Runner(loop_factory=SimulatedLoop) as runner:
         return runner.run(main())
+
+
+# -- a real HTTP server on loopback ---------------------------------------------------------------
+
+
+class Server:
+    """A ThreadingHTTPServer on 127.0.0.1 (port 0) answering ``GET /<status>`` with that
+    status after ``delay`` seconds, and counting the requests in flight."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
+        self.lock = threading.Lock()
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.requests = 0
+        self.retry_after: str | None = None
+        self.script: list[int] = []  # statuses for the next requests, before the path's
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.0"  # one request per connection: a stopped server is down
+
+            def do_GET(self) -> None:
+                with server.lock:
+                    server.requests += 1
+                    server.in_flight += 1
+                    server.most_in_flight = max(server.most_in_flight, server.in_flight)
+                try:
+                    if server.delay:
+                        time.sleep(server.delay)
+                    with server.lock:
+                        scripted = server.script.pop(0) if server.script else None
+                    status = scripted or int(self.path.strip("/") or 200)
+                    body = b"ok"
+                    self.send_response(status)
+                    if server.retry_after is not None and status in (429, 503):
+                        self.send_header("Retry-After", server.retry_after)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up on it (a timeout)
+                finally:
+                    with server.lock:
+                        server.in_flight -= 1
+
+            do_POST = do_GET
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
 
 
 # -- a real Prometheus ---------------------------------------------------------------------------

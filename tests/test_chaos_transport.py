@@ -4,9 +4,7 @@ whole stack (a chaos transport under a ResilientTransport)."""
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -18,6 +16,7 @@ from seawall import chaos
 from seawall.chaos import AsyncChaosTransport, ChaosTransport
 from seawall.httpx import AsyncResilientTransport, ResilientTransport
 from seawall.testing import FakeClock, Simulation
+from tests.helpers import Server
 
 URL = "http://pay.test/v1/charges"
 
@@ -259,36 +258,6 @@ def test_under_a_resilient_transport_the_policy_sees_the_faults(simulated: Simul
 
 
 # -- a real server on loopback ------------------------------------------------------------------
-
-
-class Server:
-    def __init__(self) -> None:
-        self.requests = 0
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.0"
-
-            def do_GET(self) -> None:
-                server.requests += 1
-                body = b"ok"
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 @pytest.fixture
