@@ -144,6 +144,65 @@ def _slowed(
     )
 
 
+class _Step:
+    """What a transport does with one request under an armed injector, decided without I/O
+    (both transports carry it out): wait ``waits`` in turn, then raise ``error``, or answer
+    ``response``, or wait until cancelled (``hang``), or send the request and slow its body
+    down (``slow``), or just send it."""
+
+    __slots__ = ("error", "hang", "response", "slow", "waits")
+
+    def __init__(
+        self,
+        waits: tuple[float, ...] = (),
+        *,
+        error: BaseException | None = None,
+        response: httpx.Response | None = None,
+        hang: bool = False,
+        slow: SlowBody | None = None,
+    ) -> None:
+        self.waits = waits
+        self.error = error
+        self.response = response
+        self.hang = hang
+        self.slow = slow
+
+
+def _decide(injector: Injector, request: httpx.Request, *, may_hang_forever: bool) -> _Step:
+    """The injector's plan for ``request``, as a network would show it to httpx: every wait
+    honours the request's timeouts. ``may_hang_forever``: an async request without a read
+    timeout hangs until cancelled; a sync one cannot (its Hang is refused)."""
+    url = request.url
+    read = _read_timeout(request)
+    plan = injector._plan(
+        request.method,
+        url.host,
+        url.path,
+        hang_refused="" if read is not None or may_hang_forever else _NO_END,
+    )
+    fault = plan.fault
+    waits: tuple[float, ...] = ()
+    if plan.delay:
+        if read is not None and plan.delay > read:
+            return _Step((read,), error=_timed_out(request))
+        waits = (plan.delay,)
+    if fault is None:
+        return _Step(waits)
+    if isinstance(fault, Status):
+        return _Step(waits, response=_status(fault, request))
+    if isinstance(fault, Hang):
+        if read is None:  # async only: _plan refused it for a sync request
+            return _Step(waits, hang=True)
+        return _Step((*waits, read), error=_timed_out(request))
+    if isinstance(fault, SlowBody):
+        return _Step(waits, slow=fault)
+    cut = _cut(fault, request)
+    if cut is not None:
+        return _Step((*waits, cut[0]), error=cut[1])
+    after: float = getattr(fault, "after", 0.0)
+    return _Step((*waits, after) if after else waits, error=_error(fault, request))
+
+
 class _Shell:
     """What both transports share: the injector, built for requests."""
 
@@ -191,42 +250,23 @@ class ChaosTransport(_Shell, httpx.BaseTransport):
         injector = self.injector
         if not injector._armed:
             return self._transport.handle_request(request)
-        url = request.url
-        read = _read_timeout(request)
-        plan = injector._plan(
-            request.method, url.host, url.path, hang_refused="" if read is not None else _NO_END
-        )
-        fault = plan.fault
-        if plan.delay:
-            if read is not None and plan.delay > read:
-                self._clock.sleep(read)
-                raise _timed_out(request)
-            self._clock.sleep(plan.delay)
-        if fault is None:
-            return self._transport.handle_request(request)
-        if isinstance(fault, Status):
-            return _status(fault, request)
-        if isinstance(fault, Hang):
-            assert read is not None  # without one, _plan refused it
-            self._clock.sleep(read)
-            raise _timed_out(request)
-        if isinstance(fault, SlowBody):
-            response = self._transport.handle_request(request)
-            stream = response.stream  # as sent (still encoded), even if read already
-            assert isinstance(stream, httpx.SyncByteStream)
-            try:
-                body = b"".join(stream)
-            finally:
-                response.close()
-            return _slowed(response, _SlowStream(body, fault, self._clock, request))
-        cut = _cut(fault, request)
-        if cut is not None:
-            self._clock.sleep(cut[0])
-            raise cut[1]
-        after: float = getattr(fault, "after", 0.0)
-        if after:
-            self._clock.sleep(after)
-        raise _error(fault, request)
+        step = _decide(injector, request, may_hang_forever=False)
+        for wait in step.waits:
+            self._clock.sleep(wait)
+        if step.error is not None:
+            raise step.error
+        if step.response is not None:
+            return step.response
+        response = self._transport.handle_request(request)
+        if step.slow is None:
+            return response
+        stream = response.stream  # as sent (still encoded), even if read already
+        assert isinstance(stream, httpx.SyncByteStream)
+        try:
+            body = b"".join(stream)
+        finally:
+            response.close()
+        return _slowed(response, _SlowStream(body, step.slow, self._clock, request))
 
     def close(self) -> None:
         self._transport.close()
@@ -257,44 +297,27 @@ class AsyncChaosTransport(_Shell, httpx.AsyncBaseTransport):
         injector = self.injector
         if not injector._armed:
             return await self._transport.handle_async_request(request)
-        url = request.url
-        plan = injector._plan(request.method, url.host, url.path)
-        fault = plan.fault
-        read = _read_timeout(request)
-        if plan.delay:
-            if read is not None and plan.delay > read:
-                await self._clock.asleep(read)
-                raise _timed_out(request)
-            await self._clock.asleep(plan.delay)
-        if fault is None:
-            return await self._transport.handle_async_request(request)
-        if isinstance(fault, Status):
-            return _status(fault, request)
-        if isinstance(fault, Hang):
-            if read is None:
-                import asyncio
+        step = _decide(injector, request, may_hang_forever=True)
+        for wait in step.waits:
+            await self._clock.asleep(wait)
+        if step.hang:
+            import asyncio
 
-                await asyncio.get_running_loop().create_future()  # only a cancel ends it
-            else:
-                await self._clock.asleep(read)
-            raise _timed_out(request)
-        if isinstance(fault, SlowBody):
-            response = await self._transport.handle_async_request(request)
-            stream = response.stream  # as sent (still encoded), even if read already
-            assert isinstance(stream, httpx.AsyncByteStream)
-            try:
-                body = b"".join([part async for part in stream])
-            finally:
-                await response.aclose()
-            return _slowed(response, _AsyncSlowStream(body, fault, self._clock, request))
-        cut = _cut(fault, request)
-        if cut is not None:
-            await self._clock.asleep(cut[0])
-            raise cut[1]
-        after: float = getattr(fault, "after", 0.0)
-        if after:
-            await self._clock.asleep(after)
-        raise _error(fault, request)
+            await asyncio.get_running_loop().create_future()  # only a cancel ends it
+        if step.error is not None:
+            raise step.error
+        if step.response is not None:
+            return step.response
+        response = await self._transport.handle_async_request(request)
+        if step.slow is None:
+            return response
+        stream = response.stream  # as sent (still encoded), even if read already
+        assert isinstance(stream, httpx.AsyncByteStream)
+        try:
+            body = b"".join([part async for part in stream])
+        finally:
+            await response.aclose()
+        return _slowed(response, _AsyncSlowStream(body, step.slow, self._clock, request))
 
     async def aclose(self) -> None:
         await self._transport.aclose()
