@@ -116,6 +116,9 @@ def test_a_spec_file_and_python_give_the_same_spec(tmp_path: Path) -> None:
         (example(team="x"), r"spec: unknown field\(s\) team"),
         ({"service": "checkout"}, r"spec: missing slos"),
         (example(slos=[]), r"slos: at least one SLO"),
+        (example(slos="payments"), r"slos: a list of SLOs"),
+        (example(windows="1h"), r"windows: a list of windows"),
+        (with_slo(bad_outcomes="failure"), r"slos\[0\]\.bad_outcomes: a list of outcomes"),
         (example(runbook_url="https://wiki/runbooks"), r"runbook_url: must contain \{alert\}"),
         (example(min_events=0), r"min_events: at least 1"),
         (
@@ -129,7 +132,7 @@ def test_a_spec_file_and_python_give_the_same_spec(tmp_path: Path) -> None:
     ],
 )
 def test_a_spec_that_would_not_work_is_refused_naming_its_field(data: Any, message: str) -> None:
-    if isinstance(data, dict) and data.get("slos"):
+    if isinstance(data, dict) and isinstance(data.get("slos"), list):
         data["slos"] = [dict(item) for item in data["slos"]]
     with pytest.raises(slo.SpecError, match=message):
         slo.from_mapping(data)

@@ -318,20 +318,21 @@ def _percent(where: str, value: object) -> float:
         raise SpecError(f"{where}: a number, got {value!r}") from None
 
 
+def _list(where: str, value: object, of: str) -> Sequence[Any]:
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise SpecError(f"{where}: a list of {of}")
+    return value
+
+
 def from_mapping(data: object) -> Spec:
     """A :class:`Spec` from the YAML file's shape (a mapping), checked."""
     top = _keys("spec", data, _SPEC_KEYS, {"service", "slos"})
-    raw_slos = top["slos"]
-    if not isinstance(raw_slos, Sequence) or isinstance(raw_slos, str):
-        raise SpecError("slos: a list of SLOs")
     slos = []
-    for index, raw in enumerate(raw_slos):
+    for index, raw in enumerate(_list("slos", top["slos"], "SLOs")):
         where = f"slos[{index}]"
         item = _keys(where, raw, _SLO_KEYS, {"name", "operation", "sli", "objective"})
         threshold = item.get("threshold")
-        bad = item.get("bad_outcomes", BAD_OUTCOMES)
-        if isinstance(bad, str) or not isinstance(bad, Sequence):
-            raise SpecError(f"{where}.bad_outcomes: a list of outcomes")
+        bad = _list(f"{where}.bad_outcomes", item.get("bad_outcomes", BAD_OUTCOMES), "outcomes")
         slos.append(
             SLO(
                 name=item["name"],
@@ -346,11 +347,8 @@ def from_mapping(data: object) -> Spec:
         )
     windows = DEFAULT_WINDOWS
     if "windows" in top:
-        raw_windows = top["windows"]
-        if not isinstance(raw_windows, Sequence) or isinstance(raw_windows, str):
-            raise SpecError("windows: a list of windows")
         made = []
-        for index, raw in enumerate(raw_windows):
+        for index, raw in enumerate(_list("windows", top["windows"], "windows")):
             where = f"windows[{index}]"
             item = _keys(where, raw, _WINDOW_KEYS, _WINDOW_KEYS)
             made.append(
