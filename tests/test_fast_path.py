@@ -1539,6 +1539,10 @@ NOT_DRAWN: dict[tuple[type, str], str] = {
     (CircuitBreaker, "slow_call_duration"): "slow calls take the lock: ineligible",
     (CircuitBreaker, "slow_call_ratio"): "acts only with slow_call_duration (ineligible)",
     (CircuitBreaker, "failure_result"): "judging results takes the lock: ineligible",
+    (CircuitBreaker, "shared"): (
+        "sharing adds nothing to a success: the shared state moves the breaker between calls, "
+        "through the same transitions (tests/test_redis.py)"
+    ),
     (Timeout, "name"): "names label series; the differential test compares counts",
     (Bulkhead, "name"): "names label series; the differential test compares counts",
     (Bulkhead, "max_queue"): (

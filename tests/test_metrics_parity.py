@@ -61,6 +61,7 @@ from seawall.metrics import CATALOGUE, Metric, _otel, configure
 from seawall.metrics import _config as metrics_config
 from seawall.metrics._otel import attribute_keys
 from seawall.testing import FakeClock, simulated
+from tests.helpers import free_port
 
 PREFIX = "parity-"
 
@@ -95,6 +96,7 @@ RR, RX, RB = "parity-retry-recovers", "parity-retry-exhausted", "parity-retry-bu
 BH = "parity-bulkhead"
 TS, TA = "parity-timeout-sync", "parity-timeout-async"
 CH = "parity-chaos"
+SH = "parity-shared"
 HOST = "parity-http.test"
 
 EXPECTED: Series = {
@@ -123,6 +125,9 @@ EXPECTED: Series = {
         (TA, "timeout"): dur({0.25: 1}, 0.25),  # cut at its 0.25 s, on simulated time
         (CH, "success"): dur({0.25: 1}, 0.25),  # after 0.25 s of injected latency
         (CH, "failure"): dur({0.005: 2}, 0.0),  # 2 injected connection errors
+        (SH, "success"): dur({0.005: 2}, 0.0),
+        (SH, "failure"): dur({0.005: 1}, 0.0),
+        (SH, "rejected"): ZERO,
     },
     "seawall_call_errors_total": {
         (BS, "failure", "ValueError"): 3,
@@ -135,6 +140,7 @@ EXPECTED: Series = {
         (TS, "timeout", "TimeoutExceededError"): 1,
         (TA, "timeout", "TimeoutExceededError"): 1,
         (CH, "failure", "ConnectionRefusedError"): 2,
+        (SH, "failure", "ValueError"): 1,
     },
     "seawall_circuit_breaker_calls_total": {
         (BS, "success"): 4,
@@ -145,8 +151,12 @@ EXPECTED: Series = {
         (BA, "failure"): 1,
         (BA, "ignored"): 0,
         (BA, "rejected"): 1,
+        (SH, "success"): 2,
+        (SH, "failure"): 1,
+        (SH, "ignored"): 0,
+        (SH, "rejected"): 0,
     },
-    "seawall_circuit_breaker_slow_calls_total": {(BS,): 0, (BA,): 0},
+    "seawall_circuit_breaker_slow_calls_total": {(BS,): 0, (BA,): 0, (SH,): 0},
     "seawall_circuit_breaker_state": {
         (BS, "closed"): 1,
         (BS, "open"): 0,
@@ -158,6 +168,11 @@ EXPECTED: Series = {
         (BA, "half_open"): 0,
         (BA, "forced_open"): 0,
         (BA, "disabled"): 0,
+        (SH, "closed"): 1,
+        (SH, "open"): 0,
+        (SH, "half_open"): 0,
+        (SH, "forced_open"): 0,
+        (SH, "disabled"): 0,
     },
     "seawall_circuit_breaker_transitions_total": {
         (BS, "closed", "open"): 1,
@@ -168,12 +183,18 @@ EXPECTED: Series = {
     "seawall_circuit_breaker_open_seconds_total": {
         (BS,): 5.0,  # open for its open_duration, then closed by the probe at once
         (BA,): 2.0,  # still open, 2 s after opening
+        (SH,): 0.0,
     },
-    "seawall_circuit_breaker_open_duration_seconds": {(BS,): 5.0, (BA,): 30.0},
+    "seawall_circuit_breaker_open_duration_seconds": {(BS,): 5.0, (BA,): 30.0, (SH,): 0.6},
     "seawall_circuit_breaker_next_probe_seconds": {
         (BS,): 0.0,  # closed
         (BA,): 28.0,  # open for 30 s, 2 s of them gone
+        (SH,): 0.0,
     },
+    # The shared breaker's one exchange found no Redis: its 3 outcomes never reached it.
+    "seawall_shared_state_up": {(SH,): 0},
+    "seawall_shared_state_flush_errors_total": {(SH,): 1},
+    "seawall_shared_state_deltas_dropped_total": {(SH,): 3},
     "seawall_retry_calls_total": {
         (RR, "success", "false"): 1,
         (RR, "success", "true"): 1,
@@ -235,7 +256,31 @@ def run_scenario() -> list[object]:
         *timeouts(),
         *http_attempts(),
         *injections(),
+        *shared_breaker(),
     ]
+
+
+def shared_breaker() -> list[object]:
+    """A breaker whose shared state (Redis on a port where nothing listens) is gone: one
+    exchange, run by hand (the syncer is stopped), fails."""
+    from seawall.redis import RedisState
+
+    state = RedisState(f"redis://127.0.0.1:{free_port()}/0", timeout=1.0)
+    state.close()
+    breaker = CircuitBreaker(name=SH, clock=FakeClock(), shared=state)
+
+    @breaker
+    def work(fail: bool = False) -> str:
+        if fail:
+            raise ValueError("down")
+        return "ok"
+
+    assert work() == work() == "ok"
+    with pytest.raises(ValueError, match="down"):
+        work(fail=True)
+    state.sync_now()
+    assert breaker.state == "closed"
+    return [breaker, work, state]
 
 
 def injections() -> list[object]:
@@ -593,6 +638,8 @@ def test_they_differ_only_in_prometheus_empty_success_and_failure_durations(
         ("seawall_call_duration_seconds", (RB, "success")),
         ("seawall_call_duration_seconds", (BH, "failure")),
         ("seawall_call_duration_seconds", (TS, "failure")),
+        # A breaker's rejections, too, are shown before the first one.
+        ("seawall_call_duration_seconds", (SH, "rejected")),
         ("seawall_call_duration_seconds", (TA, "failure")),
     }
     assert all(

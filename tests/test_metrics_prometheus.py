@@ -51,7 +51,9 @@ from seawall._base import PolicyBase
 from seawall._stats.calls import ERROR_TYPE_CAP, OTHER
 from seawall._stats.counters import ATTEMPT_BUCKETS, DURATION_BUCKETS
 from seawall.metrics import CATALOGUE, configure
+from seawall.redis import RedisState
 from seawall.testing import FakeClock, Simulation
+from tests.helpers import free_port
 
 CALLS = "seawall_call_duration_seconds"
 ERRORS = "seawall_call_errors_total"
@@ -224,6 +226,12 @@ def quiet_breaker(name: str, clock: FakeClock, **kwargs: Any) -> CircuitBreaker:
     )
 
 
+def stopped_state() -> RedisState:
+    state = RedisState(f"redis://127.0.0.1:{free_port()}/0")
+    state.close()
+    return state
+
+
 class Abort(BaseException):
     """Not an Exception, like KeyboardInterrupt: the call is "cancelled"."""
 
@@ -242,6 +250,8 @@ def test_every_family_has_its_catalogue_type_help_and_label_names(
         Timeout(1.0, name=unique("family-timeout"), clock=clock),
         Bulkhead(1, name=unique("family-bulkhead"), clock=clock),
         chaos.inject(chaos.ConnectError(), name=unique("family-chaos"), clock=clock),
+        # A shared breaker (its syncer stopped: no Redis is needed to show its families).
+        CircuitBreaker(name=unique("family-shared"), clock=clock, shared=stopped_state()),
     )
     with pytest.raises(ValueError, match="down"):
         breaker.call(raising(ValueError("down")))
@@ -1259,6 +1269,7 @@ def test_the_openmetrics_exposition_is_valid(registry: CollectorRegistry) -> Non
     timeout = Timeout(1.0, name=unique("om-timeout"), clock=clock)
     timeout.call(lambda: None)
     injector = chaos.inject(chaos.ConnectError(), name=unique("om-chaos"), clock=clock)
+    shared = CircuitBreaker(name=unique("om-shared"), clock=clock, shared=stopped_state())
     breaker.isolate()
 
     text = openmetrics_latest(registry).decode()
@@ -1271,6 +1282,7 @@ def test_the_openmetrics_exposition_is_valid(registry: CollectorRegistry) -> Non
         )
         assert families[family_name].type == metric.kind
     assert injector.snapshot().injections == {"connect_error": 0}  # kept alive until here
+    assert shared.snapshot().shared_up
 
 
 # -- concurrency ----------------------------------------------------------------------------------

@@ -31,7 +31,9 @@ from seawall import (
     chaos,
 )
 from seawall.metrics import CATALOGUE, SeawallCollector
+from seawall.redis import RedisState
 from seawall.testing import FakeClock
+from tests.helpers import free_port
 
 PROMTOOL = shutil.which("promtool")
 needs_promtool = pytest.mark.skipif(
@@ -129,7 +131,13 @@ def populate_every_family() -> list[object]:
     injector = chaos.inject(chaos.Reset(), enabled=True, name="promtool_chaos", clock=clock)
     with pytest.raises(ConnectionResetError):
         injector.call(lambda: "never")
-    return [breaker, retry, flaky, timeout, bulkhead, policy, injector]
+    # A shared breaker whose Redis is gone (nothing listens there): its one exchange fails.
+    state = RedisState(f"redis://127.0.0.1:{free_port()}/0", timeout=1.0)
+    state.close()
+    shared = CircuitBreaker(name="promtool_shared", clock=clock, shared=state)
+    shared.call(lambda: "ok")
+    state.sync_now()
+    return [breaker, retry, flaky, timeout, bulkhead, policy, injector, shared]
 
 
 def promtool_findings(exposition: bytes) -> tuple[int, str]:

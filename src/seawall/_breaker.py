@@ -18,6 +18,7 @@ from seawall._base import PolicyBase, _NotAwaitable, bind
 from seawall._clock import Clock
 from seawall._config import configured
 from seawall._errors import CircuitOpenError, RejectedError
+from seawall._shared import Lease, Reply, Settings, SharedLink, SharedState
 from seawall._stats.counters import GIL_ENABLED as _GIL_ENABLED
 from seawall._stats.counters import AtomicCounter
 from seawall._validate import (
@@ -67,8 +68,9 @@ _REFUSING = frozenset({_OPEN, _HALF_OPEN, _FORCED_OPEN})
 
 # A call's ticket says how it was admitted: None outside half-open; a probe carries the
 # generation of its half-open stretch and the time it was admitted, so its outcome only
-# counts while that stretch lasts and a hung probe can be timed on its own.
-Ticket = tuple[int, float] | None
+# counts while that stretch lasts and a hung probe can be timed on its own, and the shared
+# state's lease it holds (None when the breaker decided alone).
+Ticket = tuple[int, float, str | None] | None
 
 # Open spells after a failed probe are lengthened by up to this share, at random, so that
 # many processes that tripped together do not all probe together. Lengthened, never
@@ -137,6 +139,12 @@ class BreakerSnapshot:
     open_duration: float
     #: Seconds until an open breaker admits probes; ``None`` unless open or forced open.
     retry_after: float | None
+    #: Shared breakers only (``shared=``): whether the shared state answered the last
+    #: exchange, how many reports of this breaker did not reach it, and how many outcomes
+    #: were therefore left out of the shared window. ``None``, 0, 0 for a local breaker.
+    shared_up: bool | None = None
+    shared_errors: int = 0
+    shared_dropped: int = 0
 
     @property
     def calls(self) -> int:
@@ -235,6 +243,7 @@ class CircuitBreaker(PolicyBase):
         half_open_timeout: float = 30.0,
         clock: Clock | None = None,
         rng: random.Random | None = None,
+        shared: SharedState | None = None,
     ) -> None:
         super().__init__(name=name, clock=clock)
         self._streak_needed = (
@@ -286,6 +295,16 @@ class CircuitBreaker(PolicyBase):
         if rng is not None and not isinstance(rng, random.Random):
             raise TypeError(f"rng must be a random.Random, got {type(rng).__name__}")
         self._random = rng.random if rng is not None else random.random
+        if shared is not None and not isinstance(shared, SharedState):
+            raise TypeError(
+                f"shared must be a shared state (such as seawall.redis.RedisState), "
+                f"got {type(shared).__name__}"
+            )
+        if shared is not None and not isinstance(self._window, TimeWindow):
+            raise ValueError(
+                "shared: breakers share a window of time, not of calls; "
+                "give window (seconds) instead of window_calls"
+            )
 
         self._now = self._clock.monotonic
         self._lock = threading.Lock()
@@ -327,6 +346,22 @@ class CircuitBreaker(PolicyBase):
         # Weakly: the view holds the breaker's methods, and a cycle would keep an evicted
         # per-host breaker alive until a garbage collection.
         self._view: Callable[[], BreakerView | None] = _no_view
+        # Sharing: the link holds what the shared state has not been told yet. A move made
+        # to follow the shared state is not news for it (``_following``).
+        self._following = False
+        timed = self._window if isinstance(self._window, TimeWindow) else None
+        self._shared_settings = Settings(
+            window=0.0 if timed is None else timed.seconds,
+            buckets=1 if timed is None else timed.buckets,
+            minimum_calls=self._min_calls,
+            failure_ratio=self._ratio,
+            slow_call_ratio=None if self._slow_after is None else self._slow_ratio,
+            open_duration=self._open_base,
+            max_open_duration=self._open_max,
+            half_open_calls=self._half_open_calls,
+            half_open_timeout=self._half_open_timeout,
+        )
+        self._link: SharedLink | None = None if shared is None else shared._attach(self)
 
     def _fast_view(self) -> BreakerView | None:
         """The fast path's view of this breaker, or ``None`` if a success needs more than the
@@ -387,7 +422,7 @@ class CircuitBreaker(PolicyBase):
         return result
 
     async def _acall_counted(self, fn: Callable[..., Awaitable[R]], /, *args: Any) -> R:
-        ticket = None if self._state is _CLOSED else self._admit()
+        ticket = None if self._state is _CLOSED else await self._aadmit()
         start = self._now() if self._slow_after is not None else 0.0
         try:
             result = await fn(*args)
@@ -485,6 +520,38 @@ class CircuitBreaker(PolicyBase):
 
     def _admit(self) -> Ticket:
         """Admit a call outside the closed fast path, or raise :class:`CircuitOpenError`."""
+        link = self._link
+        if link is not None and self._state is _HALF_OPEN and link.backend._up:
+            lease = self._shared_probe(link)
+            if lease is not None:
+                backend = link.backend
+                try:
+                    answer = backend._lease(self.name, self._shared_settings, lease, self._random())
+                except Exception as exc:
+                    backend._lost(exc)
+                    return self._admit_alone()
+                return self._shared_admitted(link, lease, answer)
+        return self._admit_alone()
+
+    async def _aadmit(self) -> Ticket:
+        """:meth:`_admit` for coroutines: a probe's lease is awaited, never blocking a loop."""
+        link = self._link
+        if link is not None and self._state is _HALF_OPEN and link.backend._up:
+            lease = self._shared_probe(link)
+            if lease is not None:
+                backend = link.backend
+                try:
+                    answer = await backend._alease(
+                        self.name, self._shared_settings, lease, self._random()
+                    )
+                except Exception as exc:
+                    backend._lost(exc)
+                    return self._admit_alone()
+                return self._shared_admitted(link, lease, answer)
+        return self._admit_alone()
+
+    def _admit_alone(self) -> Ticket:
+        """Admission decided by this breaker alone (not shared, or the shared state is gone)."""
         now = self._now()
         ticket: Ticket = None
         rejected = False
@@ -498,7 +565,7 @@ class CircuitBreaker(PolicyBase):
                 and len(self._probe_starts) + self._probe_successes < self._half_open_calls
             ):
                 self._probe_starts.append(now)
-                ticket = (self._generation, now)
+                ticket = (self._generation, now, None)
             else:
                 self._rejected += 1
                 retry_after = self._retry_after(now)
@@ -506,11 +573,57 @@ class CircuitBreaker(PolicyBase):
         for change in changes:
             self._emit(change)
         if rejected:
-            error = CircuitOpenError(self.name, retry_after, state=state.value)
-            if self._listeners:
-                self._emit(CallRejected(self.name, state, retry_after))
-            raise error
+            self._refuse(state, retry_after)
         return ticket
+
+    def _refuse(self, state: CircuitState, retry_after: float) -> None:
+        error = CircuitOpenError(self.name, retry_after, state=state.value)
+        if self._listeners:
+            self._emit(CallRejected(self.name, state, retry_after))
+        raise error
+
+    def _shared_probe(self, link: SharedLink) -> str | None:
+        """Half-open and shared: the lease to ask the shared state for, or ``None`` when this
+        breaker decides alone after all (the state moved on, or its own slots are taken).
+        Refuses at once while the shared state's last refusal holds (one question per
+        interval and process)."""
+        now = self._now()
+        with self._lock:
+            changes = self._advance(now)
+            state = self._state
+            refused = state is _HALF_OPEN and now < link.refused_until
+            if refused:
+                self._rejected += 1
+                retry_after = max(0.0, link.retry_at - now)
+            ask = (
+                state is _HALF_OPEN
+                and not refused
+                and len(self._probe_starts) + self._probe_successes < self._half_open_calls
+            )
+        for change in changes:
+            self._emit(change)
+        if refused:
+            self._refuse(state, retry_after)
+        return link.backend.lease_id() if ask else None
+
+    def _shared_admitted(self, link: SharedLink, lease: str, answer: Lease) -> Ticket:
+        """The shared state's answer to a probe's lease: a probe ticket, or a refusal."""
+        backend = link.backend
+        backend._found()
+        now = self._now()
+        if not answer.granted:
+            with self._lock:
+                self._rejected += 1
+                link.retry_at = now + answer.retry_after
+                link.refused_until = now + min(answer.retry_after, backend.interval)
+            self._follow(link, answer.reply)
+            self._refuse(CircuitState(answer.reply.state), answer.retry_after)
+        with self._lock:
+            if self._state is _HALF_OPEN:
+                self._probe_starts.append(now)
+                return (self._generation, now, lease)
+            link.verdict(lease, "drop")  # this breaker moved on meanwhile: give it back
+        return self._admit_alone()
 
     def _on_return(self, ticket: Ticket, result: object, start: float) -> None:
         predicate = self._failure_result
@@ -585,6 +698,8 @@ class CircuitBreaker(PolicyBase):
                 outcomes[1 if failed else 0] += 1
                 if slow:
                     outcomes[2] += 1
+                if ticket[2] is not None and self._link is not None:
+                    self._link.verdict(ticket[2], "failure" if failed or slow else "success")
                 if self._is_current_probe(ticket):
                     self._probe_starts.remove(ticket[1])
                     if failed or slow:
@@ -635,6 +750,8 @@ class CircuitBreaker(PolicyBase):
         with self._lock:
             if counted:
                 self._ignored += 1
+            if ticket is not None and ticket[2] is not None and self._link is not None:
+                self._link.verdict(ticket[2], "drop")
             if ticket is not None and self._is_current_probe(ticket):
                 self._probe_starts.remove(ticket[1])
 
@@ -652,7 +769,7 @@ class CircuitBreaker(PolicyBase):
         self._probe_starts.clear()
         self._generation += 1
 
-    def _is_current_probe(self, ticket: tuple[int, float]) -> bool:
+    def _is_current_probe(self, ticket: tuple[int, float, str | None]) -> bool:
         """A probe of the half-open stretch in progress (not of one that has ended)."""
         return ticket[0] == self._generation and self._state is _HALF_OPEN
 
@@ -694,6 +811,12 @@ class CircuitBreaker(PolicyBase):
         view = self._view()
         if view is not None:
             view.closed = to is _CLOSED
+        link = self._link
+        if link is not None and not self._following:
+            if to is _OPEN and frm is _CLOSED:
+                link.tripped()
+            elif to is _CLOSED:
+                link.closed()
         self._generation += 1
         self._streak = 0
         key = (frm, to)
@@ -763,6 +886,7 @@ class CircuitBreaker(PolicyBase):
     def snapshot(self) -> BreakerSnapshot:
         """Read state, window and lifetime counts together, under the lock."""
         now = self._now()
+        link = self._link
         with self._lock:
             changes = self._advance(now)
             window = self._window
@@ -789,6 +913,9 @@ class CircuitBreaker(PolicyBase):
                 not_closed_seconds=not_closed,
                 open_duration=self._open_current,
                 retry_after=self._retry_after(now) if state in (_OPEN, _FORCED_OPEN) else None,
+                shared_up=None if link is None else link.backend._up,
+                shared_errors=0 if link is None else link.errors,
+                shared_dropped=0 if link is None else link.dropped,
             )
         for change in changes:
             self._emit(change)
@@ -813,6 +940,33 @@ class CircuitBreaker(PolicyBase):
             if to is _CLOSED:
                 self._window.clear(self._totals())
                 self._open_nominal = self._open_current = self._open_base
+            if self._link is not None:  # a shared breaker's switch is the fleet's
+                self._link.switch(to.value)  # type: ignore[arg-type]
+        if change is not None:
+            self._emit(change)
+
+    def _follow(self, link: SharedLink, reply: Reply) -> None:
+        """Take the shared state's decision (the syncer, or a probe's lease, calls this).
+
+        A reply older than news this breaker has not sent yet (a local trip since the report
+        was taken) is ignored: the next exchange carries the news and brings a newer reply.
+        Open time left comes as a duration, so the clocks of the processes never meet."""
+        to = CircuitState(reply.state)
+        now = self._now()
+        change = None
+        with self._lock:
+            if link.trip:
+                return
+            link.generation = reply.generation
+            if to is not self._state:
+                self._following = True
+                try:
+                    change = self._move(to, now)
+                finally:
+                    self._following = False
+            if to is _OPEN:
+                self._open_current = reply.open_duration
+                self._open_until = now + reply.open_remaining
         if change is not None:
             self._emit(change)
 

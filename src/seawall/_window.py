@@ -76,6 +76,14 @@ class TimeWindow:
         self._head = -(1 << 62)  # absolute index of the newest bucket: none yet
         self.bucket_end = float("-inf")
 
+    @property
+    def seconds(self) -> float:
+        return self._width * self._n
+
+    @property
+    def buckets(self) -> int:
+        return self._n
+
     def roll(self, now: float, totals: Totals) -> None:
         """Start the buckets that ``now`` has reached, marking each with ``totals``."""
         index = int(now // self._width)

@@ -193,6 +193,33 @@ CATALOGUE: tuple[Metric, ...] = (
         ("policy", "fault"),
     ),
     Metric(
+        "seawall_shared_state_up",
+        "seawall.shared_state.up",
+        "gauge",
+        "1 while a shared circuit breaker's state (on Redis) answers, 0 while the breaker "
+        "decides alone.",
+        "1",
+        ("policy",),
+    ),
+    Metric(
+        "seawall_shared_state_flush_errors_total",
+        "seawall.shared_state.flush_errors",
+        "counter",
+        "Exchanges of a shared circuit breaker's counts and state that did not reach its "
+        "shared state.",
+        "{error}",
+        ("policy",),
+    ),
+    Metric(
+        "seawall_shared_state_deltas_dropped_total",
+        "seawall.shared_state.deltas_dropped",
+        "counter",
+        "Call outcomes a shared circuit breaker counted that never reached its shared window "
+        "(dropped while the shared state was unreachable).",
+        "{call}",
+        ("policy",),
+    ),
+    Metric(
         "seawall_http_client_request_duration_seconds",
         "http.client.request.duration",
         "histogram",

@@ -15,7 +15,9 @@ What a scrape shows, merged across the worker processes:
   included (counters never go down when a worker is replaced);
 - ``seawall_circuit_breaker_state`` (``livemax``): 1 for a state when any live process has a
   breaker of that name in it, so ``state="open"`` reads 1 when it is open in any worker
-  (several states can read 1 at once: each worker has its own breaker);
+  (several states can read 1 at once: each worker has its own breaker, unless the breakers
+  share their state, ``seawall.redis``);
+- ``seawall_shared_state_up`` (``livemin``): 0 when any live worker lost the shared state;
 - ``seawall_circuit_breaker_open_duration_seconds`` and ``_next_probe_seconds``
   (``livemax``): the longest over the live workers;
 - ``seawall_bulkhead_active``, ``_queued`` and ``_limit`` (``livesum``): summed over the live
@@ -97,7 +99,7 @@ __all__ = [
 
 logger = logging.getLogger("seawall")
 
-GaugeMode = Literal["livemax", "livesum"]
+GaugeMode = Literal["livemax", "livemin", "livesum"]
 
 #: How each gauge merges: across processes (prometheus-client's ``multiprocess_mode``) and,
 #: the same way, across same-named policies inside one process.
@@ -108,6 +110,7 @@ GAUGE_MODES: dict[str, GaugeMode] = {
     "seawall_bulkhead_active": "livesum",
     "seawall_bulkhead_queued": "livesum",
     "seawall_bulkhead_limit": "livesum",
+    "seawall_shared_state_up": "livemin",
 }
 
 Key = tuple[str, Labels]  # (family name, label values)

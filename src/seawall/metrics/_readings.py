@@ -54,6 +54,9 @@ class Reading:
     def highest(self, labels: Labels, value: float) -> None:
         self.values[labels] = max(self.values.get(labels, value), value)
 
+    def lowest(self, labels: Labels, value: float) -> None:
+        self.values[labels] = min(self.values.get(labels, value), value)
+
     def add_histogram(self, labels: Labels, value: HistogramValue) -> None:
         counts, total = value
         old = self.histograms.get(labels)
@@ -193,6 +196,11 @@ def _read_breaker(snap: BreakerSnapshot, out: dict[str, Reading]) -> None:
     # Same-named breakers: the longest open duration, the furthest next probe.
     out["seawall_circuit_breaker_open_duration_seconds"].highest((name,), snap.open_duration)
     out["seawall_circuit_breaker_next_probe_seconds"].highest((name,), snap.retry_after or 0.0)
+    if snap.shared_up is not None:
+        # Same-named shared breakers: down if any of them lost the shared state.
+        out["seawall_shared_state_up"].lowest((name,), 1.0 if snap.shared_up else 0.0)
+        out["seawall_shared_state_flush_errors_total"].add((name,), snap.shared_errors)
+        out["seawall_shared_state_deltas_dropped_total"].add((name,), snap.shared_dropped)
 
 
 def _read_retry(snap: RetrySnapshot, out: dict[str, Reading]) -> None:

@@ -1,0 +1,441 @@
+"""Breakers of one name sharing one state across processes: the part no backend repeats.
+
+A shared breaker still decides every call locally, from its own state and window; nothing
+on a call's success path waits on the backend. A background thread per backend (the
+*syncer*) exchanges, every ``interval`` and at once after a local trip or switch, each
+breaker's :class:`Report` (the outcomes counted since the last one, a local trip, probe
+verdicts, a switch) for the shared :class:`Reply` (state, open time left, generation), and
+the breaker follows the reply. Only a half-open probe asks the backend first, for a lease,
+so that a whole fleet sends exactly ``half_open_calls`` probes.
+
+The backend makes every decision that must be atomic (window merging, trips, probe leases,
+hung probes, switches) with its own clock; processes only ever send durations, so their
+clocks may disagree. When the backend cannot be reached, breakers decide alone and callers
+see nothing of it: one warning is logged when it is lost and one line when it is back.
+
+A backend implements :meth:`SharedState._exchange`, :meth:`SharedState._lease` and
+:meth:`SharedState._switch` (see ``seawall.redis``); everything else is here.
+"""
+
+from __future__ import annotations
+
+import abc
+import itertools
+import os
+import random
+import threading
+import time
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+from seawall import _fork, _log
+from seawall._validate import check_number
+
+if TYPE_CHECKING:
+    from seawall._breaker import CircuitBreaker
+
+__all__ = [
+    "Lease",
+    "Reply",
+    "Report",
+    "Settings",
+    "SharedLink",
+    "SharedState",
+    "SharedStatus",
+    "Verdict",
+]
+
+#: What a probe's outcome tells the backend: it succeeded, it failed (or was slow), or it
+#: ended with no verdict (ignored, cancelled) and only gives its lease back.
+Verdict = Literal["success", "failure", "drop"]
+#: What an operator's switch sets: forced open, disabled, or closed again (a reset).
+Mode = Literal["forced_open", "disabled", "closed"]
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """What the backend needs of a breaker's configuration to decide for the fleet."""
+
+    window: float
+    buckets: int
+    minimum_calls: int
+    failure_ratio: float
+    #: ``None`` when the breaker does not count slow calls.
+    slow_call_ratio: float | None
+    open_duration: float
+    max_open_duration: float
+    half_open_calls: int
+    half_open_timeout: float
+
+
+@dataclass(slots=True)
+class Report:
+    """One breaker's news for the backend, taken by the syncer (see :meth:`SharedLink.take`)."""
+
+    name: str
+    settings: Settings
+    #: The shared generation the process last saw (``-1``: none yet). A local trip only
+    #: opens the shared breaker if it is still in that generation's closed state.
+    generation: int
+    trip: bool
+    successes: int
+    failures: int
+    slow_calls: int
+    verdicts: list[tuple[str, Verdict]] = field(default_factory=list)
+    switch: Mode | None = None
+    #: A random draw in [0, 1) for the open duration's jitter: the backend has no randomness
+    #: of its own that every backend could rely on.
+    jitter: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """The shared state of one breaker, as the backend decided it just now."""
+
+    state: str
+    generation: int
+    #: Seconds until an open breaker half-opens (0 in other states).
+    open_remaining: float
+    open_duration: float
+    window_calls: int
+    window_failures: int
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """The backend's answer to a probe: admitted (``granted``) or refused, with the state."""
+
+    granted: bool
+    reply: Reply
+    #: Seconds until a refused caller may try again.
+    retry_after: float
+
+
+@dataclass(frozen=True, slots=True)
+class SharedStatus:
+    """A shared breaker as every process sees it (``python -m seawall breaker status``)."""
+
+    name: str
+    state: str
+    generation: int
+    open_remaining: float
+    open_duration: float
+    window_calls: int
+    window_failures: int
+    probes_in_flight: int
+
+
+class SharedLink:
+    """One breaker's tie to a shared state: what it has not yet told the backend.
+
+    Its fields change under the breaker's lock (by calls) and under that same lock when the
+    syncer takes a report, so a count is either in one report or in the next, never in two.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_breaker",
+        "_sent",
+        "_switch",
+        "_verdicts",
+        "backend",
+        "dropped",
+        "errors",
+        "generation",
+        "refused_until",
+        "retry_at",
+        "trip",
+    )
+
+    def __init__(self, backend: SharedState, breaker: CircuitBreaker) -> None:
+        self.backend = backend
+        self._breaker = weakref.ref(breaker)
+        self._sent = breaker._totals()  # what the backend has of this process's outcomes
+        self.generation = -1
+        self.trip = False
+        self._verdicts: list[tuple[str, Verdict]] = []
+        self._switch: Mode | None = None
+        #: While half-open and refused by the backend, calls are refused here until then
+        #: (local clock) instead of asking again: at most one question per interval.
+        self.refused_until = float("-inf")
+        self.retry_at = float("-inf")
+        self.errors = 0  # reports that did not reach the backend
+        self.dropped = 0  # outcomes that never reached the shared window
+
+    @property
+    def breaker(self) -> CircuitBreaker | None:
+        return self._breaker()
+
+    # -- what calls leave for the syncer (the breaker's lock is held) --------------------------
+
+    def tripped(self) -> None:
+        self.trip = True
+        self.backend._wake.set()
+
+    def closed(self) -> None:
+        """The breaker closed: a trip not yet told is no longer news."""
+        self.trip = False
+
+    def verdict(self, lease: str, verdict: Verdict) -> None:
+        self._verdicts.append((lease, verdict))
+        self.backend._wake.set()
+
+    def switch(self, mode: Mode) -> None:
+        self._switch = mode
+        self.trip = False
+        self._verdicts.clear()
+        self.backend._wake.set()
+
+    # -- the syncer's side ---------------------------------------------------------------------
+
+    def take(self, breaker: CircuitBreaker, settings: Settings) -> Report:
+        """This breaker's report, its news now considered sent. Holds the breaker's lock."""
+        totals = breaker._totals()
+        sent = self._sent
+        self._sent = totals
+        report = Report(
+            name=breaker.name,
+            settings=settings,
+            generation=self.generation,
+            trip=self.trip,
+            successes=totals[0] - sent[0],
+            failures=totals[1] - sent[1],
+            slow_calls=totals[2] - sent[2],
+            verdicts=self._verdicts,
+            switch=self._switch,
+            jitter=random.random(),
+        )
+        self._verdicts = []
+        self._switch = None
+        self.trip = False
+        return report
+
+    def undelivered(self, report: Report) -> None:
+        """The report was lost: its outcomes are dropped (counted), a trip or a switch is
+        kept for the next one; verdicts are dropped (the backend ends hung leases itself)."""
+        self.errors += 1
+        self.dropped += report.successes + report.failures
+        if report.trip and self.generation == report.generation:
+            self.trip = True
+        if report.switch is not None and self._switch is None:
+            self._switch = report.switch
+
+    def forget_unsent(self, breaker: CircuitBreaker) -> None:
+        """After a fork: the parent reports what it counted before; the child starts here."""
+        self._sent = breaker._totals()
+        self._verdicts = []
+        self.trip = False
+        self.refused_until = float("-inf")
+
+
+_backends: weakref.WeakSet[SharedState] = weakref.WeakSet()
+
+
+class SharedState(abc.ABC):
+    """Where circuit breakers of the same name in every process keep one state.
+
+    Pass one to ``CircuitBreaker(shared=...)`` (or to the breaker of a transport's template,
+    whose per-host copies share it too). See :class:`seawall.redis.RedisState`.
+    """
+
+    def __init__(self, *, interval: float, timeout: float, where: str) -> None:
+        self.interval = check_number("interval", interval)
+        self.timeout = check_number("timeout", timeout)
+        self._where = where
+        self._lock = threading.Lock()
+        self._links: weakref.WeakSet[SharedLink] = weakref.WeakSet()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._up = True  # until an exchange fails; a fresh process assumes the backend is there
+        self._lost_at = 0.0
+        self._leases = itertools.count(1)
+        self._pid = os.getpid()
+        _backends.add(self)
+
+    # -- what a backend implements (each call blocks for at most about ``timeout``) -----------
+
+    @abc.abstractmethod
+    def _exchange(self, reports: Sequence[Report]) -> list[Reply]:
+        """Deliver ``reports`` and return each breaker's shared state, in one round trip."""
+
+    @abc.abstractmethod
+    def _lease(self, name: str, settings: Settings, lease: str, jitter: float) -> Lease:
+        """Ask for one of the half-open probes' slots of breaker ``name``."""
+
+    @abc.abstractmethod
+    def _switch(self, name: str, mode: Mode | None) -> SharedStatus:
+        """Apply an operator's switch (``None``: only read) and return the state after it."""
+
+    async def _alease(self, name: str, settings: Settings, lease: str, jitter: float) -> Lease:
+        """:meth:`_lease` for coroutines; a backend with an asyncio client overrides it."""
+        return self._lease(name, settings, lease, jitter)
+
+    # -- the operator's switches ---------------------------------------------------------------
+
+    def status(self, name: str) -> SharedStatus:
+        """The shared state of breaker ``name`` as every process sees it."""
+        return self._switch(_check_name(name), None)
+
+    def isolate(self, name: str) -> SharedStatus:
+        """Force breaker ``name`` open in every process until :meth:`reset`: its calls are
+        refused (and fall back, where a fallback is configured)."""
+        return self._switch(_check_name(name), "forced_open")
+
+    def disable(self, name: str) -> SharedStatus:
+        """Let every call of breaker ``name`` through in every process, never tripping,
+        until :meth:`reset`."""
+        return self._switch(_check_name(name), "disabled")
+
+    def reset(self, name: str) -> SharedStatus:
+        """Close breaker ``name`` in every process, clearing its window."""
+        return self._switch(_check_name(name), "closed")
+
+    # -- breakers ------------------------------------------------------------------------------
+
+    def _attach(self, breaker: CircuitBreaker) -> SharedLink:
+        link = SharedLink(self, breaker)
+        with self._lock:
+            self._links.add(link)
+            self._start()
+        return link
+
+    def _start(self) -> None:
+        """Start the syncer if it is not running (in this process). Holds ``_lock``."""
+        if self._closed or (self._thread is not None and self._thread.is_alive()):
+            return
+        self._thread = threading.Thread(
+            target=_run, args=(weakref.ref(self),), name="seawall-shared-state", daemon=True
+        )
+        self._thread.start()
+
+    @property
+    def up(self) -> bool:
+        """Whether the last exchange with the backend worked."""
+        return self._up
+
+    def lease_id(self) -> str:
+        return f"{os.getpid()}-{id(self):x}-{next(self._leases)}"
+
+    def sync_now(self) -> None:
+        """Run one exchange in the calling thread (tests and shutdown; the syncer runs them
+        on its own)."""
+        self._sync_once()
+
+    def close(self) -> None:
+        """Stop the syncer; breakers go on deciding alone. The backend keeps the state."""
+        with self._lock:
+            self._closed = True
+            thread = self._thread
+        self._wake.set()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=max(1.0, 4 * self.timeout))
+
+    def __enter__(self) -> SharedState:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the syncer ----------------------------------------------------------------------------
+
+    def _sync_once(self) -> None:
+        taken: list[tuple[SharedLink, CircuitBreaker, Report]] = []
+        for link in list(self._links):
+            breaker = link.breaker
+            if breaker is None:
+                continue
+            settings = breaker._shared_settings
+            with breaker._lock:
+                taken.append((link, breaker, link.take(breaker, settings)))
+        if not taken:
+            return
+        try:
+            replies = self._exchange([report for _, _, report in taken])
+        except Exception as exc:
+            for link, breaker, report in taken:
+                with breaker._lock:
+                    link.undelivered(report)
+            self._lost(exc)
+            return
+        self._found()
+        for (link, breaker, _), reply in zip(taken, replies, strict=True):
+            breaker._follow(link, reply)
+
+    def _lost(self, exc: BaseException) -> None:
+        with self._lock:
+            if not self._up:
+                return
+            self._up = False
+            self._lost_at = time.monotonic()
+        _log.logger().warning(
+            "seawall: lost the shared breaker state at %s (%s: %s); breakers decide on "
+            "their own until it is back",
+            self._where,
+            type(exc).__name__,
+            exc,
+        )
+
+    def _found(self) -> None:
+        if self._up:
+            return
+        with self._lock:
+            if self._up:
+                return
+            self._up = True
+            down = time.monotonic() - self._lost_at
+        _log.logger().info(
+            "seawall: the shared breaker state at %s is back after %.1f s; breakers share it again",
+            self._where,
+            down,
+        )
+
+    def _after_fork(self) -> None:
+        """In a forked child: no syncer thread (start one), nothing of the parent's unsent."""
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread = None
+        self._pid = os.getpid()
+        self._leases = itertools.count(1)
+        for link in list(self._links):
+            breaker = link.breaker
+            if breaker is not None:
+                link.forget_unsent(breaker)
+        if self._links:
+            with self._lock:
+                self._start()
+
+
+def _run(owner: weakref.ref[SharedState]) -> None:
+    """The syncer: one exchange per interval, or at once when a call has news. It holds its
+    backend weakly between rounds, so an unused backend can be collected."""
+    while True:
+        backend = owner()
+        if backend is None or backend._closed:
+            return
+        wake, interval = backend._wake, backend.interval
+        del backend
+        wake.wait(interval)
+        wake.clear()
+        backend = owner()
+        if backend is None or backend._closed:
+            return
+        try:
+            backend._sync_once()
+        except Exception:  # pragma: no cover - a defect; the syncer must outlive it
+            _log.logger().exception("seawall: the shared-state syncer failed a round")
+        del backend
+
+
+def _check_name(name: str) -> str:
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"name must be a breaker's name (a non-empty str), got {name!r}")
+    return name
+
+
+@_fork.in_child
+def _renew_after_fork() -> None:
+    for backend in list(_backends):
+        backend._after_fork()
