@@ -11,7 +11,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, NoReturn, ParamSpec, TypeVar
 
 from seawall import _log
 from seawall._base import PolicyBase, _NotAwaitable, bind
@@ -521,33 +521,35 @@ class CircuitBreaker(PolicyBase):
     def _admit(self) -> Ticket:
         """Admit a call outside the closed fast path, or raise :class:`CircuitOpenError`."""
         link = self._link
-        if link is not None and self._state is _HALF_OPEN and link.backend._up:
+        if link is not None and link.backend._up:
             lease = self._shared_probe(link)
-            if lease is not None:
-                backend = link.backend
-                try:
-                    answer = backend._lease(self.name, self._shared_settings, lease, self._random())
-                except Exception as exc:
-                    backend._lost(exc)
-                    return self._admit_alone()
-                return self._shared_admitted(link, lease, answer)
+            if lease is None:
+                return None
+            backend = link.backend
+            try:
+                answer = backend._lease(self.name, self._shared_settings, lease, self._random())
+            except Exception as exc:
+                backend._lost(exc)
+                return self._admit_alone()
+            return self._shared_admitted(link, lease, answer)
         return self._admit_alone()
 
     async def _aadmit(self) -> Ticket:
         """:meth:`_admit` for coroutines: a probe's lease is awaited, never blocking a loop."""
         link = self._link
-        if link is not None and self._state is _HALF_OPEN and link.backend._up:
+        if link is not None and link.backend._up:
             lease = self._shared_probe(link)
-            if lease is not None:
-                backend = link.backend
-                try:
-                    answer = await backend._alease(
-                        self.name, self._shared_settings, lease, self._random()
-                    )
-                except Exception as exc:
-                    backend._lost(exc)
-                    return self._admit_alone()
-                return self._shared_admitted(link, lease, answer)
+            if lease is None:
+                return None
+            backend = link.backend
+            try:
+                answer = await backend._alease(
+                    self.name, self._shared_settings, lease, self._random()
+                )
+            except Exception as exc:
+                backend._lost(exc)
+                return self._admit_alone()
+            return self._shared_admitted(link, lease, answer)
         return self._admit_alone()
 
     def _admit_alone(self) -> Ticket:
@@ -576,35 +578,45 @@ class CircuitBreaker(PolicyBase):
             self._refuse(state, retry_after)
         return ticket
 
-    def _refuse(self, state: CircuitState, retry_after: float) -> None:
+    def _refuse(self, state: CircuitState, retry_after: float) -> NoReturn:
         error = CircuitOpenError(self.name, retry_after, state=state.value)
         if self._listeners:
             self._emit(CallRejected(self.name, state, retry_after))
         raise error
 
     def _shared_probe(self, link: SharedLink) -> str | None:
-        """Half-open and shared: the lease to ask the shared state for, or ``None`` when this
-        breaker decides alone after all (the state moved on, or its own slots are taken).
-        Refuses at once while the shared state's last refusal holds (one question per
-        interval and process)."""
+        """Admission of a shared breaker that is not closed, while the shared state answers:
+        ``None`` for a plain call (closed or disabled by now), a refusal, or the lease to ask
+        the shared state for, for a probe: this breaker never probes on its own then. While
+        the shared state's last refusal holds, calls are refused without asking again (one
+        question per interval and process)."""
         now = self._now()
+        lease = None
+        refused = False
         with self._lock:
             changes = self._advance(now)
             state = self._state
-            refused = state is _HALF_OPEN and now < link.refused_until
-            if refused:
-                self._rejected += 1
-                retry_after = max(0.0, link.retry_at - now)
-            ask = (
+            if state is _CLOSED or state is _DISABLED:
+                pass
+            elif (
                 state is _HALF_OPEN
-                and not refused
+                and now >= link.refused_until
                 and len(self._probe_starts) + self._probe_successes < self._half_open_calls
-            )
+            ):
+                lease = link.backend.lease_id()
+            else:
+                self._rejected += 1
+                refused = True
+                retry_after = (
+                    max(0.0, link.retry_at - now)
+                    if state is _HALF_OPEN and now < link.refused_until
+                    else self._retry_after(now)
+                )
         for change in changes:
             self._emit(change)
         if refused:
             self._refuse(state, retry_after)
-        return link.backend.lease_id() if ask else None
+        return lease
 
     def _shared_admitted(self, link: SharedLink, lease: str, answer: Lease) -> Ticket:
         """The shared state's answer to a probe's lease: a probe ticket, or a refusal."""
@@ -618,12 +630,18 @@ class CircuitBreaker(PolicyBase):
                 link.refused_until = now + min(answer.retry_after, backend.interval)
             self._follow(link, answer.reply)
             self._refuse(CircuitState(answer.reply.state), answer.retry_after)
+        self._follow(link, answer.reply)
         with self._lock:
-            if self._state is _HALF_OPEN:
+            state = self._state
+            if state is _HALF_OPEN:
                 self._probe_starts.append(now)
                 return (self._generation, now, lease)
-            link.verdict(lease, "drop")  # this breaker moved on meanwhile: give it back
-        return self._admit_alone()
+            link.verdict(lease, "drop")  # not a probe after all: give the lease back
+            if state is _CLOSED or state is _DISABLED:
+                return None
+            self._rejected += 1
+            retry_after = self._retry_after(now)
+        self._refuse(state, retry_after)
 
     def _on_return(self, ticket: Ticket, result: object, start: float) -> None:
         predicate = self._failure_result

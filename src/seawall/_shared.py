@@ -300,6 +300,7 @@ class SharedState(abc.ABC):
         with self._lock:
             self._links.add(link)
             self._start()
+        self._wake.set()  # a new breaker (a transport's new host) learns the state at once
         return link
 
     def _start(self) -> None:

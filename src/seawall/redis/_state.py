@@ -126,7 +126,9 @@ class RedisState(SharedState):
         return [_reply(raw) for raw in pipe.execute()]
 
     def _lease(self, name: str, settings: Settings, lease: str, jitter: float) -> Lease:
-        raw = self._script(keys=self._keys(name), args=[*self._head("lease", settings, jitter), lease])
+        raw = self._script(
+            keys=self._keys(name), args=[*self._head("lease", settings, jitter), lease]
+        )
         retry_after = int(raw[8])
         return Lease(
             granted=bool(int(raw[7])),

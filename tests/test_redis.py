@@ -1,0 +1,557 @@
+"""Breakers shared on Redis (seawall.redis), against a real redis-server on 127.0.0.1.
+
+Each ``RedisState`` stands for a process: it has its own connection pool and syncer thread,
+so two of them in one test behave as two workers do (tests/test_redis_fleet.py runs real
+processes). Time here is real: the point is real concurrency with a real server, and every
+wait has a generous bound. Where a test needs exchanges at chosen moments, its states sync
+rarely on their own (``interval=60``) and the test calls ``sync_now()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+import respx
+
+from seawall import CircuitBreaker, CircuitOpenError, CircuitState, Policy
+from seawall._clock import SystemClock
+from seawall.httpx import ResilientTransport
+from seawall.redis import RedisState, SharedStatus
+from tests.helpers import RedisServer, free_port, needs_redis
+
+pytestmark = needs_redis
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def states(server: RedisServer) -> Iterator[Callable[..., RedisState]]:
+    """Makes states ("processes") on the module's server, with a prefix of the test's own,
+    and closes them after the test."""
+    made: list[RedisState] = []
+    prefix = f"t{time.monotonic_ns()}"
+
+    def make(**kwargs: object) -> RedisState:
+        kwargs.setdefault("prefix", prefix)
+        state = RedisState(server.url, **kwargs)  # type: ignore[arg-type]
+        made.append(state)
+        return state
+
+    yield make
+    for state in made:
+        state.close()
+
+
+def wait_for(condition: Callable[[], bool], within: float = 5.0) -> float:
+    """Seconds until ``condition()`` held (polled every 2 ms); fails after ``within``."""
+    start = time.monotonic()
+    while not condition():
+        if time.monotonic() - start > within:
+            raise AssertionError(f"not within {within} s")
+        time.sleep(0.002)
+    return time.monotonic() - start
+
+
+def fail() -> None:
+    raise RuntimeError("down")
+
+
+def trip(breaker: CircuitBreaker, times: int = 5) -> None:
+    for _ in range(times):
+        with pytest.raises((RuntimeError, CircuitOpenError)):
+            breaker.call(fail)
+
+
+def quick(name: str, state: RedisState, **kwargs: object) -> CircuitBreaker:
+    """A shared breaker that trips on 5 failures in a row at once (no span to wait)."""
+    kwargs.setdefault("consecutive_span", 0.0)
+    return CircuitBreaker(name=name, shared=state, **kwargs)  # type: ignore[arg-type]
+
+
+# -- bad inputs ----------------------------------------------------------------------------
+
+
+def test_bad_arguments_are_refused_naming_the_parameter(server: RedisServer) -> None:
+    with pytest.raises(ValueError, match="url_or_client"):
+        RedisState("http://127.0.0.1:6379")
+    with pytest.raises(TypeError, match="url_or_client"):
+        RedisState(6379)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="url_or_client"):
+        RedisState(redis.asyncio.Redis())  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="prefix"):
+        RedisState(server.url, prefix="")
+    with pytest.raises(ValueError, match="interval"):
+        RedisState(server.url, interval=0)
+    with pytest.raises(ValueError, match="timeout"):
+        RedisState(server.url, timeout=-1)
+    with pytest.raises(ValueError, match="ttl"):
+        RedisState(server.url, ttl=0)
+    with pytest.raises(TypeError, match="shared"):
+        CircuitBreaker(shared=server.url)  # type: ignore[arg-type]
+
+
+def test_a_shared_breaker_needs_a_window_of_time(
+    states: Callable[..., RedisState],
+) -> None:
+    with pytest.raises(ValueError, match=r"shared.*window_calls"):
+        CircuitBreaker(window_calls=10, shared=states())
+    with pytest.raises(TypeError, match="name"):
+        states().status("")
+
+
+def test_a_client_of_ones_own_is_used(server: RedisServer) -> None:
+    client = redis.Redis(host="127.0.0.1", port=server.port, socket_timeout=0.5)
+    state = RedisState(client, prefix=f"own{time.monotonic_ns()}", interval=60)
+    try:
+        breaker = quick("own", state)
+        trip(breaker)
+        state.sync_now()
+        assert state.status("own").state == "open"
+        assert "127.0.0.1" in repr(state)
+    finally:
+        state.close()
+
+
+# -- one state for every process -------------------------------------------------------------
+
+
+def test_a_trip_in_one_process_reaches_the_others_within_a_sync_interval(
+    states: Callable[..., RedisState],
+) -> None:
+    one, other = quick("pay", states()), quick("pay", states())
+    seen = []
+    for _ in range(5):
+        trip(one)
+        seen.append(wait_for(lambda: other.state is CircuitState.OPEN))
+        assert one.state is CircuitState.OPEN
+        one.reset()  # a switch: every process closes
+        wait_for(lambda: other.state is CircuitState.CLOSED)
+    # The syncer runs every 0.1 s; a trip is sent at once. Bounds for a loaded machine.
+    assert sorted(seen)[2] < 0.25, seen
+    assert max(seen) < 1.0, seen
+
+
+def test_the_merged_window_trips_where_no_process_alone_would(
+    states: Callable[..., RedisState],
+) -> None:
+    one_state, other_state = states(interval=60), states(interval=60)
+    settings = {"consecutive_failures": None, "minimum_calls": 20, "failure_ratio": 0.5}
+    one = CircuitBreaker(name="merged", shared=one_state, **settings)  # type: ignore[arg-type]
+    other = CircuitBreaker(name="merged", shared=other_state, **settings)  # type: ignore[arg-type]
+    time.sleep(0.3)  # their syncers' first exchanges (a new breaker's) are over
+    for breaker in (one, other):  # 10 calls, 6 failures each: below minimum_calls alone
+        for _ in range(4):
+            breaker.call(lambda: None)
+        for _ in range(6):
+            with pytest.raises(RuntimeError):
+                breaker.call(fail)
+        assert breaker.state is CircuitState.CLOSED
+    one_state.sync_now()
+    status = one_state.status("merged")
+    assert (status.state, status.window_calls, status.window_failures) == ("closed", 10, 6)
+    other_state.sync_now()  # 20 calls, 12 failures: 0.6 >= 0.5
+    assert other.state is CircuitState.OPEN
+    one_state.sync_now()
+    assert one.state is CircuitState.OPEN
+    assert one_state.status("merged").state == "open"
+
+
+def test_successes_never_trip_the_merged_window(states: Callable[..., RedisState]) -> None:
+    state = states(interval=60)
+    breaker = CircuitBreaker(name="ok", shared=state, minimum_calls=2)
+    time.sleep(0.3)  # its syncer's first exchange is over
+    for _ in range(50):
+        breaker.call(lambda: None)
+    state.sync_now()
+    status = state.status("ok")
+    assert (status.state, status.window_calls, status.window_failures) == ("closed", 50, 0)
+
+
+def test_open_half_open_and_closed_together(states: Callable[..., RedisState]) -> None:
+    one, other = (quick("cycle", states(), open_duration=0.3) for _ in range(2))
+    trip(one)
+    wait_for(lambda: other.state is CircuitState.OPEN)
+    with pytest.raises(CircuitOpenError) as refused:
+        other.call(lambda: None)
+    assert 0.0 < refused.value.retry_after <= 0.3
+    # After the open duration, one probe (from either) closes it for both.
+    wait_for(lambda: other.state is CircuitState.HALF_OPEN)
+    assert other.call(lambda: "probe") == "probe"
+    assert other.state is CircuitState.CLOSED
+    wait_for(lambda: one.state is CircuitState.CLOSED)
+    snap = one.snapshot()
+    assert snap.shared_up is True
+    assert snap.shared_errors == 0
+
+
+def test_a_failed_probe_opens_every_process_again(states: Callable[..., RedisState]) -> None:
+    one, other = (quick("reopen", states(), open_duration=0.3) for _ in range(2))
+    trip(one)
+    wait_for(lambda: other.state is CircuitState.HALF_OPEN)
+    with pytest.raises(RuntimeError):
+        other.call(fail)
+    assert other.state is CircuitState.OPEN
+    wait_for(lambda: one.state is CircuitState.OPEN)
+    status = states().status("reopen")
+    # The open duration doubled (0.6 s, up to 20% longer), capped by max_open_duration=0.3?
+    # No cap was given: max_open_duration defaults to open_duration, so it stays 0.3 s + jitter.
+    assert status.state in ("open", "half_open")
+    assert 0.3 <= status.open_duration <= 0.36 + 0.001
+
+
+def test_exactly_half_open_calls_probes_across_processes_and_threads(
+    states: Callable[..., RedisState],
+) -> None:
+    processes = [quick("probes", states(), open_duration=0.2, half_open_calls=2) for _ in range(4)]
+    trip(processes[0])
+    for breaker in processes:
+        wait_for(lambda breaker=breaker: breaker.state is CircuitState.OPEN)  # type: ignore[misc]
+    admitted, refused = [], []
+    lock, release = threading.Lock(), threading.Event()
+
+    def probe() -> str:
+        with lock:
+            admitted.append(threading.get_ident())
+        release.wait(10)
+        return "ok"
+
+    def caller(breaker: CircuitBreaker) -> None:
+        deadline = time.monotonic() + 1.5
+        while time.monotonic() < deadline and not release.is_set():
+            try:
+                breaker.call(probe)
+                return
+            except CircuitOpenError:
+                with lock:
+                    refused.append(1)
+            time.sleep(0.005)
+
+    threads = [
+        threading.Thread(target=caller, args=(breaker,)) for breaker in processes for _ in range(8)
+    ]
+    for thread in threads:
+        thread.start()
+    time.sleep(1.0)  # long past the open duration: every caller has tried many times
+    assert len(admitted) == 2
+    release.set()
+    for thread in threads:
+        thread.join(10)
+    assert len(admitted) == 2
+    assert refused
+    for breaker in processes:
+        wait_for(lambda breaker=breaker: breaker.state is CircuitState.CLOSED)  # type: ignore[misc]
+
+
+def test_a_probe_whose_process_died_gives_its_slot_back_at_the_probe_timeout(
+    states: Callable[..., RedisState],
+) -> None:
+    dead = states()
+    breaker = quick("lease", states(), open_duration=0.1, half_open_timeout=0.5)
+    trip(breaker)
+    wait_for(lambda: dead.status("lease").state == "half_open", within=2.0)
+    # A process took the one probe's lease and was killed: it never reports back.
+    lease = dead._lease("lease", breaker._shared_settings, "killed-1", 0.0)
+    assert lease.granted
+    granted_at = time.monotonic()
+    admitted_after = wait_for(lambda: _admitted(breaker), within=3.0)
+    waited = time.monotonic() - granted_at
+    assert 0.5 <= waited < 1.5, (waited, admitted_after)
+    assert breaker.state is CircuitState.CLOSED
+
+
+def _admitted(breaker: CircuitBreaker) -> bool:
+    try:
+        breaker.call(lambda: None)
+    except CircuitOpenError:
+        return False
+    return True
+
+
+# -- switches ----------------------------------------------------------------------------------
+
+
+def test_an_operators_switches_reach_every_process(states: Callable[..., RedisState]) -> None:
+    operator = states()
+    workers = [quick("switch", states()) for _ in range(3)]
+    workers[0].call(lambda: None)
+    states_of = lambda: {breaker.state for breaker in workers}  # noqa: E731
+
+    status = operator.isolate("switch")
+    assert isinstance(status, SharedStatus)
+    assert status.state == "forced_open"
+    wait_for(lambda: states_of() == {CircuitState.FORCED_OPEN})
+    with pytest.raises(CircuitOpenError) as refused:
+        workers[1].call(lambda: None)
+    assert refused.value.retry_after == float("inf")
+
+    assert operator.disable("switch").state == "disabled"
+    wait_for(lambda: states_of() == {CircuitState.DISABLED})
+    trip(workers[2], times=10)  # disabled: nothing trips
+    assert workers[2].state is CircuitState.DISABLED
+
+    assert operator.reset("switch").state == "closed"
+    wait_for(lambda: states_of() == {CircuitState.CLOSED})
+    assert operator.status("switch").state == "closed"
+    assert "switch" in operator.names()
+
+
+def test_a_breakers_own_switch_is_the_fleets(states: Callable[..., RedisState]) -> None:
+    one, other = quick("own-switch", states()), quick("own-switch", states())
+    one.isolate()
+    wait_for(lambda: other.state is CircuitState.FORCED_OPEN)
+    one.reset()
+    wait_for(lambda: other.state is CircuitState.CLOSED)
+
+
+def test_status_of_a_breaker_no_process_has_used(states: Callable[..., RedisState]) -> None:
+    status = states().status("nobody")
+    assert (status.state, status.window_calls, status.probes_in_flight) == ("closed", 0, 0)
+
+
+# -- clocks --------------------------------------------------------------------------------
+
+
+class OffsetClock(SystemClock):
+    """The system clock, ``offset`` seconds off: a process whose clock disagrees."""
+
+    __slots__ = ()
+
+    def __init__(self, offset: float) -> None:
+        super().__init__()
+        self.monotonic = lambda: time.monotonic() + offset
+
+
+def test_processes_whose_clocks_differ_by_30_s_decide_the_same(
+    states: Callable[..., RedisState],
+) -> None:
+    ahead = quick("clocks", states(), open_duration=0.5, clock=OffsetClock(+30.0))
+    behind = quick("clocks", states(), open_duration=0.5, clock=OffsetClock(-30.0))
+    trip(ahead)
+    wait_for(lambda: behind.state is CircuitState.OPEN)
+    with pytest.raises(CircuitOpenError) as from_ahead:
+        ahead.call(lambda: None)
+    with pytest.raises(CircuitOpenError) as from_behind:
+        behind.call(lambda: None)
+    # Both were told the same time to wait, within a sync interval, not 60 s apart.
+    assert abs(from_ahead.value.retry_after - from_behind.value.retry_after) < 0.2
+    assert from_behind.value.retry_after <= 0.5
+    # They half-open together, and one probe closes both.
+    wait_for(lambda: behind.state is CircuitState.HALF_OPEN, within=2.0)
+    assert behind.call(lambda: "probe") == "probe"
+    wait_for(lambda: ahead.state is CircuitState.CLOSED)
+
+
+# -- Redis slow or gone ------------------------------------------------------------------------
+
+
+def test_redis_killed_mid_load_is_invisible_to_callers(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    own = RedisServer(tmp_path)
+    state = RedisState(own.url, prefix="kill", interval=0.05)
+    breaker = CircuitBreaker(name="kill", shared=state)
+    errors: list[BaseException] = []
+    calls = [0]
+    stop = threading.Event()
+
+    def load() -> None:
+        while not stop.is_set():
+            try:
+                breaker.call(lambda: None)
+                calls[0] += 1
+            except BaseException as exc:
+                errors.append(exc)
+            time.sleep(0.001)
+
+    caplog.set_level(logging.INFO, logger="seawall")
+    threads = [threading.Thread(target=load) for _ in range(4)]
+    try:
+        for thread in threads:
+            thread.start()
+        time.sleep(0.3)
+        own.kill()
+        wait_for(lambda: breaker.snapshot().shared_up is False, within=3.0)
+        time.sleep(0.5)
+        own.start()
+        back = wait_for(lambda: breaker.snapshot().shared_up is True, within=5.0)
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(10)
+        state.close()
+        own.stop()
+    assert errors == []
+    assert calls[0] > 100
+    assert back < 1.0
+    lines = [r for r in caplog.records if r.name == "seawall"]
+    assert [r.levelno for r in lines] == [logging.WARNING, logging.INFO], lines
+    assert "lost the shared breaker state" in lines[0].getMessage()
+    assert "is back" in lines[1].getMessage()
+    snap = breaker.snapshot()
+    assert snap.shared_errors >= 1
+    assert snap.shared_dropped >= 1
+    assert snap.state is CircuitState.CLOSED
+
+
+def test_a_trip_while_redis_is_gone_is_local_and_then_shared(tmp_path: Path) -> None:
+    own = RedisServer(tmp_path)
+    one_state = RedisState(own.url, prefix="gone", interval=0.05)
+    other_state = RedisState(own.url, prefix="gone", interval=0.05)
+    try:
+        one = quick("gone", one_state, open_duration=30.0)
+        other = quick("gone", other_state, open_duration=30.0)
+        one.call(lambda: None)
+        wait_for(lambda: one_state.status("gone").generation == 0)
+        own.kill()
+        trip(one)  # decided alone: this process fails fast at once
+        assert one.state is CircuitState.OPEN
+        with pytest.raises(CircuitOpenError):
+            one.call(lambda: None)
+        assert other.state is CircuitState.CLOSED
+        own.start()  # an empty Redis: the state was lost with the server
+        wait_for(lambda: other.state is CircuitState.OPEN, within=5.0)
+        assert one.state is CircuitState.OPEN
+    finally:
+        one_state.close()
+        other_state.close()
+        own.stop()
+
+
+def test_a_probe_lease_when_redis_is_gone_is_decided_alone(tmp_path: Path) -> None:
+    own = RedisServer(tmp_path)
+    state = RedisState(own.url, prefix="probe-gone", interval=60)
+    try:
+        breaker = quick("probe-gone", state, open_duration=0.05)
+        trip(breaker)
+        state.sync_now()
+        time.sleep(0.2)  # the syncer, woken by the trip, has had its exchange too
+        own.kill()
+        time.sleep(0.1)
+        assert breaker.state is CircuitState.HALF_OPEN
+        assert state.up
+        start = time.monotonic()
+        assert breaker.call(lambda: "alone") == "alone"  # the lease failed: a local probe
+        assert time.monotonic() - start < 1.0
+        assert not state.up
+        assert breaker.state is CircuitState.CLOSED
+    finally:
+        state.close()
+        own.stop()
+
+
+def test_an_unreachable_redis_from_the_start_costs_callers_nothing() -> None:
+    state = RedisState(f"redis://127.0.0.1:{free_port()}/0", interval=0.02)
+    try:
+        breaker = quick("never", state)
+        for _ in range(100):
+            breaker.call(lambda: None)
+        wait_for(lambda: not state.up, within=3.0)
+        trip(breaker)
+        assert breaker.state is CircuitState.OPEN
+    finally:
+        state.close()
+
+
+# -- async, transports, memory -------------------------------------------------------------------
+
+
+def test_an_async_probe_awaits_its_lease(states: Callable[..., RedisState]) -> None:
+    one, other = (quick("async", states(), open_duration=0.1) for _ in range(2))
+
+    async def ok() -> str:
+        return "ok"
+
+    async def main() -> int:
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0)
+
+        beat = asyncio.get_running_loop().create_task(ticker())
+        await asyncio.sleep(0)
+        assert await other.acall(ok) == "ok"  # the probe: its lease asked on a worker thread
+        beat.cancel()
+        assert other.state is CircuitState.CLOSED
+        return ticks
+
+    trip(one)
+    wait_for(lambda: other.state is CircuitState.HALF_OPEN)
+    assert asyncio.run(main()) > 1  # the loop ran on while the lease was asked for
+    wait_for(lambda: one.state is CircuitState.CLOSED)
+
+
+def test_a_transports_per_host_breakers_share_through_its_template(
+    states: Callable[..., RedisState],
+) -> None:
+    def transport(state: RedisState) -> ResilientTransport:
+        template = Policy(
+            "api", breaker=CircuitBreaker(consecutive_span=0.0, open_duration=30.0, shared=state)
+        )
+        return ResilientTransport(httpx.HTTPTransport(), policy=template)
+
+    with respx.mock(assert_all_called=False) as mock:
+        mock.get("http://down.test/").mock(return_value=httpx.Response(503))
+        mock.get("http://up.test/").mock(return_value=httpx.Response(200))
+        one_state, other_state = states(), states()
+        with (
+            httpx.Client(transport=transport(one_state)) as one,
+            httpx.Client(transport=transport(other_state)) as other,
+        ):
+            for _ in range(5):
+                one.get("http://down.test/")
+            wait_for(lambda: one_state.status("api:down.test:80").state == "open")
+            # The other process had no breaker for down.test: its first request makes one,
+            # which learns the shared state at once (its syncer is woken), not at its first
+            # call; the requests after it are refused.
+            other.get("http://down.test/")
+            wait_for(lambda: _refused(other, "http://down.test/"), within=2.0)
+            assert other.get("http://up.test/").status_code == 200
+    assert one_state.status("api:up.test:80").state == "closed"
+
+
+def _refused(client: httpx.Client, url: str) -> bool:
+    try:
+        client.get(url)
+    except CircuitOpenError:
+        return True
+    return False
+
+
+@pytest.mark.parametrize("rate", [1, 10_000])
+def test_redis_memory_per_breaker_is_bounded(
+    server: RedisServer, states: Callable[..., RedisState], rate: int
+) -> None:
+    state = states(interval=0.05)
+    breaker = CircuitBreaker(name=f"memory-{rate}", shared=state, window=1.0)
+    start, done = time.monotonic(), 0
+    while time.monotonic() - start < 1.5:  # every window bucket used
+        due = int((time.monotonic() - start) * rate) + 1
+        for _ in range(due - done):
+            breaker.call(lambda: None)
+        done = due
+        time.sleep(0.0005)
+    state.sync_now()
+    client = redis.Redis(port=server.port)
+    key = f"{{{state.prefix}:cb:memory-{rate}}}"
+    used = client.memory_usage(key) or 0
+    used += client.memory_usage(f"{key}:probes") or 0
+    client.close()
+    assert state.status(f"memory-{rate}").window_calls > 0
+    assert 0 < used <= 2048, used
