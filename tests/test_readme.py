@@ -114,7 +114,7 @@ def test_every_opentelemetry_name_follows_the_rule_the_readme_states() -> None:
     }
     for prometheus, otel in stated_exceptions.items():
         assert f"`{prometheus}`" in text or otel in text
-    parts = ("call", "circuit_breaker", "retry", "timeout", "bulkhead", "chaos")
+    parts = ("call", "circuit_breaker", "retry", "timeout", "bulkhead", "chaos", "shared_state")
     for metric in CATALOGUE:
         if metric.name in stated_exceptions:
             assert metric.otel_name == stated_exceptions[metric.name]

@@ -555,3 +555,31 @@ def test_redis_memory_per_breaker_is_bounded(
     client.close()
     assert state.status(f"memory-{rate}").window_calls > 0
     assert 0 < used <= 2048, used
+
+
+# -- the README's recipe -----------------------------------------------------------------------
+
+
+def test_the_readmes_recipe_shares_one_breaker(
+    server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    after = readme.split("<!-- recipe: shared breakers", 1)[1]
+    code = after.split("```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.setenv("REDIS_URL", server.url)
+    workers = [dict[str, object]() for _ in range(2)]
+    for namespace in workers:  # two "workers" running the same module
+        exec(compile(code, "README recipe", "exec"), namespace)
+    one, other = (namespace["payments"] for namespace in workers)
+    charge = workers[0]["charge"]
+    try:
+        assert charge("A-1") == "charged A-1"  # type: ignore[operator]
+        one.breaker.isolate()  # type: ignore[attr-defined]
+        wait_for(lambda: other.breaker.state is CircuitState.FORCED_OPEN)  # type: ignore[attr-defined]
+        with pytest.raises(CircuitOpenError):
+            workers[1]["charge"]("A-2")  # type: ignore[operator]
+        one.breaker.reset()  # type: ignore[attr-defined]
+        wait_for(lambda: other.breaker.state is CircuitState.CLOSED)  # type: ignore[attr-defined]
+    finally:
+        for namespace in workers:
+            namespace["shared"].close()  # type: ignore[attr-defined]
