@@ -444,9 +444,11 @@ def test_a_probe_lease_when_redis_is_gone_is_decided_alone(tmp_path: Path) -> No
         assert breaker.state is CircuitState.HALF_OPEN
         assert state.up
         start = time.monotonic()
-        assert breaker.call(lambda: "alone") == "alone"  # the lease failed: a local probe
+        with pytest.raises(CircuitOpenError):  # the lease got no answer: refused, not probed
+            breaker.call(lambda: "unanswered")
         assert time.monotonic() - start < 1.0
-        assert not state.up
+        assert not state.up  # refused connections: Redis is gone at once
+        assert breaker.call(lambda: "alone") == "alone"  # now it decides alone: a local probe
         assert breaker.state is CircuitState.CLOSED
     finally:
         state.close()
@@ -518,20 +520,11 @@ def test_a_transports_per_host_breakers_share_through_its_template(
                 one.get("http://down.test/")
             wait_for(lambda: one_state.status("api:down.test:80").state == "open")
             # The other process had no breaker for down.test: its first request makes one,
-            # which learns the shared state at once (its syncer is woken), not at its first
-            # call; the requests after it are refused.
-            other.get("http://down.test/")
-            wait_for(lambda: _refused(other, "http://down.test/"), within=2.0)
+            # which reads the shared state before it calls: that request is refused.
+            with pytest.raises(CircuitOpenError):
+                other.get("http://down.test/")
             assert other.get("http://up.test/").status_code == 200
     assert one_state.status("api:up.test:80").state == "closed"
-
-
-def _refused(client: httpx.Client, url: str) -> bool:
-    try:
-        client.get(url)
-    except CircuitOpenError:
-        return True
-    return False
 
 
 @pytest.mark.parametrize("rate", [1, 10_000])
@@ -583,3 +576,37 @@ def test_the_readmes_recipe_shares_one_breaker(
     finally:
         for namespace in workers:
             namespace["shared"].close()  # type: ignore[attr-defined]
+
+
+def test_reads_and_idle_breakers_write_nothing(
+    server: RedisServer, states: Callable[..., RedisState]
+) -> None:
+    state = states()
+    assert state.status("typo").state == "closed"
+    idle = CircuitBreaker(name="idle", shared=state)  # never called: a transport's template
+    state.sync_now()
+    assert idle.state is CircuitState.CLOSED
+    assert "typo" not in state.names()
+    assert "idle" not in state.names()
+    CircuitBreaker(name="used", shared=state).call(lambda: None)
+    state.sync_now()  # (or the syncer's own exchange, running meanwhile, tells it)
+    wait_for(lambda: "used" in state.names())
+
+
+def test_a_breaker_made_during_an_isolation_obeys_before_its_first_call(
+    states: Callable[..., RedisState],
+) -> None:
+    states().isolate("late")
+    breaker = CircuitBreaker(name="late", shared=states())
+    with pytest.raises(CircuitOpenError):
+        breaker.call(lambda: None)
+    unnamed = CircuitBreaker(shared=states())
+
+    @unnamed  # takes its name from the function: it reads the state then
+    def late() -> None:
+        pass
+
+    states().isolate(unnamed.name)
+    fresh = CircuitBreaker(shared=states())
+    with pytest.raises(CircuitOpenError):
+        fresh.call(late)  # adopts the name "…late" on its first call, and reads first

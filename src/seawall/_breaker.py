@@ -362,6 +362,44 @@ class CircuitBreaker(PolicyBase):
             half_open_timeout=self._half_open_timeout,
         )
         self._link: SharedLink | None = None if shared is None else shared._attach(self)
+        self._learn_shared()
+
+    def _adopt_name(self, fn: object) -> None:
+        super()._adopt_name(fn)
+        self._learn_shared()
+
+    def _inherit_name(self, name: str) -> None:
+        super()._inherit_name(name)
+        self._learn_shared()
+
+    def _learn_shared(self) -> None:
+        """A shared breaker reads the shared state once it has its name, before its first
+        call: a breaker made during an incident (a transport's new host) obeys an isolation
+        at once. One read, bounded by the backend's timeout; on failure it decides alone."""
+        link, name = self._link, self._name
+        if link is None or name is None or link.learned == name:
+            return
+        link.learned = name
+        backend = link.backend
+        if not backend._up:
+            return
+        try:
+            status = backend._switch(name, None)
+        except Exception as exc:
+            backend._lost(exc)
+            return
+        backend._found()
+        self._follow(
+            link,
+            Reply(
+                state=status.state,
+                generation=status.generation,
+                open_remaining=status.open_remaining,
+                open_duration=status.open_duration,
+                window_calls=status.window_calls,
+                window_failures=status.window_failures,
+            ),
+        )
 
     def _fast_view(self) -> BreakerView | None:
         """The fast path's view of this breaker, or ``None`` if a success needs more than the
@@ -529,8 +567,7 @@ class CircuitBreaker(PolicyBase):
             try:
                 answer = backend._lease(self.name, self._shared_settings, lease, self._random())
             except Exception as exc:
-                backend._lost(exc)
-                return self._admit_alone()
+                self._unanswered(link, exc)
             return self._shared_admitted(link, lease, answer)
         return self._admit_alone()
 
@@ -547,10 +584,24 @@ class CircuitBreaker(PolicyBase):
                     self.name, self._shared_settings, lease, self._random()
                 )
             except Exception as exc:
-                backend._lost(exc)
-                return self._admit_alone()
+                self._unanswered(link, exc)
             return self._shared_admitted(link, lease, answer)
         return self._admit_alone()
+
+    def _unanswered(self, link: SharedLink, exc: BaseException) -> NoReturn:
+        """A probe's lease got no answer: this call is refused (a half-open breaker refuses
+        most calls anyway) rather than probing on its own, which would break the fleet's
+        probe count whenever Redis is merely slow. Once the shared state counts as lost,
+        this breaker decides alone."""
+        backend = link.backend
+        backend._lost(exc)
+        now = self._now()
+        wait = backend.interval
+        with self._lock:
+            self._rejected += 1
+            link.retry_at = link.refused_until = now + wait
+            state = self._state
+        self._refuse(state, wait)
 
     def _admit_alone(self) -> Ticket:
         """Admission decided by this breaker alone (not shared, or the shared state is gone)."""

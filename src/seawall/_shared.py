@@ -144,6 +144,7 @@ class SharedLink:
         "dropped",
         "errors",
         "generation",
+        "learned",
         "refused_until",
         "retry_at",
         "trip",
@@ -154,6 +155,7 @@ class SharedLink:
         self._breaker = weakref.ref(breaker)
         self._sent = breaker._totals()  # what the backend has of this process's outcomes
         self.generation = -1
+        self.learned: str | None = None  # the name under which the shared state was read
         self.trip = False
         self._verdicts: list[tuple[str, Verdict]] = []
         self._switch: Mode | None = None
@@ -250,6 +252,7 @@ class SharedState(abc.ABC):
         self._thread: threading.Thread | None = None
         self._closed = False
         self._up = True  # until an exchange fails; a fresh process assumes the backend is there
+        self._failures = 0  # failed exchanges and leases in a row
         self._lost_at = 0.0
         self._leases = itertools.count(1)
         self._pid = os.getpid()
@@ -365,9 +368,17 @@ class SharedState(abc.ABC):
         for (link, breaker, _), reply in zip(taken, replies, strict=True):
             breaker._follow(link, reply)
 
+    def _gone(self, exc: BaseException) -> bool:
+        """Whether ``exc`` says the backend is gone (refused, reset), not merely slow."""
+        return True
+
     def _lost(self, exc: BaseException) -> None:
+        """An exchange or a lease failed. The backend counts as lost (breakers decide alone)
+        when it is gone, or slow twice in a row: one slow answer on a loaded machine must
+        not let every process probe on its own."""
         with self._lock:
-            if not self._up:
+            self._failures += 1
+            if not self._up or (self._failures < 2 and not self._gone(exc)):
                 return
             self._up = False
             self._lost_at = time.monotonic()
@@ -380,6 +391,7 @@ class SharedState(abc.ABC):
         )
 
     def _found(self) -> None:
+        self._failures = 0
         if self._up:
             return
         with self._lock:

@@ -18,7 +18,8 @@ random draw for the open duration's jitter, 12 the keys' time to live (ms), then
 It returns {state, generation, open time left (ms), open duration (ms), window calls,
 window failures, probes in flight, granted (1/0), retry after (ms, -1: never)}.
 
-The hash holds a fixed set of fields (the state, and four per window bucket, ten buckets),
+A read (``status``), and a ``sync`` or ``lease`` with nothing to tell of a breaker that has
+no key yet, write nothing. The hash holds a fixed set of fields (the state, and four per window bucket, ten buckets),
 so its size does not depend on the call rate.
 """
 
@@ -63,7 +64,17 @@ local ps = tonumber(stored[6] or 0)
 local nb = cfg.nb
 local width = cfg.wms / nb
 
+-- A read (status), and anything that brings no news about a breaker Redis does not have yet
+-- (a breaker that has not counted a call: a transport's template, a process just started),
+-- writes nothing: it neither creates keys nor keeps them alive.
+local news = op == 'switch' or (op == 'sync' and (ARGV[14] == '1' or ARGV[18] ~= ''
+  or tonumber(ARGV[15]) + tonumber(ARGV[16]) + tonumber(ARGV[17]) + tonumber(ARGV[19]) > 0))
+local readonly = op == 'status' or (not news and redis.call('EXISTS', key) == 0)
+
 local function clear_window()
+  if readonly then
+    return
+  end
   for i = 0, nb - 1 do
     redis.call('HDEL', key, 'h' .. i, 's' .. i, 'f' .. i, 'w' .. i)
   end
@@ -74,7 +85,9 @@ local function move(to)
   st = to
   gen = gen + 1
   ps = 0
-  redis.call('DEL', probes)
+  if not readonly then
+    redis.call('DEL', probes)
+  end
 end
 
 local function open_fresh()
@@ -212,7 +225,7 @@ if op == 'sync' then
 elseif op == 'lease' then
   advance()
   local _, count = leases()
-  if st == 'half_open' and count + ps < cfg.hoc then
+  if st == 'half_open' and count + ps < cfg.hoc and not readonly then
     redis.call('HSET', probes, ARGV[13], now)
     granted = 1
   elseif st == 'closed' or st == 'disabled' then
@@ -237,12 +250,14 @@ elseif st == 'forced_open' then
   retry_after = -1
 end
 
-redis.call('HSET', key, 'st', st, 'gen', gen, 'till', till, 'nom', nom, 'cur', cur, 'ps', ps)
-if #given > 0 then
-  redis.call('HSET', key, unpack(given))
+if not readonly then
+  redis.call('HSET', key, 'st', st, 'gen', gen, 'till', till, 'nom', nom, 'cur', cur, 'ps', ps)
+  if #given > 0 then
+    redis.call('HSET', key, unpack(given))
+  end
+  redis.call('PEXPIRE', key, ttl)
+  redis.call('PEXPIRE', probes, ttl)
 end
-redis.call('PEXPIRE', key, ttl)
-redis.call('PEXPIRE', probes, ttl)
 
 local calls, failures = counts()
 local _, in_flight = leases()

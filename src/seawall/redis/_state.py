@@ -47,7 +47,7 @@ class RedisState(SharedState):
         *,
         prefix: str = "seawall",
         interval: float = 0.1,
-        timeout: float = 0.1,
+        timeout: float = 0.25,
         ttl: float = 86_400.0,
     ) -> None:
         timeout = check_number("timeout", timeout)
@@ -135,6 +135,9 @@ class RedisState(SharedState):
             reply=_reply(raw),
             retry_after=math.inf if retry_after < 0 else retry_after / 1000.0,
         )
+
+    def _gone(self, exc: BaseException) -> bool:
+        return not isinstance(exc, (redis.TimeoutError, TimeoutError))
 
     async def _alease(self, name: str, settings: Settings, lease: str, jitter: float) -> Lease:
         # The syncer's sync client, on a worker thread: the loop never blocks, and no
