@@ -36,6 +36,10 @@ client's operation into a new temporary directory, and prints where.
 With --simulated, the same story is replayed on simulated time (the default 30 seconds in
 well under one): no server and no sockets (seawall.chaos transports play the schedule over
 an in-process upstream), the same output every run, no metrics served.
+
+With --redis URL, the protected client's breaker shares its state on Redis
+(seawall.redis.RedisState): watch it, or flip it, from another terminal with
+python -m seawall breaker status|isolate|disable|reset demo-upstream:upstream --redis URL.
 """
 
 BREAKER_DESCRIPTION = """\
@@ -185,6 +189,7 @@ def parser() -> argparse.ArgumentParser:
         help="replay one round on simulated time (seawall.testing.simulated): no upstream "
         "process, no sockets, no metrics port; the same output every run",
     )
+    _add_redis(demo, required=False)
     slo = commands.add_parser(
         "slo",
         help="SLOs on seawall's SLIs: Prometheus rules and alerts from a YAML spec",
@@ -383,6 +388,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = top.parse_args(argv)
     if args.command == "demo" and args.simulated and args.serve:
         top.error("--serve and --simulated: a simulated replay is one round")
+    if args.command == "demo" and args.simulated and args.redis is not None:
+        top.error(
+            "--redis and --simulated: Redis decides a shared breaker's state on its own real "
+            "clock (its window, open durations and probes' timeouts), which simulated time "
+            "cannot move; run the live demo with --redis"
+        )
     if args.command == "slo":
         if args.slo_command is None:
             top.error("slo: say generate or check")
@@ -402,12 +413,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.redis is not None:
+        try:
+            import seawall.redis  # noqa: F401
+        except ImportError as exc:
+            return _no_redis_py(exc)
     return _demo.run(
         duration=args.duration,
         port=args.port,
         rate=args.rate,
         serve=args.serve,
         simulated=args.simulated,
+        redis=args.redis,
+        prefix=args.prefix,
     )
 
 
