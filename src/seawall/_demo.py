@@ -53,6 +53,7 @@ from seawall.httpx import (
 
 if TYPE_CHECKING:
     from seawall import slo
+    from seawall._shared import SharedState
 
 __all__ = [
     "PHASES",
@@ -463,10 +464,11 @@ class Breaker:
         return None
 
 
-def protected_policy() -> Policy:
+def protected_policy(shared: SharedState | None = None) -> Policy:
     """The seawall client's template (copied per host by the transport). Its breaker is
     ``CircuitBreaker()`` with its defaults: they detect an outage and its end within a second
-    or two at any call rate, so the demo needs no tuning for its length."""
+    or two at any call rate, so the demo needs no tuning for its length. With ``shared``
+    (``--redis``), the per-host breaker (:data:`OPERATION`) shares its state there."""
     return Policy(
         "demo-upstream",
         total_timeout=2 * TIMEOUT,
@@ -478,7 +480,7 @@ def protected_policy() -> Policy:
             wait=0.02,
             budget=RetryBudget(),
         ),
-        breaker=CircuitBreaker(),
+        breaker=CircuitBreaker(shared=shared),
         bulkhead=200,
     )
 
@@ -523,6 +525,7 @@ class Demo:
         clock: Clock,
         seed: int = 7,
         upstream: Upstream | None = None,
+        shared: SharedState | None = None,
     ) -> None:
         self.upstream: Upstream = UpstreamProcess(duration, seed) if upstream is None else upstream
         self.schedule = self.upstream.schedule
@@ -535,7 +538,7 @@ class Demo:
         self.started = 0.0
         self.transport = AsyncResilientTransport(
             _Counting(self.upstream.transport("seawall")),
-            policy=protected_policy(),
+            policy=protected_policy(shared),
             # One name for the upstream across rounds (its port changes): "demo-upstream:upstream".
             key=lambda request: "upstream",
         )
@@ -899,17 +902,87 @@ def run(
     serve: bool = False,
     out: TextIO | None = None,
     simulated: bool = False,
+    redis: str | None = None,
+    prefix: str = "seawall",
 ) -> int:
     """Run the demo (one round, or rounds until interrupted with ``serve``); 0 when done.
     ``simulated``: one round replayed on simulated time instead (:func:`simulate`; no
-    metrics port)."""
+    metrics port). ``redis``: a Redis URL where the protected client's breaker shares its
+    state (``seawall.redis.RedisState``, keys under ``prefix``); not with ``simulated``,
+    since Redis decides on its own real clock. 1 if Redis or the metrics port is not there."""
     stream = sys.stdout if out is None else out
     if simulated:
+        if redis is not None:
+            raise ValueError("a simulated replay cannot share Redis's real clock: no redis")
         try:
             simulate(duration=duration, rate=rate, out=stream)
         except KeyboardInterrupt:
             pass
         return 0
+    shared = None
+    sharing = ""
+    if redis is not None:
+        made = _shared_state(redis, prefix)
+        if isinstance(made, str):
+            print(made, file=sys.stderr, flush=True)
+            return 1
+        shared, sharing = made
+    try:
+        return _live(duration, port, rate, serve, stream, shared, sharing)
+    finally:
+        if shared is not None:
+            shared.close()
+
+
+def _shared_state(url: str, prefix: str) -> tuple[SharedState, str] | str:
+    """``--redis``: the shared state and the header's lines about it, or why Redis is not
+    there (one line)."""
+    from redis import RedisError
+
+    from seawall.redis import RedisState
+
+    shared = RedisState(url, prefix=prefix)
+    shown = _without_password(url)
+    try:
+        now = shared.status(OPERATION)
+    except RedisError as exc:
+        shared.close()
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        return f"cannot reach Redis at {shown}: {detail}"
+    command = f"python -m seawall breaker status {OPERATION} --redis {shown}"
+    if prefix != "seawall":
+        command += f" --prefix {prefix}"
+    lines = [
+        f"shared breaker state: {shown} (prefix {prefix!r}), {OPERATION} {now.state} "
+        f"(generation {now.generation})",
+        f"  watch it: {command}",
+    ]
+    if now.state in ("forced_open", "disabled"):
+        lines.append(
+            f"  it was switched {now.state} and stays so until: "
+            + command.replace(" status ", " reset ", 1)
+        )
+    return shared, "\n  " + "\n  ".join(lines)
+
+
+def _without_password(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    head, slash, tail = rest.partition("/")
+    if "@" in head:
+        head = head.rsplit("@", 1)[1]
+    return f"{scheme}{sep}{head}{slash}{tail}"
+
+
+def _live(
+    duration: float,
+    port: int,
+    rate: float,
+    serve: bool,
+    stream: TextIO,
+    shared: SharedState | None,
+    sharing: str,
+) -> int:
+    """The live demo's rounds, against the upstream's process, on the system clock."""
     clock = SystemClock()  # the upstream's process runs on the system clock too
     try:
         server, thread = start_http_server(port, addr="127.0.0.1")
@@ -917,12 +990,12 @@ def run(
         print(f"cannot serve metrics on 127.0.0.1:{port}: {exc} (try --port 0)", file=stream)
         return 1
     metrics = f"http://127.0.0.1:{server.server_port}/metrics"
-    last = f"Prometheus metrics: {metrics}" + _slo_lines()
+    last = f"Prometheus metrics: {metrics}" + sharing + _slo_lines()
     print(_intro(duration, rate, last), file=stream, flush=True)
     rounds = 0
     try:
         while True:
-            demo = Demo(duration, rate, stream, clock, seed=7 + rounds)
+            demo = Demo(duration, rate, stream, clock, seed=7 + rounds, shared=shared)
             try:
                 asyncio.run(demo.run())
             except asyncio.CancelledError:
