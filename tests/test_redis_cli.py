@@ -76,12 +76,17 @@ def breaker_command(
 
 
 def shared_breaker(state: RedisState, name: str) -> CircuitBreaker:
-    """A breaker of this process sharing its state, known to Redis once this returns."""
+    """A breaker of this process sharing its state, known to Redis once this returns (once
+    it has counted a call: an idle breaker writes nothing to Redis)."""
     breaker = CircuitBreaker(
         name=name, shared=state, window=10.0, consecutive_failures=None, minimum_calls=100
     )
-    state.sync_now()
-    assert name in state.names()
+    breaker.call(lambda: None)
+    deadline = time.monotonic() + 5.0
+    while name not in state.names():
+        assert time.monotonic() < deadline, f"{name} never reached Redis"
+        state.sync_now()
+        time.sleep(0.01)
     return breaker
 
 
@@ -148,8 +153,8 @@ def test_status_lists_every_shared_breaker_one_line_each(
     ]
     # Sorted by name; state, generation, open time left, window calls and failures, probes.
     assert [line.split() for line in lines] == [
-        ["api:search.example", "closed", "0", "-", "5", "0", "0"],
-        ["payments", "closed", "0", "-", "3", "3", "0"],
+        ["api:search.example", "closed", "0", "-", "6", "0", "0"],  # with shared_breaker's
+        ["payments", "closed", "0", "-", "4", "3", "0"],
     ]
     one = breaker_command(server, prefix, "status", "payments").stdout.splitlines()
     assert [line.split() for line in one] == [header.split(), lines[1].split()]
@@ -160,7 +165,7 @@ def test_status_lists_every_shared_breaker_one_line_each(
         "generation": 0,
         "open_remaining": 0.0,
         "open_duration": 0.6,
-        "window_calls": 3,
+        "window_calls": 4,
         "window_failures": 3,
         "probes_in_flight": 0,
     }
@@ -196,7 +201,8 @@ def test_isolate_forces_a_breaker_in_another_process_open(
     done = breaker_command(server, prefix, "isolate", "payments")
     assert (done.returncode, done.stderr) == (0, "")
     lines = done.stdout.splitlines()
-    assert lines[1].split() == ["payments", "forced_open", "1", "until", "reset", "0", "0", "0"]
+    # The window keeps shared_breaker's one call: a forced open does not clear it.
+    assert lines[1].split() == ["payments", "forced_open", "1", "until", "reset", "1", "0", "0"]
     assert lines[2] == (
         f"every process sharing breaker 'payments' on {server.url} (prefix {prefix!r}) "
         "follows within its sync interval (0.1 s by default)"
