@@ -396,3 +396,26 @@ def test_the_demo_with_an_unreachable_redis_stops_before_it_starts(tmp_path: Pat
     assert done.stdout == ""
     assert done.stderr.startswith(f"cannot reach Redis at {url}: ")
     assert done.stderr.count("\n") == 1, done.stderr
+
+
+def test_the_readmes_switch_commands_run_and_a_breaker_follows_them(
+    server: RedisServer, prefix: str, state: RedisState
+) -> None:
+    """The README's incident commands, in order, with the test's Redis for the README's."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("### Cut off a broken dependency", 1)[1]
+    block = section.split("```console\n", 1)[1].split("```", 1)[0]
+    commands = [line.removeprefix("$ ").split() for line in block.splitlines()]
+    assert [command[:4] for command in commands] == [
+        ["python", "-m", "seawall", "breaker"],
+    ] * 3
+    payments = shared_breaker(state, "payments")
+    expected = [CircuitState.FORCED_OPEN, CircuitState.FORCED_OPEN, CircuitState.CLOSED]
+    for command, state_after in zip(commands, expected, strict=True):
+        args = [server.url if arg.startswith("redis://") else arg for arg in command[3:]]
+        done = seawall(*args, "--prefix", prefix)
+        assert done.returncode == 0, done.stderr
+        deadline = time.monotonic() + 5.0
+        while payments.state is not state_after:
+            assert time.monotonic() < deadline, (command, payments.state)
+            time.sleep(0.01)
