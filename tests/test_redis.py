@@ -263,7 +263,7 @@ def test_a_probe_whose_process_died_gives_its_slot_back_at_the_probe_timeout(
     trip(breaker)
     wait_for(lambda: dead.status("lease").state == "half_open", within=2.0)
     # A process took the one probe's lease and was killed: it never reports back.
-    lease = dead._lease("lease", breaker._shared_settings, "killed-1", 0.0)
+    lease = dead._lease("lease", breaker._link.settings, "killed-1", 0.0)  # type: ignore[union-attr]
     assert lease.granted
     granted_at = time.monotonic()
     admitted_after = wait_for(lambda: _admitted(breaker), within=3.0)

@@ -11,14 +11,13 @@ import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, NoReturn, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, TypeVar
 
 from seawall import _log
 from seawall._base import PolicyBase, _NotAwaitable, bind
 from seawall._clock import Clock
 from seawall._config import configured
 from seawall._errors import CircuitOpenError, RejectedError
-from seawall._shared import Lease, Reply, Settings, SharedLink, SharedState
 from seawall._stats.counters import GIL_ENABLED as _GIL_ENABLED
 from seawall._stats.counters import AtomicCounter
 from seawall._validate import (
@@ -33,6 +32,10 @@ from seawall._validate import (
     optional_number,
 )
 from seawall._window import CountWindow, TimeWindow, Totals
+
+if TYPE_CHECKING:
+    # Imported when a breaker is shared: the dataclasses cost ~6 ms of `import seawall`.
+    from seawall._shared import Lease, Reply, Settings, SharedLink, SharedState
 
 __all__ = [
     "BreakerEvent",
@@ -295,16 +298,19 @@ class CircuitBreaker(PolicyBase):
         if rng is not None and not isinstance(rng, random.Random):
             raise TypeError(f"rng must be a random.Random, got {type(rng).__name__}")
         self._random = rng.random if rng is not None else random.random
-        if shared is not None and not isinstance(shared, SharedState):
-            raise TypeError(
-                f"shared must be a shared state (such as seawall.redis.RedisState), "
-                f"got {type(shared).__name__}"
-            )
-        if shared is not None and not isinstance(self._window, TimeWindow):
-            raise ValueError(
-                "shared: breakers share a window of time, not of calls; "
-                "give window (seconds) instead of window_calls"
-            )
+        if shared is not None:
+            from seawall._shared import SharedState
+
+            if not isinstance(shared, SharedState):
+                raise TypeError(
+                    f"shared must be a shared state (such as seawall.redis.RedisState), "
+                    f"got {type(shared).__name__}"
+                )
+            if not isinstance(self._window, TimeWindow):
+                raise ValueError(
+                    "shared: breakers share a window of time, not of calls; "
+                    "give window (seconds) instead of window_calls"
+                )
 
         self._now = self._clock.monotonic
         self._lock = threading.Lock()
@@ -349,10 +355,18 @@ class CircuitBreaker(PolicyBase):
         # Sharing: the link holds what the shared state has not been told yet. A move made
         # to follow the shared state is not news for it (``_following``).
         self._following = False
-        timed = self._window if isinstance(self._window, TimeWindow) else None
-        self._shared_settings = Settings(
-            window=0.0 if timed is None else timed.seconds,
-            buckets=1 if timed is None else timed.buckets,
+        self._link: SharedLink | None = (
+            None if shared is None else shared._attach(self, self._settings_to_share())
+        )
+        self._learn_shared()
+
+    def _settings_to_share(self) -> Settings:
+        from seawall._shared import Settings
+
+        assert isinstance(self._window, TimeWindow)  # checked in __init__
+        return Settings(
+            window=self._window.seconds,
+            buckets=self._window.buckets,
             minimum_calls=self._min_calls,
             failure_ratio=self._ratio,
             slow_call_ratio=None if self._slow_after is None else self._slow_ratio,
@@ -361,8 +375,6 @@ class CircuitBreaker(PolicyBase):
             half_open_calls=self._half_open_calls,
             half_open_timeout=self._half_open_timeout,
         )
-        self._link: SharedLink | None = None if shared is None else shared._attach(self)
-        self._learn_shared()
 
     def _adopt_name(self, fn: object) -> None:
         super()._adopt_name(fn)
@@ -389,6 +401,8 @@ class CircuitBreaker(PolicyBase):
             backend._lost(exc)
             return
         backend._found()
+        from seawall._shared import Reply
+
         self._follow(
             link,
             Reply(
@@ -565,7 +579,7 @@ class CircuitBreaker(PolicyBase):
                 return None
             backend = link.backend
             try:
-                answer = backend._lease(self.name, self._shared_settings, lease, self._random())
+                answer = backend._lease(self.name, link.settings, lease, self._random())
             except Exception as exc:
                 self._unanswered(link, exc)
             return self._shared_admitted(link, lease, answer)
@@ -580,9 +594,7 @@ class CircuitBreaker(PolicyBase):
                 return None
             backend = link.backend
             try:
-                answer = await backend._alease(
-                    self.name, self._shared_settings, lease, self._random()
-                )
+                answer = await backend._alease(self.name, link.settings, lease, self._random())
             except Exception as exc:
                 self._unanswered(link, exc)
             return self._shared_admitted(link, lease, answer)

@@ -147,11 +147,13 @@ class SharedLink:
         "learned",
         "refused_until",
         "retry_at",
+        "settings",
         "trip",
     )
 
-    def __init__(self, backend: SharedState, breaker: CircuitBreaker) -> None:
+    def __init__(self, backend: SharedState, breaker: CircuitBreaker, settings: Settings) -> None:
         self.backend = backend
+        self.settings = settings
         self._breaker = weakref.ref(breaker)
         self._sent = breaker._totals()  # what the backend has of this process's outcomes
         self.generation = -1
@@ -298,8 +300,8 @@ class SharedState(abc.ABC):
 
     # -- breakers ------------------------------------------------------------------------------
 
-    def _attach(self, breaker: CircuitBreaker) -> SharedLink:
-        link = SharedLink(self, breaker)
+    def _attach(self, breaker: CircuitBreaker, settings: Settings) -> SharedLink:
+        link = SharedLink(self, breaker, settings)
         with self._lock:
             self._links.add(link)
             self._start()
@@ -351,9 +353,8 @@ class SharedState(abc.ABC):
             breaker = link.breaker
             if breaker is None:
                 continue
-            settings = breaker._shared_settings
             with breaker._lock:
-                taken.append((link, breaker, link.take(breaker, settings)))
+                taken.append((link, breaker, link.take(breaker, link.settings)))
         if not taken:
             return
         try:

@@ -19,8 +19,8 @@ It returns {state, generation, open time left (ms), open duration (ms), window c
 window failures, probes in flight, granted (1/0), retry after (ms, -1: never)}.
 
 A read (``status``), and a ``sync`` or ``lease`` with nothing to tell of a breaker that has
-no key yet, write nothing. The hash holds a fixed set of fields (the state, and four per window bucket, ten buckets),
-so its size does not depend on the call rate.
+no key yet, write nothing. The hash holds a fixed set of fields (the state, and four per
+window bucket, ten buckets), so its size does not depend on the call rate.
 """
 
 from __future__ import annotations
