@@ -224,6 +224,22 @@ def test_burn_thresholds_are_factor_times_budget_on_both_windows_with_a_traffic_
     assert "> 0.01\n" in ticket[1]["expr"]  # 1 x
 
 
+def test_a_burn_factor_under_1_is_raised_to_1_in_every_file() -> None:
+    # A 7-day budget: the default ticket windows would burn it 0.7x and 0.23x, firing while
+    # the budget outlasts the period. They alert at 1x: the slowest burn that spends it.
+    spec = slo.load(EXAMPLE.replace("period: 30d", "period: 7d"))
+    week = spec.slos[0]
+    assert [w.factor(week.period) for w in spec.windows] == pytest.approx([3.36, 1.4, 1, 1])
+    assert [w.spent(week.period) for w in spec.windows] == pytest.approx([0.02, 0.05, 1 / 7, 3 / 7])
+    ticket = [r for r in rules_of(spec) if r.get("alert") == "PaymentsAvailabilityBurnRateTicket"]
+    assert ["> 0.005\n" in rule["expr"] for rule in ticket] == [True, True]  # 1x a 0.5% budget
+    assert "burning its error budget 1x too fast" in ticket[1]["annotations"]["summary"]
+    book = slo.runbooks(spec)["PaymentsAvailabilityBurnRateTicket"]
+    assert "| 3d | 6h | 1x | 0.5% (0.005) | 42.86% in 3d | 7d |" in book
+    burns = [p for p in slo.dashboard(spec)["panels"] if p["title"].startswith("Burn rate")]
+    assert "spends 42.86% of the budget in 3d" in burns[3]["description"]
+
+
 def test_the_slis_are_ratios_of_sums_on_seawalls_series() -> None:
     spec = slo.load(EXAMPLE)
     records = {

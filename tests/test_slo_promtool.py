@@ -45,7 +45,7 @@ slos:
     objective: 95
     period: 1d
 """,
-    # A week's budget: the ticket windows' burn factors fall under 1 (0.7 and 0.23).
+    # A week's budget: the ticket windows' burn factors (0.7 and 0.23) are raised to 1.
     "7d-period": """\
 service: ledger
 slos:

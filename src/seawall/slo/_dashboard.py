@@ -262,7 +262,8 @@ def _slo_panels(spec: Spec, slo: SLO) -> list[dict[str, Any]]:
                 f"The error ratio over {long_} and over {short}, divided by the budget "
                 f"({budget}): 1x spends the {period} budget exactly in {period}. "
                 f"{names[window.severity]} fires when both lines are above {factor:.3g}x "
-                f"(the line), which spends {window.budget * 100:.4g}% of the budget in {long_}.",
+                f"(the line), which spends {window.spent(slo.period) * 100:.4g}% of the budget "
+                f"in {long_}.",
                 [
                     _target("A", f"{ERROR_RATIO}{long_}{selector} / {budget}", f"over {long_}"),
                     _target("B", f"{ERROR_RATIO}{short}{selector} / {budget}", f"over {short}"),

@@ -377,7 +377,7 @@ class _Runbook:
             rows.append(
                 f"| {format_duration(window.long)} | {format_duration(window.short)} "
                 f"| {factor:.3g}x | {_percent(threshold)} ({threshold:.10g}) "
-                f"| {_percent(window.budget)} in {format_duration(window.long)} "
+                f"| {_percent(window.spent(slo.period))} in {format_duration(window.long)} "
                 f"| {format_duration(slo.period / factor)} |"
             )
         fires = (

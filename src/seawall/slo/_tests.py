@@ -1,7 +1,7 @@
 """``promtool test rules`` for a spec's rules: ``tests.yaml``, next to ``rules.yaml``.
 
 Every expectation comes from the spec, not from the rules: an alert's threshold is
-``budget share x period / long window x (1 - objective)``, its guard is ``min_events`` calls
+``max(1, budget share x period / long window) x (1 - objective)``, its guard is ``min_events`` calls
 in its long window, its SLI the documented one. The input series are seawall's own
 (``seawall_call_duration_seconds_count``, and ``_bucket`` for a latency SLO, ``le`` written as
 prometheus-client writes it: ``0.25``, ``1.0``), counters of whole calls from 0; a small model
@@ -323,7 +323,8 @@ class _Plan:
     # -- the pieces of every group -------------------------------------------------------------
 
     def threshold(self, slo: SLO, window: Window) -> float:
-        return window.budget * slo.period / window.long * slo.budget
+        # The spec's factor, never below 1 (under 1x the budget outlasts the period).
+        return max(1.0, window.budget * slo.period / window.long) * slo.budget
 
     def volume(self, slo: SLO) -> int:
         """Calls an interval when traffic is plenty: a round number, enough for a burn of
