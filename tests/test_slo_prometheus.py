@@ -336,6 +336,19 @@ def test_the_rules_in_prometheus_match_seawalls_counts_and_page_on_the_outage(
     server.wait_for(lambda: server.samples(success) >= 2, "scraping the zeros")
     groups = server.api("rules")["groups"]
     assert {rule["health"] for group in groups for rule in group["rules"]} == {"ok"}
+    # No call yet: every events rate is 0, and no window's error ratio and no budget left has a
+    # sample (not NaN), as seawall.slo.budget() reads None.
+    selector = f'{{service="{SERVICE}",slo="{SLO_NAME}"}}'
+    server.wait_for(
+        lambda: list(server.query(f"slo:sli_events:rate5s{selector}").values()) == [0.0],
+        "the rules evaluated on the zeros",
+    )
+    assert slo.budget(spec_slo).remaining is None
+    for seconds in windows_of(spec, spec_slo):
+        window = slo.format_duration(seconds)
+        assert list(server.query(f"slo:sli_events:rate{window}{selector}").values()) == [0.0]
+        assert server.query(f"slo:sli_error:ratio_rate{window}{selector}") == {}, window
+    assert server.query(f"slo:error_budget_remaining:ratio{selector}") == {}
     app.start()
 
     # Healthy: the page alert is neither pending nor firing.

@@ -155,6 +155,8 @@ BROKEN = {
     "wrong-bucket": ('le="0.25"', 'le="0.5"', 0, "api-latency"),
     "missing-for-longer": ("for: 4m", "for: 6m", 0, "firing at 4m"),
     "budget-misread": ("/ 0.02\n", "/ 0.2\n", 0, "slo:error_budget_remaining:ratio"),
+    # Without calls, a ratio with an unguarded divisor is NaN, not absent.
+    "no-events-nan": (" > 0)\n", ")\n", 0, "NaN"),
 }
 
 

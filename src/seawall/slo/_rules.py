@@ -2,11 +2,14 @@
 
 Every ratio is a ratio of sums (``sum(rate(bad)) / sum(rate(all))`` over the same window),
 never an average of per-instance ratios, so instances with more traffic weigh more, as
-their callers do. The selectors read seawall's own series,
-``seawall_call_duration_seconds_{count,bucket}``, which prometheus-client, the OpenTelemetry
-Prometheus exporter and the multiprocess collector all expose under the same names; a
-latency threshold's ``le`` is matched both as written by prometheus-client (``1.0``) and as
-Prometheus 3 may store it.
+their callers do. A window without events has no ratio at all (the divisor is kept only
+when ``> 0``), rather than NaN: so the budget left has no sample either, as
+``seawall.slo.budget()`` gives ``None`` without calls, and an alert has nothing to compare.
+
+The selectors read seawall's own series, ``seawall_call_duration_seconds_{count,bucket}``,
+which prometheus-client, the OpenTelemetry Prometheus exporter and the multiprocess collector
+all expose under the same names; a latency threshold's ``le`` is matched both as written by
+prometheus-client (``1.0``) and as Prometheus 3 may store it.
 """
 
 from __future__ import annotations
@@ -71,10 +74,12 @@ def _events(slo: SLO, window: str) -> tuple[str, str]:
 
 
 def error_ratio_expr(slo: SLO, seconds: float) -> str:
-    """The SLI's error ratio over the window: bad events / all events, summed."""
+    """The SLI's error ratio over the window: bad events / all events, summed; no sample
+    without events (``> 0`` drops the 0 a division would make NaN), as :func:`budget` says
+    ``None``."""
     window = format_duration(seconds)
     bad, total = _events(slo, window)
-    return f"{bad}\n/\n{total}"
+    return f"{bad}\n/\n({total} > 0)"
 
 
 def _labels(spec: Spec, slo: SLO) -> dict[str, str]:

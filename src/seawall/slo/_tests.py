@@ -53,6 +53,7 @@ from seawall.slo._rules import (
     alert_names,
     alert_rules,
     rules,
+    windows_of,
 )
 from seawall.slo._spec import OUTCOMES, SLO, Spec, Window, format_duration
 
@@ -93,6 +94,7 @@ def unit_tests(spec: Spec, rule_file: str = "rules.yaml") -> dict[str, Any]:
     order += [g["name"] for g in groups if "record" not in g["rules"][0]]
     tests: list[dict[str, Any]] = []
     for slo in spec.slos:
+        tests.append(plan.idle(slo))
         tests.extend(plan.recorded(slo))
         for window in spec.windows:
             tests.append(plan.fire_and_resolve(slo, window))
@@ -566,6 +568,35 @@ class _Plan:
 
         result: dict[str, Any] = self.settle([None], build)
         return result
+
+    def idle(self, slo: SLO) -> dict[str, Any]:
+        """The operation's series exist but hold no calls: every events rate is 0, and no
+        error ratio and no budget left has a sample (not NaN), as budget() gives None."""
+        windows = windows_of(self.spec, slo)
+        interval = math.gcd(self.step, *(_ms(w) for w in windows))
+        at = self.step  # every window holds two samples or more: its rate is 0
+        traffic = _Traffic(interval).steady(at, 0)
+        selector = self.selector(slo)
+
+        def check(record: str, samples: list[dict[str, Any]]) -> dict[str, Any]:
+            return {
+                "expr": f"{record}{selector}",
+                "eval_time": _duration(at),
+                "exp_samples": samples,
+            }
+
+        exprs = []
+        for seconds in windows:
+            window = _duration(_ms(seconds))
+            exprs.append(check(f"{ERROR_RATIO}{window}", []))
+            exprs.append(check(f"{EVENTS_RATE}{window}", [{"labels": selector, "value": 0}]))
+            exprs[-1]["expr"] = f"round({exprs[-1]['expr']} * 1e9)"  # as the others: no name
+        exprs.append(check(BUDGET_REMAINING, []))
+        title = (
+            f"{slo.name}: no calls, its series at 0 until {_duration(at)}: every events rate 0, "
+            "no error ratio and no budget left (no sample, not NaN)"
+        )
+        return self.group(title, slo, traffic, [], exprs)
 
     def recorded(self, slo: SLO) -> list[dict[str, Any]]:
         """The recording rules' values. The windows that are whole evaluation intervals are
