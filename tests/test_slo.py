@@ -254,9 +254,9 @@ def test_the_slis_are_ratios_of_sums_on_seawalls_series() -> None:
         '(sum(rate(seawall_call_duration_seconds_count{operation="payments",'
         'outcome!="cancelled"}[5m])) > 0)'  # no calls: no sample, not NaN
     )
-    latency = records[("slo:sli_error:ratio_rate30d", "payments-latency")]
+    latency = records[("slo:sli_error:ratio_rate3d", "payments-latency")]
     assert (
-        'seawall_call_duration_seconds_bucket{operation="payments",outcome="success",le="0.25"}[30d]'
+        'seawall_call_duration_seconds_bucket{operation="payments",outcome="success",le="0.25"}[3d]'
         in latency
     )
     assert records[("slo:objective:ratio", "payments-latency")] == "vector(0.99)"
@@ -264,6 +264,45 @@ def test_the_slis_are_ratios_of_sums_on_seawalls_series() -> None:
     expr = next(rule["expr"] for rule in rules_of(whole) if "record" in rule)
     assert 'le=~"1|1\\\\.0"' in expr  # prometheus-client's "1.0" and Prometheus 3's
     assert 'operation="odd \\"name\\""' in expr
+
+
+def test_the_period_is_summed_from_the_shortest_windows_recorded_rates() -> None:
+    # Reading every raw series over 30 days at every evaluation is what a real Prometheus
+    # cannot afford: the period's rules read the 5m rates recorded at each evaluation.
+    spec = slo.load(EXAMPLE)
+    for objective in spec.slos:
+        selector = f'{{service="checkout",slo="{objective.name}"}}'
+        records = {
+            rule["record"]: rule["expr"]
+            for rule in rules_of(spec)
+            if "record" in rule and rule["labels"]["slo"] == objective.name
+        }
+        period = [expr for expr in records.values() if "[30d]" in expr]
+        assert period, records
+        assert all("seawall_call_duration_seconds" not in expr for expr in period), period
+        # A ratio of sums (the errors summed over the events summed), not a mean of ratios.
+        assert records["slo:sli_error:ratio_rate30d"] == (
+            f"sum_over_time(slo:sli_errors:rate5m{selector}[30d])\n/\n"
+            f"(sum_over_time(slo:sli_events:rate5m{selector}[30d]) > 0)"
+        )
+        assert records["slo:sli_events:rate30d"] == (
+            f"avg_over_time(slo:sli_events:rate5m{selector}[30d])"
+        )
+        bad, total = records["slo:sli_error:ratio_rate5m"].split("\n/\n")
+        assert records["slo:sli_errors:rate5m"] == bad
+        assert records["slo:sli_events:rate5m"] == total.removeprefix("(").removesuffix(" > 0)")
+        assert [name for name in records if name.startswith("slo:sli_errors:")] == [
+            "slo:sli_errors:rate5m"
+        ]
+        # A group's rules run in order: the period's read this evaluation's 5m rates.
+        order = list(records)
+        assert order.index("slo:sli_errors:rate5m") < order.index("slo:sli_error:ratio_rate30d")
+    # A period that is an alert window too is read as the alert reads its windows.
+    three = slo.load(EXAMPLE.replace("period: 30d", "period: 3d"))
+    expr = next(
+        r["expr"] for r in rules_of(three) if r.get("record") == "slo:sli_error:ratio_rate3d"
+    )
+    assert "seawall_call_duration_seconds_count" in expr
 
 
 def test_generated_files_are_the_same_every_time(tmp_path: Path) -> None:

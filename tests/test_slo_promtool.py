@@ -155,6 +155,15 @@ BROKEN = {
     "wrong-bucket": ('le="0.25"', 'le="0.5"', 0, "api-latency"),
     "missing-for-longer": ("for: 4m", "for: 6m", 0, "firing at 4m"),
     "budget-misread": ("/ 0.02\n", "/ 0.2\n", 0, "slo:error_budget_remaining:ratio"),
+    # The period's ratio as an average of ratios, not a ratio of sums.
+    "period-average-of-ratios": (
+        'sum_over_time(slo:sli_errors:rate1m{service="tiny",slo="api"}[1d])\n'
+        "      /\n"
+        '      (sum_over_time(slo:sli_events:rate1m{service="tiny",slo="api"}[1d]) > 0)',
+        'avg_over_time(slo:sli_error:ratio_rate1m{service="tiny",slo="api"}[1d])',
+        0,
+        "slo:sli_error:ratio_rate1d",
+    ),
     # Without calls, a ratio with an unguarded divisor is NaN, not absent.
     "no-events-nan": (" > 0)\n", ")\n", 0, "NaN"),
 }

@@ -20,11 +20,13 @@ from typing import Any
 from seawall.slo._spec import SLO, Spec, Window, camel, format_duration
 
 __all__ = [
+    "ERRORS_RATE",
     "ERROR_RATIO",
     "EVENTS_RATE",
     "alert_names",
     "alert_rules",
     "error_ratio_expr",
+    "period_from_rates",
     "recording_rules",
     "rules",
     "windows_of",
@@ -32,6 +34,7 @@ __all__ = [
 
 ERROR_RATIO = "slo:sli_error:ratio_rate"
 EVENTS_RATE = "slo:sli_events:rate"
+ERRORS_RATE = "slo:sli_errors:rate"
 OBJECTIVE = "slo:objective:ratio"
 BUDGET_REMAINING = "slo:error_budget_remaining:ratio"
 SERIES = "seawall_call_duration_seconds"
@@ -90,20 +93,49 @@ def _selector(spec: Spec, slo: SLO) -> str:
     return f"{{service={_quote(spec.service)},slo={_quote(slo.name)}}}"
 
 
+def period_from_rates(spec: Spec, slo: SLO) -> bool:
+    """Whether the period's figures are summed from the shortest window's recorded rates: yes,
+    unless the period is also an alert window (then the alert reads it as it reads the others,
+    from seawall's series)."""
+    alert_windows = {w.long for w in spec.windows} | {w.short for w in spec.windows}
+    return slo.period not in alert_windows
+
+
+def _period_rules(spec: Spec, slo: SLO, shortest: str) -> tuple[str, str]:
+    """(error ratio, events rate) over the period from the recorded rates over ``shortest``,
+    rather than from every raw series over the whole period at every evaluation: the errors
+    rates of the period's evaluations summed, over their events rates summed (a ratio of
+    sums: an evaluation weighs as its events do), and the events rates' mean. While the rules
+    are evaluated at least once per shortest window, every event falls in the windows of as
+    many evaluations as any other (to within one; fewer within a shortest window of the
+    period's ends), so the ratio weighs every event alike, as one over the raw series does."""
+    selector, period = _selector(spec, slo), format_duration(slo.period)
+    errors = f"sum_over_time({ERRORS_RATE}{shortest}{selector}[{period}])"
+    events = f"sum_over_time({EVENTS_RATE}{shortest}{selector}[{period}])"
+    return (
+        f"{errors}\n/\n({events} > 0)",
+        f"avg_over_time({EVENTS_RATE}{shortest}{selector}[{period}])",
+    )
+
+
 def recording_rules(spec: Spec, slo: SLO) -> list[dict[str, Any]]:
+    """Per window, shortest first, the error ratio and the events rate; over the shortest, the
+    errors rate too, which the period's rules (last: a group's rules run in order, so they
+    read this evaluation's rates) sum."""
     out: list[dict[str, Any]] = []
     labels = _labels(spec, slo)
-    for seconds in windows_of(spec, slo):
+    windows = windows_of(spec, slo)
+    shortest = format_duration(windows[0])
+    for seconds in windows:
         window = format_duration(seconds)
-        _, total = _events(slo, window)
-        out.append(
-            {
-                "record": f"{ERROR_RATIO}{window}",
-                "expr": error_ratio_expr(slo, seconds),
-                "labels": labels,
-            }
-        )
+        bad, total = _events(slo, window)
+        ratio = error_ratio_expr(slo, seconds)
+        if seconds == slo.period and period_from_rates(spec, slo):
+            ratio, total = _period_rules(spec, slo, shortest)
+        out.append({"record": f"{ERROR_RATIO}{window}", "expr": ratio, "labels": labels})
         out.append({"record": f"{EVENTS_RATE}{window}", "expr": total, "labels": labels})
+        if window == shortest:
+            out.append({"record": f"{ERRORS_RATE}{window}", "expr": bad, "labels": labels})
     out.append(
         {"record": OBJECTIVE, "expr": f"vector({slo.objective / 100:.10g})", "labels": labels}
     )

@@ -18,8 +18,13 @@ For every SLO and every burn-rate window, the groups check that the alert
   them bad) and fires just above it (``min_events`` + 1);
 
 and, per SLO, that every recording rule holds the value the traffic gives it (each window a
-different one, so a rule reading the wrong window fails) and that the missing-SLI alert is
-pending before ``missing_for`` and fires at it, but not while the series exist.
+different one, so a rule reading the wrong window fails), that without calls no error ratio
+and no budget left has a sample (not NaN) while every events rate is 0, and that the
+missing-SLI alert is pending before ``missing_for`` and fires at it, but not while the series
+exist. The period's figures are worked out as its rules sample them: the shortest window's
+rates at every evaluation in the period (the evaluation interval apart: 2 h for the default
+windows, so they see the 5 m before each evaluation only), errors summed over events summed;
+a real Prometheus evaluates far more often, and there they weigh every call alike.
 
 promtool evaluates every rule of the file at every ``evaluation_interval`` from 0 to a test
 group's last check, and reloads the rules for every group: that is what a test costs (about
@@ -46,12 +51,14 @@ from seawall._stats.counters import DURATION_BUCKETS
 from seawall.slo._rules import (
     BUDGET_REMAINING,
     ERROR_RATIO,
+    ERRORS_RATE,
     EVENTS_RATE,
     OBJECTIVE,
     SERIES,
     _quote,
     alert_names,
     alert_rules,
+    period_from_rates,
     rules,
     windows_of,
 )
@@ -614,6 +621,22 @@ class _Plan:
             return [self.values(slo, windows, last=True)]
         return [self.values(slo, fine, last=False), self.values(slo, coarse, last=True)]
 
+    def period(self, slo: SLO, traffic: _Traffic, at: int) -> tuple[float, float]:
+        """(error ratio, events per second) over ``slo``'s period at ``at``, as its rules make
+        them: from the recorded rates over the shortest window, at every evaluation in the
+        period that has them (none at 0: one sample), the period's start included (as
+        Prometheus 2 takes a range); the errors summed over the events summed, and the events
+        rates' mean. From seawall's series, when the period is an alert window too."""
+        period = _ms(slo.period)
+        if not period_from_rates(self.spec, slo):
+            calls, _ = traffic.between(at - period, at)
+            return traffic.ratio(at, period), calls / slo.period
+        shortest = _ms(windows_of(self.spec, slo)[0])
+        start = max(self.step, _ceil(at - period, self.step))
+        seen = [traffic.between(t - shortest, t) for t in range(start, at + 1, self.step)]
+        calls, bad = sum(c for c, _ in seen), sum(b for _, b in seen)
+        return (bad / calls if calls else math.nan), calls / len(seen) / (shortest / 1000)
+
     def values(self, slo: SLO, windows: Sequence[float], last: bool) -> dict[str, Any]:
         """The traffic doubles, and errors start, in the last of the shortest of ``windows``, so
         each window holds its own ratio and rate; checked in billionths, when every alert
@@ -623,7 +646,11 @@ class _Plan:
         alert_windows = {w.long for w in self.spec.windows} | {w.short for w in self.spec.windows}
         longest = max((_ms(w) for w in windows if w in alert_windows), default=self.step)
         at = _ceil(longest, self.step) + self.step
-        interval = math.gcd(self.step, *(_ms(w) for w in windows if _ms(w) <= at))
+        recorded = windows_of(self.spec, slo)[0]  # the rates the period's rules sum
+        grid = [_ms(w) for w in windows if _ms(w) <= at]
+        if slo.period in windows and period_from_rates(self.spec, slo):
+            grid.append(_ms(recorded))  # its rate at every evaluation: two samples or more
+        interval = math.gcd(self.step, *grid)
         shortest = _ms(min(windows))
         selector = self.selector(slo)
         name = alert_names(slo)["missing"]
@@ -643,13 +670,18 @@ class _Plan:
             exprs = []
             for seconds in windows:
                 window = _duration(_ms(seconds))
-                exprs.append(value(f"{ERROR_RATIO}{window}", traffic.ratio(at, _ms(seconds))))
-                calls, _ = traffic.between(at - _ms(seconds), at)
-                exprs.append(value(f"{EVENTS_RATE}{window}", calls / seconds))
+                calls, errors = traffic.between(at - _ms(seconds), at)
+                ratio, rate = traffic.ratio(at, _ms(seconds)), calls / seconds
+                if seconds == slo.period:
+                    ratio, rate = self.period(slo, traffic, at)
+                exprs.append(value(f"{ERROR_RATIO}{window}", ratio))
+                exprs.append(value(f"{EVENTS_RATE}{window}", rate))
+                if seconds == recorded:
+                    exprs.append(value(f"{ERRORS_RATE}{window}", errors / seconds))
             checks = []
             if last:
                 exprs.append(value(OBJECTIVE, slo.objective / 100))
-                remaining = 1 - traffic.ratio(at, _ms(slo.period)) / slo.budget
+                remaining = 1 - self.period(slo, traffic, at)[0] / slo.budget
                 exprs.append(value(BUDGET_REMAINING, remaining))
                 checks.append(self.check(name, at, []))
             listed = ", ".join(format_duration(w) for w in windows)
@@ -658,6 +690,11 @@ class _Plan:
                 f"billionths): {volume} calls every {_duration(interval)}, {2 * volume} in the "
                 f"last {_duration(shortest)} with {bad} of them bad"
             )
+            if slo.period in windows and period_from_rates(self.spec, slo):
+                title += (
+                    f"; over {format_duration(slo.period)}, the {format_duration(recorded)} rates "
+                    f"of every evaluation (each {_duration(self.step)}) summed"
+                )
             if last:
                 title += f"; the objective, the budget left, {name} silent"
             return self.group(title, slo, traffic, checks, exprs)
