@@ -184,7 +184,7 @@ def rules_of(spec: slo.Spec) -> list[dict[str, Any]]:
 def test_every_alert_has_its_labels_annotations_and_runbook() -> None:
     spec = slo.load(EXAMPLE)
     alerts = [rule for rule in rules_of(spec) if "alert" in rule]
-    assert len(alerts) == 2 * (4 + 1)  # four burn-rate windows and the missing SLI, per SLO
+    assert len(alerts) == 2 * 4 + 1  # four burn-rate windows per SLO; one operation's SLI
     for alert in alerts:
         assert set(alert["labels"]) == {"service", "slo", "severity", "long_window", "short_window"}
         assert alert["labels"]["severity"] in ("page", "ticket")
@@ -197,9 +197,48 @@ def test_every_alert_has_its_labels_annotations_and_runbook() -> None:
         "PaymentsAvailabilitySLIMissing",
         "PaymentsLatencyBurnRatePage",
         "PaymentsLatencyBurnRateTicket",
-        "PaymentsLatencySLIMissing",
     }
-    assert names == {name for s in spec.slos for name in slo.alert_names(s).values()}
+    assert names == {name for s in spec.slos for name in slo.alert_names(s, spec).values()}
+
+
+def test_slos_on_one_operation_share_one_missing_sli_alert() -> None:
+    spec = slo.Spec(
+        service="checkout",
+        slos=(
+            slo.SLO("pay-availability", "pay", "availability", 99.5),
+            slo.SLO("refund-availability", "refund", "availability", 99.0),
+            slo.SLO("pay-latency", "pay", "latency", 99.0, threshold=0.25),
+            slo.SLO("pay-latency-slow", "pay", "latency", 99.9, threshold=1.0),
+        ),
+    )
+    missing = [rule for rule in rules_of(spec) if rule.get("alert", "").endswith("SLIMissing")]
+    # One per series the SLIs read: each operation's count, named after its first SLO.
+    assert [(rule["alert"], rule["expr"]) for rule in missing] == [
+        (
+            "PayAvailabilitySLIMissing",
+            'absent(seawall_call_duration_seconds_count{operation="pay"})',
+        ),
+        (
+            "RefundAvailabilitySLIMissing",
+            'absent(seawall_call_duration_seconds_count{operation="refund"})',
+        ),
+    ]
+    assert missing[0]["labels"]["slo"] == "pay-availability"
+    assert missing[0]["annotations"]["summary"] == (
+        "checkout: no SLI for pay-availability, pay-latency and pay-latency-slow"
+    )
+    assert [slo.alert_names(s, spec)["missing"] for s in spec.slos] == [
+        "PayAvailabilitySLIMissing",
+        "RefundAvailabilitySLIMissing",
+        "PayAvailabilitySLIMissing",
+        "PayAvailabilitySLIMissing",
+    ]
+    books = slo.runbooks(spec)
+    assert sorted(name for name in books if name.endswith("SLIMissing")) == [
+        "PayAvailabilitySLIMissing",
+        "RefundAvailabilitySLIMissing",
+    ]
+    assert "`PayLatencySlowBurnRatePage`" in books["PayAvailabilitySLIMissing"]
 
 
 def test_burn_thresholds_are_factor_times_budget_on_both_windows_with_a_traffic_guard() -> None:

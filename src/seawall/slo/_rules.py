@@ -29,6 +29,7 @@ __all__ = [
     "period_from_rates",
     "recording_rules",
     "rules",
+    "sharing",
     "windows_of",
 ]
 
@@ -150,13 +151,22 @@ def recording_rules(spec: Spec, slo: SLO) -> list[dict[str, Any]]:
     return out
 
 
-def alert_names(slo: SLO) -> dict[str, str]:
-    """The alerts of one SLO by what they are: ``page``, ``ticket``, ``missing``."""
+def sharing(spec: Spec, slo: SLO) -> list[SLO]:
+    """The SLOs of ``spec`` on ``slo``'s operation, in the spec's order: they read the same
+    series, so one missing-SLI alert, the first one's, stands for all of them."""
+    return [other for other in spec.slos if other.operation == slo.operation]
+
+
+def alert_names(slo: SLO, spec: Spec | None = None) -> dict[str, str]:
+    """The alerts of one SLO by what they are: ``page``, ``ticket``, ``missing``. With
+    ``spec``, ``missing`` is the alert that watches the SLO's series: the first SLO's on its
+    operation (without, this SLO's own name for it)."""
     base = camel(slo.name)
+    owner = camel(sharing(spec, slo)[0].name) if spec is not None else base
     return {
         "page": f"{base}BurnRatePage",
         "ticket": f"{base}BurnRateTicket",
-        "missing": f"{base}SLIMissing",
+        "missing": f"{owner}SLIMissing",
     }
 
 
@@ -207,31 +217,40 @@ def alert_rules(spec: Spec, slo: SLO) -> list[dict[str, Any]]:
                 },
             }
         )
-    missing = names["missing"]
-    for_ = format_duration(spec.missing_for)
-    out.append(
-        {
-            "alert": missing,
-            "expr": f"absent({SERIES}_count{{operation={_quote(slo.operation)}}})",
-            "for": for_,
-            "labels": {
-                **_labels(spec, slo),
-                "severity": "ticket",
-                "long_window": for_,
-                "short_window": for_,
-            },
-            "annotations": {
-                "summary": f"{spec.service}: no SLI for {slo.name}",
-                "description": (
-                    f"No series {SERIES}_count{{operation={_quote(slo.operation)}}} for {for_}: "
-                    f"the {slo.name} SLO cannot be measured (the service is down, is not "
-                    "scraped, or no longer calls through this seawall policy)."
-                ),
-                "runbook_url": spec.runbook_url.format(alert=missing),
-            },
-        }
-    )
+    if sharing(spec, slo)[0] != slo:
+        return out  # the first SLO on the operation has the missing-SLI alert for all
+    out.append(_missing_rule(spec, slo))
     return out
+
+
+def _missing_rule(spec: Spec, slo: SLO) -> dict[str, Any]:
+    """The alert that the series of ``slo``'s operation (which every SLO on it reads) are
+    absent: one per operation, labelled with its first SLO, naming them all."""
+    missing = alert_names(slo)["missing"]
+    for_ = format_duration(spec.missing_for)
+    names = [other.name for other in sharing(spec, slo)]
+    slos = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    return {
+        "alert": missing,
+        "expr": f"absent({SERIES}_count{{operation={_quote(slo.operation)}}})",
+        "for": for_,
+        "labels": {
+            **_labels(spec, slo),
+            "severity": "ticket",
+            "long_window": for_,
+            "short_window": for_,
+        },
+        "annotations": {
+            "summary": f"{spec.service}: no SLI for {slos}",
+            "description": (
+                f"No series {SERIES}_count{{operation={_quote(slo.operation)}}} for {for_}: "
+                f"the {slos} SLO{'s' if len(names) > 1 else ''} cannot be measured (the "
+                "service is down, is not scraped, or no longer calls through this seawall "
+                "policy)."
+            ),
+            "runbook_url": spec.runbook_url.format(alert=missing),
+        },
+    }
 
 
 def rules(spec: Spec) -> dict[str, Any]:

@@ -60,6 +60,7 @@ from seawall.slo._rules import (
     alert_rules,
     period_from_rates,
     rules,
+    sharing,
     windows_of,
 )
 from seawall.slo._spec import OUTCOMES, SLO, Spec, Window, format_duration
@@ -653,7 +654,7 @@ class _Plan:
         interval = math.gcd(self.step, *grid)
         shortest = _ms(min(windows))
         selector = self.selector(slo)
-        name = alert_names(slo)["missing"]
+        name = alert_names(slo, self.spec)["missing"]
         volume = self.volume(slo)
 
         def value(expr: str, number: float) -> dict[str, Any]:
@@ -703,8 +704,9 @@ class _Plan:
         return result
 
     def missing(self) -> dict[str, Any]:
-        """No series for any SLO's operation (one for another operation): each SLO's
-        missing-SLI alert is pending until missing_for, then fires."""
+        """No series for any SLO's operation (one for another operation): each operation's
+        missing-SLI alert (its first SLO's, for all of them) is pending until missing_for,
+        then fires, once."""
         missing_for = _ms(self.spec.missing_for)
         fires = _ceil(missing_for, self.step)
         before = fires - self.step
@@ -717,6 +719,8 @@ class _Plan:
         checks = []
         exprs = []
         for slo in self.spec.slos:
+            if sharing(self.spec, slo)[0] != slo:
+                continue  # the operation's alert is its first SLO's
             name = alert_names(slo)["missing"]
             [rule] = [r for r in alert_rules(self.spec, slo) if r["alert"] == name]
             labels = {"operation": slo.operation, **rule["labels"]}
