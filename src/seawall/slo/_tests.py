@@ -28,7 +28,11 @@ a real Prometheus evaluates far more often, and there they weigh every call alik
 
 promtool evaluates every rule of the file at every ``evaluation_interval`` from 0 to a test
 group's last check, and reloads the rules for every group: that is what a test costs (about
-0.1 ms a rule an evaluation). The interval here divides ``missing_for`` and the long windows
+0.1 ms a rule an evaluation). So a group is a check, not a check of one SLO: SLOs on distinct
+operations read distinct series, and one group carries the check for all of them, each on its
+own series; SLOs sharing an operation take a group each (the operation's first SLOs one, its
+second ones another...). The groups grow with the most SLOs on one operation, not with the
+SLOs, and the cost as the rules do. The interval here divides ``missing_for`` and the long windows
 when that keeps the longest window within :data:`MAX_STEPS` evaluations; otherwise it is a
 multiple of the long windows' greatest common divisor that does: 2 h for the default windows,
 so ``missing_for`` (10 m) is checked at the evaluations around it, 0 and 2 h. Checks fall on
@@ -100,14 +104,17 @@ def unit_tests(spec: Spec, rule_file: str = "rules.yaml") -> dict[str, Any]:
     groups = rules(spec)["groups"]
     order = [g["name"] for g in groups if "record" in g["rules"][0]]
     order += [g["name"] for g in groups if "record" not in g["rules"][0]]
-    tests: list[dict[str, Any]] = []
+    # promtool evaluates every rule of the file in every test group: a group per SLO and check
+    # would cost (SLOs x rules), growing as the square of the SLOs. SLOs on distinct operations
+    # read distinct series, so one group carries the same check for all of them at once; only
+    # SLOs sharing an operation (a layer each: its first SLOs, its second ones...) need groups
+    # of their own.
+    merged: dict[tuple[int, str, str], list[dict[str, Any]]] = {}
     for slo in spec.slos:
-        tests.append(plan.idle(slo))
-        tests.extend(plan.recorded(slo))
-        for window in spec.windows:
-            tests.append(plan.fire_and_resolve(slo, window))
-            tests.append(plan.silent(slo, window))
-            tests.append(plan.guard(slo, window))
+        layer = sharing(spec, slo).index(slo)
+        for kind, group in plan.parts(slo):
+            merged.setdefault((layer, kind, group["interval"]), []).append(group)
+    tests = [_merge(groups) for groups in merged.values()]
     tests.append(plan.missing())
     return {
         "rule_files": [rule_file],
@@ -116,6 +123,21 @@ def unit_tests(spec: Spec, rule_file: str = "rules.yaml") -> dict[str, Any]:
         "group_eval_order": order,
         "tests": tests,
     }
+
+
+def _merge(groups: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One test group of ``groups`` (on one sample interval, each on its own series)."""
+    if len(groups) == 1:
+        return groups[0]
+    out: dict[str, Any] = {
+        "name": "; ".join(group["name"] for group in groups),
+        "interval": groups[0]["interval"],
+    }
+    for key in ("input_series", "alert_rule_test", "promql_expr_test"):
+        items = [item for group in groups for item in group.get(key, [])]
+        if items or key != "promql_expr_test":
+            out[key] = items
+    return out
 
 
 # -- time, in whole milliseconds -----------------------------------------------------------------
@@ -576,6 +598,16 @@ class _Plan:
 
         result: dict[str, Any] = self.settle([None], build)
         return result
+
+    def parts(self, slo: SLO) -> list[tuple[str, dict[str, Any]]]:
+        """``slo``'s test groups, each by what it checks (the same for every SLO)."""
+        out = [("idle", self.idle(slo))]
+        out += [(f"recorded {n}", group) for n, group in enumerate(self.recorded(slo))]
+        for n, window in enumerate(self.spec.windows):
+            out.append((f"window {n} fires", self.fire_and_resolve(slo, window)))
+            out.append((f"window {n} silent", self.silent(slo, window)))
+            out.append((f"window {n} guard", self.guard(slo, window)))
+        return out
 
     def idle(self, slo: SLO) -> dict[str, Any]:
         """The operation's series exist but hold no calls: every events rate is 0, and no
