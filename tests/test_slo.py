@@ -184,7 +184,7 @@ def rules_of(spec: slo.Spec) -> list[dict[str, Any]]:
 def test_every_alert_has_its_labels_annotations_and_runbook() -> None:
     spec = slo.load(EXAMPLE)
     alerts = [rule for rule in rules_of(spec) if "alert" in rule]
-    assert len(alerts) == 2 * (4 + 1)  # four burn-rate windows and the missing SLI, per SLO
+    assert len(alerts) == 2 * 4 + 1  # four burn-rate windows per SLO; one operation's SLI
     for alert in alerts:
         assert set(alert["labels"]) == {"service", "slo", "severity", "long_window", "short_window"}
         assert alert["labels"]["severity"] in ("page", "ticket")
@@ -197,9 +197,48 @@ def test_every_alert_has_its_labels_annotations_and_runbook() -> None:
         "PaymentsAvailabilitySLIMissing",
         "PaymentsLatencyBurnRatePage",
         "PaymentsLatencyBurnRateTicket",
-        "PaymentsLatencySLIMissing",
     }
-    assert names == {name for s in spec.slos for name in slo.alert_names(s).values()}
+    assert names == {name for s in spec.slos for name in slo.alert_names(s, spec).values()}
+
+
+def test_slos_on_one_operation_share_one_missing_sli_alert() -> None:
+    spec = slo.Spec(
+        service="checkout",
+        slos=(
+            slo.SLO("pay-availability", "pay", "availability", 99.5),
+            slo.SLO("refund-availability", "refund", "availability", 99.0),
+            slo.SLO("pay-latency", "pay", "latency", 99.0, threshold=0.25),
+            slo.SLO("pay-latency-slow", "pay", "latency", 99.9, threshold=1.0),
+        ),
+    )
+    missing = [rule for rule in rules_of(spec) if rule.get("alert", "").endswith("SLIMissing")]
+    # One per series the SLIs read: each operation's count, named after its first SLO.
+    assert [(rule["alert"], rule["expr"]) for rule in missing] == [
+        (
+            "PayAvailabilitySLIMissing",
+            'absent(seawall_call_duration_seconds_count{operation="pay"})',
+        ),
+        (
+            "RefundAvailabilitySLIMissing",
+            'absent(seawall_call_duration_seconds_count{operation="refund"})',
+        ),
+    ]
+    assert missing[0]["labels"]["slo"] == "pay-availability"
+    assert missing[0]["annotations"]["summary"] == (
+        "checkout: no SLI for pay-availability, pay-latency and pay-latency-slow"
+    )
+    assert [slo.alert_names(s, spec)["missing"] for s in spec.slos] == [
+        "PayAvailabilitySLIMissing",
+        "RefundAvailabilitySLIMissing",
+        "PayAvailabilitySLIMissing",
+        "PayAvailabilitySLIMissing",
+    ]
+    books = slo.runbooks(spec)
+    assert sorted(name for name in books if name.endswith("SLIMissing")) == [
+        "PayAvailabilitySLIMissing",
+        "RefundAvailabilitySLIMissing",
+    ]
+    assert "`PayLatencySlowBurnRatePage`" in books["PayAvailabilitySLIMissing"]
 
 
 def test_burn_thresholds_are_factor_times_budget_on_both_windows_with_a_traffic_guard() -> None:
@@ -224,6 +263,22 @@ def test_burn_thresholds_are_factor_times_budget_on_both_windows_with_a_traffic_
     assert "> 0.01\n" in ticket[1]["expr"]  # 1 x
 
 
+def test_a_burn_factor_under_1_is_raised_to_1_in_every_file() -> None:
+    # A 7-day budget: the default ticket windows would burn it 0.7x and 0.23x, firing while
+    # the budget outlasts the period. They alert at 1x: the slowest burn that spends it.
+    spec = slo.load(EXAMPLE.replace("period: 30d", "period: 7d"))
+    week = spec.slos[0]
+    assert [w.factor(week.period) for w in spec.windows] == pytest.approx([3.36, 1.4, 1, 1])
+    assert [w.spent(week.period) for w in spec.windows] == pytest.approx([0.02, 0.05, 1 / 7, 3 / 7])
+    ticket = [r for r in rules_of(spec) if r.get("alert") == "PaymentsAvailabilityBurnRateTicket"]
+    assert ["> 0.005\n" in rule["expr"] for rule in ticket] == [True, True]  # 1x a 0.5% budget
+    assert "burning its error budget 1x too fast" in ticket[1]["annotations"]["summary"]
+    book = slo.runbooks(spec)["PaymentsAvailabilityBurnRateTicket"]
+    assert "| 3d | 6h | 1x | 0.5% (0.005) | 42.86% in 3d | 7d |" in book
+    burns = [p for p in slo.dashboard(spec)["panels"] if p["title"].startswith("Burn rate")]
+    assert "spends 42.86% of the budget in 3d" in burns[3]["description"]
+
+
 def test_the_slis_are_ratios_of_sums_on_seawalls_series() -> None:
     spec = slo.load(EXAMPLE)
     records = {
@@ -235,12 +290,12 @@ def test_the_slis_are_ratios_of_sums_on_seawalls_series() -> None:
     assert availability == (
         'sum(rate(seawall_call_duration_seconds_count{operation="payments",'
         'outcome=~"failure|timeout|rejected|fallback"}[5m]))\n/\n'
-        'sum(rate(seawall_call_duration_seconds_count{operation="payments",'
-        'outcome!="cancelled"}[5m]))'
+        '(sum(rate(seawall_call_duration_seconds_count{operation="payments",'
+        'outcome!="cancelled"}[5m])) > 0)'  # no calls: no sample, not NaN
     )
-    latency = records[("slo:sli_error:ratio_rate30d", "payments-latency")]
+    latency = records[("slo:sli_error:ratio_rate3d", "payments-latency")]
     assert (
-        'seawall_call_duration_seconds_bucket{operation="payments",outcome="success",le="0.25"}[30d]'
+        'seawall_call_duration_seconds_bucket{operation="payments",outcome="success",le="0.25"}[3d]'
         in latency
     )
     assert records[("slo:objective:ratio", "payments-latency")] == "vector(0.99)"
@@ -248,6 +303,45 @@ def test_the_slis_are_ratios_of_sums_on_seawalls_series() -> None:
     expr = next(rule["expr"] for rule in rules_of(whole) if "record" in rule)
     assert 'le=~"1|1\\\\.0"' in expr  # prometheus-client's "1.0" and Prometheus 3's
     assert 'operation="odd \\"name\\""' in expr
+
+
+def test_the_period_is_summed_from_the_shortest_windows_recorded_rates() -> None:
+    # Reading every raw series over 30 days at every evaluation is what a real Prometheus
+    # cannot afford: the period's rules read the 5m rates recorded at each evaluation.
+    spec = slo.load(EXAMPLE)
+    for objective in spec.slos:
+        selector = f'{{service="checkout",slo="{objective.name}"}}'
+        records = {
+            rule["record"]: rule["expr"]
+            for rule in rules_of(spec)
+            if "record" in rule and rule["labels"]["slo"] == objective.name
+        }
+        period = [expr for expr in records.values() if "[30d]" in expr]
+        assert period, records
+        assert all("seawall_call_duration_seconds" not in expr for expr in period), period
+        # A ratio of sums (the errors summed over the events summed), not a mean of ratios.
+        assert records["slo:sli_error:ratio_rate30d"] == (
+            f"sum_over_time(slo:sli_errors:rate5m{selector}[30d])\n/\n"
+            f"(sum_over_time(slo:sli_events:rate5m{selector}[30d]) > 0)"
+        )
+        assert records["slo:sli_events:rate30d"] == (
+            f"avg_over_time(slo:sli_events:rate5m{selector}[30d])"
+        )
+        bad, total = records["slo:sli_error:ratio_rate5m"].split("\n/\n")
+        assert records["slo:sli_errors:rate5m"] == bad
+        assert records["slo:sli_events:rate5m"] == total.removeprefix("(").removesuffix(" > 0)")
+        assert [name for name in records if name.startswith("slo:sli_errors:")] == [
+            "slo:sli_errors:rate5m"
+        ]
+        # A group's rules run in order: the period's read this evaluation's 5m rates.
+        order = list(records)
+        assert order.index("slo:sli_errors:rate5m") < order.index("slo:sli_error:ratio_rate30d")
+    # A period that is an alert window too is read as the alert reads its windows.
+    three = slo.load(EXAMPLE.replace("period: 30d", "period: 3d"))
+    expr = next(
+        r["expr"] for r in rules_of(three) if r.get("record") == "slo:sli_error:ratio_rate3d"
+    )
+    assert "seawall_call_duration_seconds_count" in expr
 
 
 def test_generated_files_are_the_same_every_time(tmp_path: Path) -> None:

@@ -411,7 +411,11 @@ def test_each_slo_has_a_row_with_its_sli_objective_budget_burn_rates_and_alerts(
         assert budget["type"] == "stat"
         assert budget["targets"][0]["expr"] == f"slo:error_budget_remaining:ratio{selector}"
         (alerts,) = (p for p in row if p["type"] == "table")
-        assert alerts["targets"][0]["expr"] == f"ALERTS{selector}"
+        missing = slo.alert_names(objective, spec)["missing"]
+        shared = f' or ALERTS{{service="{spec.service}",alertname="{missing}"}}'
+        owner = slo.alert_names(objective)["missing"] == missing
+        assert alerts["targets"][0]["expr"] == f"ALERTS{selector}" + ("" if owner else shared)
+        assert missing in alerts["description"]
         assert alerts["targets"][0]["instant"] is True
         burns = [panel for title, panel in by_title.items() if title.startswith("Burn rate")]
         assert len(burns) == len(spec.windows)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -45,7 +46,7 @@ slos:
     objective: 95
     period: 1d
 """,
-    # A week's budget: the ticket windows' burn factors fall under 1 (0.7 and 0.23).
+    # A week's budget: the ticket windows' burn factors (0.7 and 0.23) are raised to 1.
     "7d-period": """\
 service: ledger
 slos:
@@ -100,6 +101,29 @@ slos:
 """
 
 
+def many(count: int) -> str:
+    """``count`` SLOs, two to an operation (availability and latency), on small windows."""
+    lines = [
+        "service: many",
+        "scrape_interval: 15s",
+        "min_events: 5",
+        "missing_for: 6m",
+        "windows:",
+        "  - {severity: page, long: 10m, short: 1m, budget: 2}",
+        "  - {severity: ticket, long: 1h, short: 10m, budget: 10}",
+        "slos:",
+    ]
+    for index in range(count):
+        operation = f"op{index // 2}"
+        if index % 2:
+            lines.append(f"  - {{name: {operation}-latency, operation: {operation}, sli: latency,")
+            lines.append("     threshold: 0.25, objective: 99, period: 1d}")
+        else:
+            lines.append(f"  - {{name: {operation}-availability, operation: {operation},")
+            lines.append("     sli: availability, objective: 99.5, period: 1d}")
+    return "\n".join(lines) + "\n"
+
+
 def promtool(*args: str | Path) -> subprocess.CompletedProcess[str]:
     assert PROMTOOL is not None
     return subprocess.run(
@@ -130,6 +154,23 @@ def test_the_generated_tests_prove_the_generated_rules(name: str, tmp_path: Path
     assert "SUCCESS" in tested.stdout, output(tested)
 
 
+@needs_promtool
+def test_the_tests_of_ten_slos_cost_what_their_rules_do(tmp_path: Path) -> None:
+    # promtool evaluates every rule in every test group: the groups must not grow with the
+    # SLOs, or the cost grows as their square. SLOs on distinct operations share groups.
+    two = yaml.safe_load((generate(many(2), tmp_path / "two") / "tests.yaml").read_text())
+    out = generate(many(10), tmp_path / "ten")
+    ten = yaml.safe_load((out / "tests.yaml").read_text())
+    assert len(ten["tests"]) == len(two["tests"])
+    names = " ".join(group["name"] for group in ten["tests"])
+    assert all(f"op{n}-latency: " in names for n in range(5)), names
+    started = time.monotonic()
+    tested = promtool("test", "rules", out / "tests.yaml")
+    took = time.monotonic() - started
+    assert tested.returncode == 0, output(tested)
+    assert took < 30, f"promtool took {took:.1f} s"  # about 5 s here; 21 s with groups per SLO
+
+
 def rule_text(out: Path) -> str:
     return (out / "rules.yaml").read_text()
 
@@ -155,6 +196,17 @@ BROKEN = {
     "wrong-bucket": ('le="0.25"', 'le="0.5"', 0, "api-latency"),
     "missing-for-longer": ("for: 4m", "for: 6m", 0, "firing at 4m"),
     "budget-misread": ("/ 0.02\n", "/ 0.2\n", 0, "slo:error_budget_remaining:ratio"),
+    # The period's ratio as an average of ratios, not a ratio of sums.
+    "period-average-of-ratios": (
+        'sum_over_time(slo:sli_errors:rate1m{service="tiny",slo="api"}[1d])\n'
+        "      /\n"
+        '      (sum_over_time(slo:sli_events:rate1m{service="tiny",slo="api"}[1d]) > 0)',
+        'avg_over_time(slo:sli_error:ratio_rate1m{service="tiny",slo="api"}[1d])',
+        0,
+        "slo:sli_error:ratio_rate1d",
+    ),
+    # Without calls, a ratio with an unguarded divisor is NaN, not absent.
+    "no-events-nan": (" > 0)\n", ")\n", 0, "NaN"),
 }
 
 

@@ -23,8 +23,10 @@ from seawall.slo._rules import (
     ERROR_RATIO,
     EVENTS_RATE,
     OBJECTIVE,
+    _quote,
     _selector,
     alert_names,
+    sharing,
     windows_of,
 )
 from seawall.slo._spec import SLO, Spec, format_duration
@@ -190,7 +192,12 @@ def _slo_panels(spec: Spec, slo: SLO) -> list[dict[str, Any]]:
         },
         "targets": [_target("A", f"{BUDGET_REMAINING}{selector}", "budget left")],
     }
-    names = alert_names(slo)
+    names = alert_names(slo, spec)
+    query = f"ALERTS{selector}"
+    if sharing(spec, slo)[0] != slo:  # its missing-SLI alert is the operation's first SLO's
+        query += (
+            f" or ALERTS{{service={_quote(spec.service)},alertname={_quote(names['missing'])}}}"
+        )
     alerts = {
         "type": "table",
         "title": "Alerts pending or firing",
@@ -227,7 +234,7 @@ def _slo_panels(spec: Spec, slo: SLO) -> list[dict[str, Any]]:
             ],
         },
         "options": {"showHeader": True, "cellHeight": "sm"},
-        "targets": [_target("A", f"ALERTS{selector}", "", instant=True)],
+        "targets": [_target("A", query, "", instant=True)],
         "transformations": [
             {
                 "id": "organize",
@@ -262,7 +269,8 @@ def _slo_panels(spec: Spec, slo: SLO) -> list[dict[str, Any]]:
                 f"The error ratio over {long_} and over {short}, divided by the budget "
                 f"({budget}): 1x spends the {period} budget exactly in {period}. "
                 f"{names[window.severity]} fires when both lines are above {factor:.3g}x "
-                f"(the line), which spends {window.budget * 100:.4g}% of the budget in {long_}.",
+                f"(the line), which spends {window.spent(slo.period) * 100:.4g}% of the budget "
+                f"in {long_}.",
                 [
                     _target("A", f"{ERROR_RATIO}{long_}{selector} / {budget}", f"over {long_}"),
                     _target("B", f"{ERROR_RATIO}{short}{selector} / {budget}", f"over {short}"),

@@ -24,6 +24,7 @@ from seawall.slo._rules import (
     alert_names,
     alert_rules,
     error_ratio_expr,
+    sharing,
 )
 from seawall.slo._spec import SLO, Spec, Window, format_duration
 
@@ -72,7 +73,7 @@ class _Runbook:
         self.operation = _quote(slo.operation)
         self.policy = f"policy={self.operation}"
         self.period = format_duration(slo.period)
-        self.names = alert_names(slo)
+        self.names = alert_names(slo, spec)
         self.errors_step = 2  # the diagnostic step that breaks the errors down
         if slo.sli == "availability":
             self.objective_text = (
@@ -377,7 +378,7 @@ class _Runbook:
             rows.append(
                 f"| {format_duration(window.long)} | {format_duration(window.short)} "
                 f"| {factor:.3g}x | {_percent(threshold)} ({threshold:.10g}) "
-                f"| {_percent(window.budget)} in {format_duration(window.long)} "
+                f"| {_percent(window.spent(slo.period))} in {format_duration(window.long)} "
                 f"| {format_duration(slo.period / factor)} |"
             )
         fires = (
@@ -452,8 +453,9 @@ class _Runbook:
         alert = self.names["missing"]
         for_ = format_duration(spec.missing_for)
         series = f"{SERIES}_count{{operation={self.operation}}}"
-        burn_alerts = ", ".join(
-            f"`{self.names[severity]}`"
+        burn_alerts = ", ".join(  # of every SLO on the operation: they read these series
+            f"`{alert_names(other)[severity]}`"
+            for other in sharing(spec, slo)
             for severity in ("page", "ticket")
             if any(window.severity == severity for window in spec.windows)
         )
@@ -523,7 +525,8 @@ def _indent(text: str) -> str:
 
 def runbooks(spec: Spec) -> dict[str, str]:
     """Every alert's runbook, by alert name (the ``runbooks/<alert>.md`` file's stem): per
-    SLO, one for each severity its burn-rate windows have and one for its missing SLI."""
+    SLO, one for each severity its burn-rate windows have; per operation, one for its missing
+    SLI."""
     out: dict[str, str] = {}
     for slo in spec.slos:
         book = _Runbook(spec, slo)
@@ -532,7 +535,8 @@ def runbooks(spec: Spec) -> dict[str, str]:
             windows = [window for window in spec.windows if window.severity == severity]
             if windows:
                 texts[book.names[severity]] = book.burn(severity, windows)
-        texts[book.names["missing"]] = book.missing()
+        if sharing(spec, slo)[0] == slo:  # one missing-SLI alert per operation
+            texts[book.names["missing"]] = book.missing()
         out.update(texts)  # alert names are distinct: the spec refuses SLOs that would share
     return out
 

@@ -90,7 +90,7 @@ class Window:
     """One multi-window burn-rate alert: it fires at ``severity`` when both the ``long`` and
     the ``short`` window (seconds) burn the error budget fast enough to spend ``budget`` (a
     share of it) in ``long``. Its burn factor is ``budget * period / long``: 14.4 for 2% of a
-    30-day budget in an hour."""
+    30-day budget in an hour; but never below 1 (see :meth:`factor`)."""
 
     severity: str
     long: float
@@ -98,7 +98,16 @@ class Window:
     budget: float
 
     def factor(self, period: float) -> float:
-        return self.budget * period / self.long
+        """The burn rate the alert fires above, over a ``period`` budget: at least 1. Below 1
+        it would fire while the budget outlasts the period (the SLO met): the 1-day and 3-day
+        ticket windows on a 7-day period (0.7 and 0.23) alert at 1x instead, the slowest burn
+        that spends the budget within the period."""
+        return max(1.0, self.budget * period / self.long)
+
+    def spent(self, period: float) -> float:
+        """The share of a ``period`` budget spent in ``long`` at :meth:`factor`: ``budget``,
+        or more where the factor was raised to 1."""
+        return self.factor(period) * self.long / period
 
 
 #: The SRE workbook's: page at 2% of the budget in 1 h (with 5 m) or 5% in 6 h (with 30 m);

@@ -1,7 +1,7 @@
 """``promtool test rules`` for a spec's rules: ``tests.yaml``, next to ``rules.yaml``.
 
 Every expectation comes from the spec, not from the rules: an alert's threshold is
-``budget share x period / long window x (1 - objective)``, its guard is ``min_events`` calls
+``max(1, budget share x period / long window) x (1 - objective)``, its guard is ``min_events`` calls
 in its long window, its SLI the documented one. The input series are seawall's own
 (``seawall_call_duration_seconds_count``, and ``_bucket`` for a latency SLO, ``le`` written as
 prometheus-client writes it: ``0.25``, ``1.0``), counters of whole calls from 0; a small model
@@ -18,12 +18,21 @@ For every SLO and every burn-rate window, the groups check that the alert
   them bad) and fires just above it (``min_events`` + 1);
 
 and, per SLO, that every recording rule holds the value the traffic gives it (each window a
-different one, so a rule reading the wrong window fails) and that the missing-SLI alert is
-pending before ``missing_for`` and fires at it, but not while the series exist.
+different one, so a rule reading the wrong window fails), that without calls no error ratio
+and no budget left has a sample (not NaN) while every events rate is 0, and that the
+missing-SLI alert is pending before ``missing_for`` and fires at it, but not while the series
+exist. The period's figures are worked out as its rules sample them: the shortest window's
+rates at every evaluation in the period (the evaluation interval apart: 2 h for the default
+windows, so they see the 5 m before each evaluation only), errors summed over events summed;
+a real Prometheus evaluates far more often, and there they weigh every call alike.
 
 promtool evaluates every rule of the file at every ``evaluation_interval`` from 0 to a test
 group's last check, and reloads the rules for every group: that is what a test costs (about
-0.1 ms a rule an evaluation). The interval here divides ``missing_for`` and the long windows
+0.1 ms a rule an evaluation). So a group is a check, not a check of one SLO: SLOs on distinct
+operations read distinct series, and one group carries the check for all of them, each on its
+own series; SLOs sharing an operation take a group each (the operation's first SLOs one, its
+second ones another...). The groups grow with the most SLOs on one operation, not with the
+SLOs, and the cost as the rules do. The interval here divides ``missing_for`` and the long windows
 when that keeps the longest window within :data:`MAX_STEPS` evaluations; otherwise it is a
 multiple of the long windows' greatest common divisor that does: 2 h for the default windows,
 so ``missing_for`` (10 m) is checked at the evaluations around it, 0 and 2 h. Checks fall on
@@ -46,13 +55,17 @@ from seawall._stats.counters import DURATION_BUCKETS
 from seawall.slo._rules import (
     BUDGET_REMAINING,
     ERROR_RATIO,
+    ERRORS_RATE,
     EVENTS_RATE,
     OBJECTIVE,
     SERIES,
     _quote,
     alert_names,
     alert_rules,
+    period_from_rates,
     rules,
+    sharing,
+    windows_of,
 )
 from seawall.slo._spec import OUTCOMES, SLO, Spec, Window, format_duration
 
@@ -91,13 +104,17 @@ def unit_tests(spec: Spec, rule_file: str = "rules.yaml") -> dict[str, Any]:
     groups = rules(spec)["groups"]
     order = [g["name"] for g in groups if "record" in g["rules"][0]]
     order += [g["name"] for g in groups if "record" not in g["rules"][0]]
-    tests: list[dict[str, Any]] = []
+    # promtool evaluates every rule of the file in every test group: a group per SLO and check
+    # would cost (SLOs x rules), growing as the square of the SLOs. SLOs on distinct operations
+    # read distinct series, so one group carries the same check for all of them at once; only
+    # SLOs sharing an operation (a layer each: its first SLOs, its second ones...) need groups
+    # of their own.
+    merged: dict[tuple[int, str, str], list[dict[str, Any]]] = {}
     for slo in spec.slos:
-        tests.extend(plan.recorded(slo))
-        for window in spec.windows:
-            tests.append(plan.fire_and_resolve(slo, window))
-            tests.append(plan.silent(slo, window))
-            tests.append(plan.guard(slo, window))
+        layer = sharing(spec, slo).index(slo)
+        for kind, group in plan.parts(slo):
+            merged.setdefault((layer, kind, group["interval"]), []).append(group)
+    tests = [_merge(groups) for groups in merged.values()]
     tests.append(plan.missing())
     return {
         "rule_files": [rule_file],
@@ -106,6 +123,21 @@ def unit_tests(spec: Spec, rule_file: str = "rules.yaml") -> dict[str, Any]:
         "group_eval_order": order,
         "tests": tests,
     }
+
+
+def _merge(groups: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One test group of ``groups`` (on one sample interval, each on its own series)."""
+    if len(groups) == 1:
+        return groups[0]
+    out: dict[str, Any] = {
+        "name": "; ".join(group["name"] for group in groups),
+        "interval": groups[0]["interval"],
+    }
+    for key in ("input_series", "alert_rule_test", "promql_expr_test"):
+        items = [item for group in groups for item in group.get(key, [])]
+        if items or key != "promql_expr_test":
+            out[key] = items
+    return out
 
 
 # -- time, in whole milliseconds -----------------------------------------------------------------
@@ -323,7 +355,8 @@ class _Plan:
     # -- the pieces of every group -------------------------------------------------------------
 
     def threshold(self, slo: SLO, window: Window) -> float:
-        return window.budget * slo.period / window.long * slo.budget
+        # The spec's factor, never below 1 (under 1x the budget outlasts the period).
+        return max(1.0, window.budget * slo.period / window.long) * slo.budget
 
     def volume(self, slo: SLO) -> int:
         """Calls an interval when traffic is plenty: a round number, enough for a burn of
@@ -566,6 +599,45 @@ class _Plan:
         result: dict[str, Any] = self.settle([None], build)
         return result
 
+    def parts(self, slo: SLO) -> list[tuple[str, dict[str, Any]]]:
+        """``slo``'s test groups, each by what it checks (the same for every SLO)."""
+        out = [("idle", self.idle(slo))]
+        out += [(f"recorded {n}", group) for n, group in enumerate(self.recorded(slo))]
+        for n, window in enumerate(self.spec.windows):
+            out.append((f"window {n} fires", self.fire_and_resolve(slo, window)))
+            out.append((f"window {n} silent", self.silent(slo, window)))
+            out.append((f"window {n} guard", self.guard(slo, window)))
+        return out
+
+    def idle(self, slo: SLO) -> dict[str, Any]:
+        """The operation's series exist but hold no calls: every events rate is 0, and no
+        error ratio and no budget left has a sample (not NaN), as budget() gives None."""
+        windows = windows_of(self.spec, slo)
+        interval = math.gcd(self.step, *(_ms(w) for w in windows))
+        at = self.step  # every window holds two samples or more: its rate is 0
+        traffic = _Traffic(interval).steady(at, 0)
+        selector = self.selector(slo)
+
+        def check(record: str, samples: list[dict[str, Any]]) -> dict[str, Any]:
+            return {
+                "expr": f"{record}{selector}",
+                "eval_time": _duration(at),
+                "exp_samples": samples,
+            }
+
+        exprs = []
+        for seconds in windows:
+            window = _duration(_ms(seconds))
+            exprs.append(check(f"{ERROR_RATIO}{window}", []))
+            exprs.append(check(f"{EVENTS_RATE}{window}", [{"labels": selector, "value": 0}]))
+            exprs[-1]["expr"] = f"round({exprs[-1]['expr']} * 1e9)"  # as the others: no name
+        exprs.append(check(BUDGET_REMAINING, []))
+        title = (
+            f"{slo.name}: no calls, its series at 0 until {_duration(at)}: every events rate 0, "
+            "no error ratio and no budget left (no sample, not NaN)"
+        )
+        return self.group(title, slo, traffic, [], exprs)
+
     def recorded(self, slo: SLO) -> list[dict[str, Any]]:
         """The recording rules' values. The windows that are whole evaluation intervals are
         checked at the longest alert window's end, sampled at the evaluation interval; the
@@ -582,6 +654,22 @@ class _Plan:
             return [self.values(slo, windows, last=True)]
         return [self.values(slo, fine, last=False), self.values(slo, coarse, last=True)]
 
+    def period(self, slo: SLO, traffic: _Traffic, at: int) -> tuple[float, float]:
+        """(error ratio, events per second) over ``slo``'s period at ``at``, as its rules make
+        them: from the recorded rates over the shortest window, at every evaluation in the
+        period that has them (none at 0: one sample), the period's start included (as
+        Prometheus 2 takes a range); the errors summed over the events summed, and the events
+        rates' mean. From seawall's series, when the period is an alert window too."""
+        period = _ms(slo.period)
+        if not period_from_rates(self.spec, slo):
+            calls, _ = traffic.between(at - period, at)
+            return traffic.ratio(at, period), calls / slo.period
+        shortest = _ms(windows_of(self.spec, slo)[0])
+        start = max(self.step, _ceil(at - period, self.step))
+        seen = [traffic.between(t - shortest, t) for t in range(start, at + 1, self.step)]
+        calls, bad = sum(c for c, _ in seen), sum(b for _, b in seen)
+        return (bad / calls if calls else math.nan), calls / len(seen) / (shortest / 1000)
+
     def values(self, slo: SLO, windows: Sequence[float], last: bool) -> dict[str, Any]:
         """The traffic doubles, and errors start, in the last of the shortest of ``windows``, so
         each window holds its own ratio and rate; checked in billionths, when every alert
@@ -591,10 +679,14 @@ class _Plan:
         alert_windows = {w.long for w in self.spec.windows} | {w.short for w in self.spec.windows}
         longest = max((_ms(w) for w in windows if w in alert_windows), default=self.step)
         at = _ceil(longest, self.step) + self.step
-        interval = math.gcd(self.step, *(_ms(w) for w in windows if _ms(w) <= at))
+        recorded = windows_of(self.spec, slo)[0]  # the rates the period's rules sum
+        grid = [_ms(w) for w in windows if _ms(w) <= at]
+        if slo.period in windows and period_from_rates(self.spec, slo):
+            grid.append(_ms(recorded))  # its rate at every evaluation: two samples or more
+        interval = math.gcd(self.step, *grid)
         shortest = _ms(min(windows))
         selector = self.selector(slo)
-        name = alert_names(slo)["missing"]
+        name = alert_names(slo, self.spec)["missing"]
         volume = self.volume(slo)
 
         def value(expr: str, number: float) -> dict[str, Any]:
@@ -611,13 +703,18 @@ class _Plan:
             exprs = []
             for seconds in windows:
                 window = _duration(_ms(seconds))
-                exprs.append(value(f"{ERROR_RATIO}{window}", traffic.ratio(at, _ms(seconds))))
-                calls, _ = traffic.between(at - _ms(seconds), at)
-                exprs.append(value(f"{EVENTS_RATE}{window}", calls / seconds))
+                calls, errors = traffic.between(at - _ms(seconds), at)
+                ratio, rate = traffic.ratio(at, _ms(seconds)), calls / seconds
+                if seconds == slo.period:
+                    ratio, rate = self.period(slo, traffic, at)
+                exprs.append(value(f"{ERROR_RATIO}{window}", ratio))
+                exprs.append(value(f"{EVENTS_RATE}{window}", rate))
+                if seconds == recorded:
+                    exprs.append(value(f"{ERRORS_RATE}{window}", errors / seconds))
             checks = []
             if last:
                 exprs.append(value(OBJECTIVE, slo.objective / 100))
-                remaining = 1 - traffic.ratio(at, _ms(slo.period)) / slo.budget
+                remaining = 1 - self.period(slo, traffic, at)[0] / slo.budget
                 exprs.append(value(BUDGET_REMAINING, remaining))
                 checks.append(self.check(name, at, []))
             listed = ", ".join(format_duration(w) for w in windows)
@@ -626,6 +723,11 @@ class _Plan:
                 f"billionths): {volume} calls every {_duration(interval)}, {2 * volume} in the "
                 f"last {_duration(shortest)} with {bad} of them bad"
             )
+            if slo.period in windows and period_from_rates(self.spec, slo):
+                title += (
+                    f"; over {format_duration(slo.period)}, the {format_duration(recorded)} rates "
+                    f"of every evaluation (each {_duration(self.step)}) summed"
+                )
             if last:
                 title += f"; the objective, the budget left, {name} silent"
             return self.group(title, slo, traffic, checks, exprs)
@@ -634,8 +736,9 @@ class _Plan:
         return result
 
     def missing(self) -> dict[str, Any]:
-        """No series for any SLO's operation (one for another operation): each SLO's
-        missing-SLI alert is pending until missing_for, then fires."""
+        """No series for any SLO's operation (one for another operation): each operation's
+        missing-SLI alert (its first SLO's, for all of them) is pending until missing_for,
+        then fires, once."""
         missing_for = _ms(self.spec.missing_for)
         fires = _ceil(missing_for, self.step)
         before = fires - self.step
@@ -648,6 +751,8 @@ class _Plan:
         checks = []
         exprs = []
         for slo in self.spec.slos:
+            if sharing(self.spec, slo)[0] != slo:
+                continue  # the operation's alert is its first SLO's
             name = alert_names(slo)["missing"]
             [rule] = [r for r in alert_rules(self.spec, slo) if r["alert"] == name]
             labels = {"operation": slo.operation, **rule["labels"]}
