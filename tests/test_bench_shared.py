@@ -166,7 +166,8 @@ def test_every_part_runs_against_a_real_redis_server(tmp_path: Path) -> None:
         result = shared.run_parts(
             server.url,
             harness.RunConfig(rounds=2, sample_time=0.002),
-            outage=shared.OutagePlan(workers=2, warm=0.3, outage=0.9, healthy=0.7),
+            # 1.5 s of outage: each worker trips on its own 0.5 s streak, later on a loaded machine
+            outage=shared.OutagePlan(workers=2, warm=0.3, outage=1.5, healthy=0.7),
             spread=shared.PropagationPlan(workers=2, trips=2),
         )
     finally:
