@@ -610,3 +610,49 @@ def test_a_breaker_made_during_an_isolation_obeys_before_its_first_call(
     fresh = CircuitBreaker(shared=states())
     with pytest.raises(CircuitOpenError):
         fresh.call(late)  # adopts the name "…late" on its first call, and reads first
+
+
+def test_an_answer_overtaken_by_a_newer_one_is_not_followed(
+    states: Callable[..., RedisState],
+) -> None:
+    from seawall._shared import Reply
+
+    state = states(interval=60)
+    breaker = quick("crossed", state)
+    breaker.call(lambda: None)
+    state.sync_now()
+    link = breaker._link
+    assert link is not None
+    assert link.epoch
+    newer = Reply("open", link.generation + 2, 30.0, 30.0, 0, 0, link.epoch)
+    older = Reply("closed", link.generation + 1, 0.0, 0.6, 0, 0, link.epoch)
+    breaker._follow(link, newer)
+    breaker._follow(link, older)  # the two exchanges' answers arrived crossed
+    assert breaker.state is CircuitState.OPEN
+    # A new epoch (Redis lost the state and began again) is followed whatever its generation.
+    breaker._follow(link, Reply("closed", 0, 0.0, 0.6, 0, 0, "another life"))
+    assert breaker.state is CircuitState.CLOSED
+
+
+def test_after_redis_lost_its_state_every_process_follows_it_again(tmp_path: Path) -> None:
+    own = RedisServer(tmp_path)
+    one_state = RedisState(own.url, prefix="again", interval=0.05)
+    other_state = RedisState(own.url, prefix="again", interval=0.05)
+    try:
+        one, other = quick("again", one_state), quick("again", other_state)
+        for _ in range(3):  # generations 1..6 in the first life
+            trip(one)
+            wait_for(lambda: other.state is CircuitState.OPEN)
+            one_state.reset("again")
+            wait_for(lambda: other.state is one.state is CircuitState.CLOSED)
+        own.kill()
+        own.start()  # empty: the state begins again at generation 0
+        one.call(lambda: None)  # news, so that the key exists again
+        wait_for(lambda: "again" in one_state.names())
+        one_state.isolate("again")  # generation 1 of the new life
+        wait_for(lambda: other.state is CircuitState.FORCED_OPEN)
+        wait_for(lambda: one.state is CircuitState.FORCED_OPEN)
+    finally:
+        one_state.close()
+        other_state.close()
+        own.stop()

@@ -1031,6 +1031,7 @@ class CircuitBreaker(PolicyBase):
 
         A reply older than news this breaker has not sent yet (a local trip since the report
         was taken) is ignored: the next exchange carries the news and brings a newer reply.
+        So is a reply of an older generation than one already followed.
         Open time left comes as a duration, so the clocks of the processes never meet."""
         to = CircuitState(reply.state)
         now = self._now()
@@ -1038,7 +1039,11 @@ class CircuitBreaker(PolicyBase):
         with self._lock:
             if link.trip:
                 return
+            if reply.epoch and reply.epoch == link.epoch and reply.generation < link.generation:
+                return  # an older answer, overtaken by a newer one (two exchanges crossed)
             link.generation = reply.generation
+            if reply.epoch:
+                link.epoch = reply.epoch
             if to is not self._state:
                 self._following = True
                 try:

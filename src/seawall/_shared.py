@@ -101,6 +101,9 @@ class Reply:
     open_duration: float
     window_calls: int
     window_failures: int
+    #: Which life of the shared state this is: a new one when the backend lost it and began
+    #: again (empty when unknown). Within one, generations only grow.
+    epoch: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +145,7 @@ class SharedLink:
         "_verdicts",
         "backend",
         "dropped",
+        "epoch",
         "errors",
         "generation",
         "learned",
@@ -157,6 +161,7 @@ class SharedLink:
         self._breaker = weakref.ref(breaker)
         self._sent = breaker._totals()  # what the backend has of this process's outcomes
         self.generation = -1
+        self.epoch = ""
         self.learned: str | None = None  # the name under which the shared state was read
         self.trip = False
         self._verdicts: list[tuple[str, Verdict]] = []

@@ -16,7 +16,8 @@ random draw for the open duration's jitter, 12 the keys' time to live (ms), then
 - switch: 13 the mode (``forced_open``, ``disabled``, ``closed``).
 
 It returns {state, generation, open time left (ms), open duration (ms), window calls,
-window failures, probes in flight, granted (1/0), retry after (ms, -1: never)}.
+window failures, probes in flight, granted (1/0), retry after (ms, -1: never), the key's
+epoch (empty when there is no key)}.
 
 A read (``status``), and a ``sync`` or ``lease`` with nothing to tell of a breaker that has
 no key yet, write nothing. The hash holds a fixed set of fields (the state, and four per
@@ -39,6 +40,9 @@ local op = ARGV[1]
 local names = {'wms', 'nb', 'mc', 'fr', 'sr', 'om', 'mom', 'hoc', 'hot'}
 local defaults = {30000, 10, 20, 0.5, -1, 600, 600, 1, 30000}
 local stored = redis.call('HMGET', key, 'st', 'gen', 'till', 'nom', 'cur', 'ps', unpack(names))
+-- The key's epoch: set when it is created, so that a process tells a state Redis lost (and
+-- began again at generation 0) from an old answer overtaken by a newer one.
+local epoch = redis.call('HGET', key, 'ep') or ARGV[11]
 local cfg, given = {}, {}
 for i, name in ipairs(names) do
   local value = ARGV[i + 1]
@@ -251,7 +255,8 @@ elseif st == 'forced_open' then
 end
 
 if not readonly then
-  redis.call('HSET', key, 'st', st, 'gen', gen, 'till', till, 'nom', nom, 'cur', cur, 'ps', ps)
+  redis.call('HSET', key, 'st', st, 'gen', gen, 'till', till, 'nom', nom, 'cur', cur, 'ps', ps,
+    'ep', epoch)
   if #given > 0 then
     redis.call('HSET', key, unpack(given))
   end
@@ -265,6 +270,9 @@ local remaining = 0
 if st == 'open' then
   remaining = math.max(0, till - now)
 end
+if readonly and redis.call('EXISTS', key) == 0 then
+  epoch = ''
+end
 return {st, gen, math.floor(remaining), math.floor(cur), calls, failures, in_flight, granted,
-  math.floor(retry_after)}
+  math.floor(retry_after), epoch}
 """

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import random
 from collections.abc import Sequence
 from typing import Any
 
@@ -87,8 +88,11 @@ class RedisState(SharedState):
         key = f"{{{self.prefix}:cb:{name}}}"
         return [key, f"{key}:probes"]
 
-    def _head(self, op: str, settings: Settings | None, jitter: float = 0.0) -> list[Any]:
-        """ARGV 1-12: the op, the settings (ms) or empty strings, the jitter and the TTL."""
+    def _head(self, op: str, settings: Settings | None, jitter: float | None = None) -> list[Any]:
+        """ARGV 1-12: the op, the settings (ms) or empty strings, the jitter and the TTL. The
+        jitter is a fresh random draw unless given: it is also the epoch of a key it makes."""
+        if jitter is None:
+            jitter = random.random()
         if settings is None:
             values: list[Any] = [""] * 9
         else:
@@ -189,6 +193,7 @@ def _reply(raw: Sequence[Any]) -> Reply:
         open_duration=int(raw[3]) / 1000.0,
         window_calls=int(raw[4]),
         window_failures=int(raw[5]),
+        epoch=raw[9].decode() if isinstance(raw[9], bytes) else str(raw[9]),
     )
 
 
