@@ -661,3 +661,36 @@ def test_after_redis_lost_its_state_every_process_follows_it_again(tmp_path: Pat
         one_state.close()
         other_state.close()
         own.stop()
+
+
+def test_a_flushed_script_cache_is_loaded_again(
+    server: RedisServer, states: Callable[..., RedisState]
+) -> None:
+    """EVALSHA falls back to loading the script (NOSCRIPT), in a pipeline and alone."""
+    state = states(interval=60)
+    breaker = quick("noscript", state, open_duration=0.05)
+    breaker.call(lambda: None)
+    state.sync_now()
+    client = redis.Redis(port=server.port)
+    client.script_flush()
+    trip(breaker)
+    state.sync_now()  # the exchange's pipeline
+    assert state.status("noscript").state == "open"
+    client.script_flush()
+    time.sleep(0.1)
+    assert breaker.call(lambda: "probe") == "probe"  # the lease, alone
+    client.close()
+    assert state.up
+
+
+def test_a_switch_shows_in_each_processs_metrics(states: Callable[..., RedisState]) -> None:
+    from seawall.metrics._readings import read_all
+
+    workers = [quick("metrics-switch", states()) for _ in range(2)]
+    states().isolate("metrics-switch")
+    for worker in workers:
+        wait_for(lambda worker=worker: worker.state is CircuitState.FORCED_OPEN)  # type: ignore[misc]
+        gauge = read_all([worker])["seawall_circuit_breaker_state"].values
+        assert gauge[("metrics-switch", "forced_open")] == 1
+        assert gauge[("metrics-switch", "closed")] == 0
+        assert read_all([worker])["seawall_shared_state_up"].values == {("metrics-switch",): 1}

@@ -319,6 +319,15 @@ class _Runbook:
             "`CircuitOpenError` (or answered by the policy's fallback) until you reset it, so "
             "callers fail fast instead of waiting for timeouts.\n\n"
             + _indent(_python("policy.breaker.isolate()  # undo: policy.breaker.reset()"))
+            + "\n   A breaker shared on Redis (`CircuitBreaker(shared=RedisState(url))`) is "
+            "switched for every process at once, from anywhere (`status` lists the shared "
+            "breakers, a transport's per-host ones among them):\n\n"
+            + _indent(
+                "```console\n"
+                f"python -m seawall breaker isolate {operation} --redis $REDIS_URL\n"
+                f"python -m seawall breaker reset {operation} --redis $REDIS_URL  # undo\n"
+                "```\n"
+            )
             + "\n- **Disable the breaker** when it is the problem (it trips on errors that do "
             f"not matter: `rejected` dominates step {self.errors_step} while the dependency "
             "answers): calls go through, and it never trips, still counting.\n\n"
