@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -694,3 +696,39 @@ def test_a_switch_shows_in_each_processs_metrics(states: Callable[..., RedisStat
         assert gauge[("metrics-switch", "forced_open")] == 1
         assert gauge[("metrics-switch", "closed")] == 0
         assert read_all([worker])["seawall_shared_state_up"].values == {("metrics-switch",): 1}
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork (POSIX)")
+def test_a_forked_worker_shares_through_a_syncer_of_its_own(
+    states: Callable[..., RedisState],
+) -> None:
+    """gunicorn --preload: the breaker is made before the fork; the child's syncer thread is
+    its own (the parent's did not survive the fork), and its trip reaches the parent."""
+    state = states()
+    breaker = quick("forked", state, open_duration=30.0)
+    breaker.call(lambda: None)
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        code = 1
+        try:
+            assert state._thread is not None
+            assert state._thread.is_alive()  # started again in the child
+            trip(breaker)
+            wait_for(lambda: state.status("forked").state == "open")
+            code = 0
+        except BaseException as exc:  # reported through the exit status
+            os.write(2, f"child failed: {exc!r}\n".encode())
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + 30
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.waitstatus_to_exitcode(status) == 0, "the child's checks failed"
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child hung")
+        time.sleep(0.005)
+    wait_for(lambda: breaker.state is CircuitState.OPEN)
