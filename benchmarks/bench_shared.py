@@ -124,19 +124,30 @@ def _free_port() -> int:
 
 
 class RedisServer:
-    """``redis-server`` on a free 127.0.0.1 port, no persistence, in a temporary directory."""
+    """``redis-server`` on a free 127.0.0.1 port, no persistence, in a temporary directory. It
+    can be killed (``SIGKILL``) and started again on the same port."""
 
     def __init__(self) -> None:
         executable = shutil.which("redis-server")
         if executable is None:
             raise RuntimeError("redis-server is not on PATH")
+        self._executable = executable
         self._dir = tempfile.TemporaryDirectory(prefix="seawall-bench-redis-")
         self.port = _free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.version = ""
+        self.process: subprocess.Popen[bytes] | None = None
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def start(self) -> None:
+        """Start the server (again) on its port; return once it answers."""
         self.process = subprocess.Popen(
             [
-                executable,
+                self._executable,
                 "--port",
                 str(self.port),
                 "--bind",
@@ -166,18 +177,25 @@ class RedisServer:
                         return
             except OSError:
                 pass
-            time.sleep(0.02)
-        self.stop()
+            time.sleep(0.005)
         raise RuntimeError(f"redis-server did not start on port {self.port}")
 
+    def kill(self) -> None:
+        """``SIGKILL``: the server is gone at once, its data with it."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
     def stop(self) -> None:
-        if self.process.poll() is None:
+        if self.process is not None:
             self.process.terminate()
             try:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+            self.process = None
         self._dir.cleanup()
 
 
@@ -333,11 +351,15 @@ GAP = 0.5
 
 
 def run_fleet(
-    stages: Sequence[Stage], workers: int, lead: float = 0.3
+    stages: Sequence[Stage],
+    workers: int,
+    lead: float = 0.3,
+    during: Callable[[float], None] | None = None,
 ) -> list[tuple[float, list[Any]]]:
     """Spawn ``workers`` processes; once every one is ready, give them one start time
     (``lead`` s ahead, ``time.time()``). Per stage: its start time and each worker's result.
-    One fleet for every stage: spawning 8 interpreters costs seconds on a small machine."""
+    One fleet for every stage: spawning 8 interpreters costs seconds on a small machine.
+    ``during(start)``, if given, runs in this process while the workers run their stages."""
     context = multiprocessing.get_context("spawn")
     ready, results = context.Queue(), context.Queue()
     go = context.Event()
@@ -362,6 +384,8 @@ def run_fleet(
         t0 = time.time() + lead
         start.value = t0
         go.set()
+        if during is not None:
+            during(t0)
         by_worker: list[Any] = [None] * workers
         for _ in range(workers):
             index, value, problem = results.get(timeout=lead + seconds + 60)
