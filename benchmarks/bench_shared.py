@@ -1,4 +1,5 @@
-"""Breakers shared on Redis (``shared=RedisState(url)``): what sharing costs and what it buys.
+"""Breakers shared on Redis (``shared=RedisState(url)``): what sharing costs and what it buys,
+and what a Redis killed under load does to callers.
 
 Everything runs against a real ``redis-server`` that the suite starts on a free 127.0.0.1
 port (no persistence, its own temporary directory) and stops at the end. Without
@@ -51,10 +52,25 @@ port (no persistence, its own temporary directory) and stops at the end. Without
    last. Per trip: the time until the last of the other 7 workers had opened; a worker that
    had not opened by the reset missed the trip. Bar: p99 over the trips <= 250 ms.
 
+4. **Redis killed mid-load.** Two worker processes run the same load in the same seconds:
+   4 threads each, calling back to back a healthy dependency (``time.sleep(200 µs)``) through
+   ``CircuitBreaker(name="kill-dep")`` at its defaults, in one worker local, in the other with
+   ``shared=RedisState(url)`` (its defaults); 3 s of load, redis-server killed (``SIGKILL``)
+   at 1 s and started again on its port at 2 s (by the parent, which waits until it answers).
+   A thread of each worker reads its breaker's ``snapshot()`` every 5 ms (``shared_up``),
+   and goes on 1 s after the load; each worker records every record of the ``seawall``
+   logger at any level. 6 rounds, which worker is shared alternating, so that machine noise
+   hits both alike. Figures: exceptions that reached the callers; p50 and p99 latency of the
+   calls (pooled, and the calls started while Redis was down); the log lines per outage;
+   from the kill until ``shared_up`` reads false and from the restart until it reads true.
+   Bars: no exception reached a caller; the shared worker's p99 / the local worker's,
+   median over the rounds, <= 1.1; at most 2 log lines per outage (one when lost, one when
+   back); ``shared_up`` again within 1 s of the restart, worst round.
+
 Parts 2 and 3 run on one fleet, spawned once (8 interpreters take seconds to start on a
 small machine): the per-process outage, the shared outage, then the trips, each stage set up
-in the 0.5 s after the previous one ends. Times across processes are ``time.time()`` on one
-host.
+in the 0.5 s after the previous one ends; part 4 on a fleet of two, its rounds as stages.
+Times across processes are ``time.time()`` on one host.
 
 Run: ``python benchmarks/run.py shared`` (or ``python benchmarks/bench_shared.py``).
 ``--rounds`` and ``--sample-time`` apply to part 1 only.
@@ -62,22 +78,26 @@ Run: ``python benchmarks/run.py shared`` (or ``python benchmarks/bench_shared.py
 
 from __future__ import annotations
 
+import logging
 import math
 import multiprocessing
 import os
+import re
 import shutil
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from _harness import (
+    RESULT,
     Bar,
     Candidate,
     RunConfig,
@@ -97,6 +117,9 @@ OVERHEAD_LIMIT = 1.2
 PROBE_SHARE_LIMIT = 0.5
 RECOVER_LIMIT = 1.5
 PROPAGATION_LIMIT = 0.250
+KILL_P99_LIMIT = 1.10
+KILL_LOG_LIMIT = 2
+KILL_BACK_LIMIT = 1.0
 LOCAL = "seawall, local"
 SHARED = "seawall, shared=RedisState"
 
@@ -124,19 +147,30 @@ def _free_port() -> int:
 
 
 class RedisServer:
-    """``redis-server`` on a free 127.0.0.1 port, no persistence, in a temporary directory."""
+    """``redis-server`` on a free 127.0.0.1 port, no persistence, in a temporary directory. It
+    can be killed (``SIGKILL``) and started again on the same port."""
 
     def __init__(self) -> None:
         executable = shutil.which("redis-server")
         if executable is None:
             raise RuntimeError("redis-server is not on PATH")
+        self._executable = executable
         self._dir = tempfile.TemporaryDirectory(prefix="seawall-bench-redis-")
         self.port = _free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.version = ""
+        self.process: subprocess.Popen[bytes] | None = None
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def start(self) -> None:
+        """Start the server (again) on its port; return once it answers."""
         self.process = subprocess.Popen(
             [
-                executable,
+                self._executable,
                 "--port",
                 str(self.port),
                 "--bind",
@@ -166,18 +200,25 @@ class RedisServer:
                         return
             except OSError:
                 pass
-            time.sleep(0.02)
-        self.stop()
+            time.sleep(0.005)
         raise RuntimeError(f"redis-server did not start on port {self.port}")
 
+    def kill(self) -> None:
+        """``SIGKILL``: the server is gone at once, its data with it."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
     def stop(self) -> None:
-        if self.process.poll() is None:
+        if self.process is not None:
             self.process.terminate()
             try:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+            self.process = None
         self._dir.cleanup()
 
 
@@ -333,11 +374,15 @@ GAP = 0.5
 
 
 def run_fleet(
-    stages: Sequence[Stage], workers: int, lead: float = 0.3
+    stages: Sequence[Stage],
+    workers: int,
+    lead: float = 0.3,
+    during: Callable[[float], None] | None = None,
 ) -> list[tuple[float, list[Any]]]:
     """Spawn ``workers`` processes; once every one is ready, give them one start time
     (``lead`` s ahead, ``time.time()``). Per stage: its start time and each worker's result.
-    One fleet for every stage: spawning 8 interpreters costs seconds on a small machine."""
+    One fleet for every stage: spawning 8 interpreters costs seconds on a small machine.
+    ``during(start)``, if given, runs in this process while the workers run their stages."""
     context = multiprocessing.get_context("spawn")
     ready, results = context.Queue(), context.Queue()
     go = context.Event()
@@ -362,6 +407,8 @@ def run_fleet(
         t0 = time.time() + lead
         start.value = t0
         go.set()
+        if during is not None:
+            during(t0)
         by_worker: list[Any] = [None] * workers
         for _ in range(workers):
             index, value, problem = results.get(timeout=lead + seconds + 60)
@@ -928,10 +975,444 @@ def propagation_bar(result: Propagation | None, why: str = "") -> Bar:
     return bar
 
 
+# -- 4. redis-server killed mid-load -----------------------------------------------------------
+
+
+class Killable(Protocol):
+    """A redis-server that part 4 kills and starts again on the same port (its ``url``)."""
+
+    url: str
+
+    def kill(self) -> None: ...
+
+    def start(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class KillPlan:
+    #: Two worker processes run at once, one with a local breaker and one with a shared one
+    #: (which is which alternates over the rounds): both see the same machine at the same time.
+    threads: int = 4
+    #: The healthy dependency's time per call: a sleep, so that threads overlap as on I/O.
+    work: float = 0.0002
+    seconds: float = 3.0
+    rounds: int = 6
+    #: How often a thread of each worker reads its breaker's snapshot (``shared_up``); the
+    #: local breaker's is read alike, so that both loads run beside the same reader.
+    poll: float = 0.005
+    #: After the load, how long each worker goes on reading the snapshot (``shared_up`` after
+    #: the restart, still within the round).
+    tail: float = 1.0
+
+    @property
+    def kill_at(self) -> float:
+        return self.seconds / 3
+
+    @property
+    def restart_at(self) -> float:
+        return 2 * self.seconds / 3
+
+    def describe(self) -> str:
+        return (
+            f"2 processes at once (one breaker local, one shared), each {self.threads} threads "
+            f"calling back to back for {self.seconds:g} s a healthy dependency "
+            f"(time.sleep({self.work * 1e6:g} µs)); redis-server killed (SIGKILL) at "
+            f"{self.kill_at:g} s, started again on its port at {self.restart_at:g} s"
+        )
+
+
+class _Records(logging.Handler):
+    """Every record of the ``seawall`` logger, whatever the application's levels."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def _kill_job(index: int, args: dict[str, Any]) -> Callable[[float], dict[str, Any]]:
+    """One worker of a round of part 4: ``plan.threads`` threads call a decorated healthy
+    dependency, through a shared breaker if this worker is ``args["shared"]``, else a local
+    one; the parent kills and restarts redis-server meanwhile."""
+    import seawall
+
+    plan: KillPlan = args["plan"]
+    shared = index == args["shared"]
+    state = None
+    if shared:
+        from seawall.redis import RedisState
+
+        state = RedisState(args["url"], prefix=args["prefix"])
+    breaker = seawall.CircuitBreaker(name="kill-dep", shared=state)
+    if state is not None:
+        state.sync_now()
+        if not state.up:
+            raise FleetError(f"redis at {args['url']} did not answer")
+
+    @breaker
+    def dependency() -> object:
+        time.sleep(plan.work)
+        return RESULT
+
+    def run(t0: float) -> dict[str, Any]:
+        records = _Records()
+        logger = logging.getLogger("seawall")
+        logger.addHandler(records)
+        logger.setLevel(logging.DEBUG)
+        per_thread: list[tuple[list[float], list[float], list[str]]] = []
+        flips: list[tuple[float, bool | None]] = []
+
+        def load(latencies: list[float], starts: list[float], errors: list[str]) -> None:
+            _sleep_until(t0)
+            clock = time.perf_counter
+            origin = clock() - (time.time() - t0)  # perf_counter's reading at t0
+            end = origin + plan.seconds
+            while True:
+                start = clock()
+                if start >= end:
+                    return
+                try:
+                    dependency()
+                except Exception as exc:
+                    errors.append(type(exc).__name__)
+                else:
+                    latencies.append(clock() - start)
+                    starts.append(start - origin)
+
+        def watch() -> None:
+            _sleep_until(t0)
+            last: bool | None = None
+            while True:
+                now = time.time()
+                if now >= t0 + plan.seconds + plan.tail:
+                    return
+                up = breaker.snapshot().shared_up
+                if up is not last:
+                    flips.append((now - t0, up))
+                    last = up
+                time.sleep(plan.poll)
+
+        threads = []
+        for i in range(plan.threads):
+            mine: tuple[list[float], list[float], list[str]] = ([], [], [])
+            per_thread.append(mine)
+            threads.append(threading.Thread(target=load, args=mine, name=f"kill-load-{i}"))
+        threads.append(threading.Thread(target=watch, name="kill-watch"))
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        logger.removeHandler(records)
+        if state is not None:
+            state.close()
+        errors = [e for _, _, mine in per_thread for e in mine]
+        return {
+            "shared": shared,
+            "latencies": [d for mine in per_thread for d in mine[0]],
+            "starts": [t for mine in per_thread for t in mine[1]],
+            "exceptions": {name: errors.count(name) for name in sorted(set(errors))},
+            "log": [(r.levelname, r.getMessage()) for r in records.records],
+            "flips": flips,
+        }
+
+    return run
+
+
+@dataclass
+class KillRun:
+    """One worker's figures of one round of part 4: one breaker, one kill, one restart."""
+
+    shared: bool
+    #: Every call that returned: its latency (s) and its start (s from the round's start).
+    latencies: list[float]
+    starts: list[float]
+    #: Exceptions that reached a caller, by type.
+    exceptions: dict[str, int]
+    #: The ``seawall`` logger's lines, level and message.
+    log: list[tuple[str, str]]
+    #: From the kill to the first snapshot with ``shared_up`` false (``None``: none was).
+    lost_after: float | None
+    #: From the restart's start to the first snapshot after it with ``shared_up`` true.
+    back_after: float | None
+    #: From the restart's start until the new redis-server answered.
+    ready_after: float
+    down: tuple[float, float]  # the kill and the restart's start, s from the round's start
+
+    @property
+    def p50(self) -> float:
+        return percentile(self.latencies, 50)
+
+    @property
+    def p99(self) -> float:
+        return percentile(self.latencies, 99)
+
+    @property
+    def p99_down(self) -> float | None:
+        lo, hi = self.down
+        down = [d for d, t in zip(self.latencies, self.starts, strict=True) if lo <= t < hi]
+        return percentile(down, 99) if down else None
+
+
+def summarize_kill(raw: dict[str, Any], killed: float, restarted: float, ready: float) -> KillRun:
+    """One worker's record of a round (times in s from the round's start) as figures."""
+    flips: list[tuple[float, bool | None]] = list(raw["flips"])
+    lost = next((t for t, up in flips if up is False and t >= killed), None)
+    back = next((t for t, up in flips if up and t >= restarted), None)
+    return KillRun(
+        shared=raw["shared"],
+        latencies=raw["latencies"],
+        starts=raw["starts"],
+        exceptions=dict(raw["exceptions"]),
+        log=list(raw["log"]),
+        lost_after=None if lost is None else lost - killed,
+        back_after=None if back is None else back - restarted,
+        ready_after=ready - restarted,
+        down=(killed, restarted),
+    )
+
+
+@dataclass
+class KillOutcome:
+    plan: KillPlan
+    #: Per round: the local worker's run and the shared worker's, side by side in time.
+    rounds: list[tuple[KillRun, KillRun]] = field(default_factory=list)
+
+    def runs(self, shared: bool) -> list[KillRun]:
+        return [pair[1] if shared else pair[0] for pair in self.rounds]
+
+    @property
+    def ratios(self) -> list[float]:
+        """Per round: the shared run's p99 / the local run's."""
+        return [s.p99 / loc.p99 for loc, s in self.rounds]
+
+
+def kill_rounds(server: Killable, plan: KillPlan) -> KillOutcome:
+    """Part 4: ``plan.rounds`` rounds on a fleet of two workers, one breaker local and one
+    shared (alternating which worker is which); in each round the parent kills redis-server
+    at ``plan.kill_at`` and starts it again at ``plan.restart_at``."""
+    seconds = plan.seconds + plan.tail
+    stages = [
+        Stage(
+            "kill",
+            {"plan": plan, "url": server.url, "prefix": new_prefix(), "shared": k % 2},
+            seconds,
+        )
+        for k in range(plan.rounds)
+    ]
+    times: list[tuple[float, float, float]] = []
+
+    def control(t0: float) -> None:
+        t = t0
+        for _ in stages:
+            _sleep_until(t + plan.kill_at)
+            killed = time.time()
+            server.kill()
+            _sleep_until(t + plan.restart_at)
+            restarted = time.time()
+            server.start()
+            times.append((killed - t, restarted - t, time.time() - t))
+            t += seconds + GAP
+
+    outcome = KillOutcome(plan)
+    for (_, raws), (killed, restarted, ready) in zip(
+        run_fleet(stages, 2, during=control), times, strict=True
+    ):
+        runs = [summarize_kill(raw, killed, restarted, ready) for raw in raws]
+        local = next(r for r in runs if not r.shared)
+        shared = next(r for r in runs if r.shared)
+        outcome.rounds.append((local, shared))
+    return outcome
+
+
+def _us(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1e6:,.0f} µs"
+
+
+def _p99_down(runs: Sequence[KillRun]) -> float | None:
+    down = [
+        d
+        for r in runs
+        for d, t in zip(r.latencies, r.starts, strict=True)
+        if r.down[0] <= t < r.down[1]
+    ]
+    return percentile(down, 99) if down else None
+
+
+def _worst(values: Sequence[float | None]) -> str:
+    if not values:
+        return "-"
+    if None in values:
+        return "never"
+    known = [v for v in values if v is not None]
+    return f"{statistics.median(known) * 1000:.0f} / {max(known) * 1000:.0f} ms"
+
+
+KILL_HEADERS = [
+    "breaker",
+    "calls",
+    "exceptions to callers",
+    "p50",
+    "p99",
+    "p99, Redis down",
+    "p99 x local (median of rounds)",
+    "seawall log lines per outage (most)",
+    "shared_up false after the kill (median / worst)",
+    "shared_up again after the restart (median / worst)",
+]
+
+
+def kill_table(result: KillOutcome) -> TextTable:
+    plan = result.plan
+    rows, data = [], []
+    for shared in (False, True):
+        runs = result.runs(shared)
+        pooled = [d for r in runs for d in r.latencies]
+        exceptions = sum(sum(r.exceptions.values()) for r in runs)
+        lines = max(len(r.log) for r in runs)
+        rows.append(
+            [
+                SHARED if shared else LOCAL,
+                f"{len(pooled):,}",
+                str(exceptions),
+                _us(percentile(pooled, 50)),
+                _us(percentile(pooled, 99)),
+                _us(_p99_down(runs)),
+                f"{statistics.median(result.ratios):.2f}" if shared else "1.00",
+                str(lines),
+                _worst([r.lost_after for r in runs]) if shared else "-",
+                _worst([r.back_after for r in runs]) if shared else "-",
+            ]
+        )
+        data.append(
+            {
+                "breaker": SHARED if shared else LOCAL,
+                "calls": [len(r.latencies) for r in runs],
+                "exceptions": [r.exceptions for r in runs],
+                "p50_s": [r.p50 for r in runs],
+                "p99_s": [r.p99 for r in runs],
+                "p99_redis_down_s": [r.p99_down for r in runs],
+                "log_lines": [len(r.log) for r in runs],
+                "shared_up_lost_after_s": [r.lost_after for r in runs],
+                "shared_up_back_after_s": [r.back_after for r in runs],
+                "redis_ready_after_s": [r.ready_after for r in runs],
+            }
+        )
+    shared_runs = result.runs(True)
+    notes = [
+        f"{plan.rounds} rounds; in each, two spawned worker processes run the load in the same "
+        'seconds, one with CircuitBreaker(name="kill-dep") at its defaults, the other with '
+        "shared=RedisState(url) as well (its defaults), which is which alternating over the "
+        "rounds; the parent kills redis-server and starts it again; a thread of each worker "
+        f"reads its breaker's snapshot() every {plan.poll * 1000:g} ms",
+        "latencies: calls that returned, all threads and rounds pooled; Redis down: calls that "
+        "started between the kill and the restart; p99 x local: per round, the shared worker's "
+        "p99 / the local worker's, median over the rounds: "
+        + ", ".join(f"{r:.2f}" for r in result.ratios),
+        "log lines: records of the seawall logger at any level in a worker during a round (one "
+        "outage per round); shared_up again: from the restart's start (the new redis-server "
+        f"answered after {_worst([r.ready_after for r in shared_runs])}, median / worst) to "
+        "the first snapshot saying shared_up",
+    ]
+    logged = [f"{level} {message}" for r in shared_runs for level, message in r.log]
+    if logged:
+        notes.append("the shared runs' log lines: " + " | ".join(_scrubbed(logged)))
+    return TextTable(
+        f"redis-server killed mid-load: {plan.describe()}", KILL_HEADERS, rows, notes, data
+    )
+
+
+def _scrubbed(lines: Sequence[str]) -> list[str]:
+    """Log lines with the figures that differ from run to run taken out, each once."""
+    out = [re.sub(r"after \d+\.\d s", "after N s", line) for line in lines]
+    return sorted(set(out))
+
+
+def kill_bars(result: KillOutcome | None, why: str = "") -> list[Bar]:
+    exceptions = Bar(
+        "shared_kill_caller_exceptions",
+        "shared: exceptions that reached callers while redis-server was killed and restarted "
+        "mid-load",
+        0.0,
+        None,
+        why,
+    )
+    p99 = Bar(
+        "shared_kill_p99_vs_local",
+        f"shared: p99 latency of the calls, redis-server killed and restarted mid-load, <= "
+        f"{KILL_P99_LIMIT:g} x a local breaker's (median of paired rounds)",
+        KILL_P99_LIMIT,
+        None,
+        why,
+    )
+    lines = Bar(
+        "shared_kill_log_lines_per_outage",
+        f"shared: seawall log lines per Redis outage <= {KILL_LOG_LIMIT}",
+        float(KILL_LOG_LIMIT),
+        None,
+        why,
+    )
+    back = Bar(
+        "shared_kill_back_s",
+        f"shared: from redis-server's restart until the breaker's snapshot says shared_up "
+        f"<= {KILL_BACK_LIMIT:g} s, worst run (s)",
+        KILL_BACK_LIMIT,
+        None,
+        why,
+    )
+    bars = [exceptions, p99, lines, back]
+    if result is None:
+        return bars
+    local, shared = result.runs(False), result.runs(True)
+
+    def errors(runs: Sequence[KillRun]) -> str:
+        counts: dict[str, int] = {}
+        for r in runs:
+            for name, n in r.exceptions.items():
+                counts[name] = counts.get(name, 0) + n
+        calls = sum(len(r.latencies) for r in runs) + sum(counts.values())
+        kinds = f" ({', '.join(f'{k} {n}' for k, n in sorted(counts.items()))})" if counts else ""
+        return f"{sum(counts.values())} of {calls:,} calls{kinds}"
+
+    exceptions.measured = float(sum(sum(r.exceptions.values()) for r in shared))
+    exceptions.detail = f"{errors(shared)} in {len(shared)} runs; local breaker: {errors(local)}"
+    p99.measured = statistics.median(result.ratios)
+    ours = [d for r in shared for d in r.latencies]
+    theirs = [d for r in local for d in r.latencies]
+    p99.detail = (
+        "per round, shared p99 / local p99: "
+        + ", ".join(f"{r:.2f}" for r in result.ratios)
+        + f"; pooled p99 {_us(percentile(ours, 99))} vs {_us(percentile(theirs, 99))}, "
+        f"p50 {_us(percentile(ours, 50))} vs {_us(percentile(theirs, 50))}"
+    )
+    lines.measured = float(max(len(r.log) for r in shared))
+    levels = sorted({level for r in shared for level, _ in r.log})
+    lines.detail = (
+        f"most in one run; per shared run: {', '.join(str(len(r.log)) for r in shared)} "
+        f"({', '.join(levels) or 'none'}); local runs: {sum(len(r.log) for r in local)} in all"
+    )
+    backs = [r.back_after for r in shared]
+    back.measured = math.inf if None in backs else max(b for b in backs if b is not None)
+    back.detail = (
+        f"median / worst {_worst(backs)}; the new redis-server answered after "
+        f"{_worst([r.ready_after for r in shared])}; shared_up false after the kill: "
+        f"{_worst([r.lost_after for r in shared])}"
+    )
+    unseen = sum(1 for r in shared if r.lost_after is None)
+    if unseen:
+        for bar in bars:
+            bar.valid = False
+            bar.detail += f"; in {unseen} runs the breaker never said shared_up false"
+    return bars
+
+
 JOBS: dict[str, Callable[[int, dict[str, Any]], Callable[[float], Any]]] = {
     "outage": _outage_job,
     "propagation": _propagation_job,
+    "kill": _kill_job,
 }
+
 
 # -- the suite ---------------------------------------------------------------------------------
 
@@ -951,6 +1432,7 @@ def skipped_bars(why: str) -> list[Bar]:
         ),
         *outage_bars(None, None, why),
         propagation_bar(None, why),
+        *kill_bars(None, why),
     ]
 
 
@@ -979,25 +1461,35 @@ def fleet(
 
 
 def run_parts(
-    url: str,
+    server: Killable,
     config: RunConfig,
     *,
     outage: OutagePlan | None = None,
     spread: PropagationPlan | None = None,
+    kill: KillPlan | None = None,
 ) -> SuiteResult:
-    """Every part against the redis-server at ``url``."""
+    """Every part against ``server`` (part 4 kills it and starts it again)."""
     result = SuiteResult("shared")
-    tables = overhead_tables(url, config)
+    tables = overhead_tables(server.url, config)
     result.tables += tables
     result.bars += overhead_bars(tables)
     try:
-        local, shared, spreading = fleet(url, outage or OutagePlan(), spread or PropagationPlan())
+        local, shared, spreading = fleet(
+            server.url, outage or OutagePlan(), spread or PropagationPlan()
+        )
     except (FleetError, OSError) as exc:
         why = f"the fleet did not run: {exc}"
         result.bars += [*outage_bars(None, None, why), propagation_bar(None, why)]
-        return result
-    result.tables += [outage_table([local, shared]), propagation_table(spreading)]
-    result.bars += [*outage_bars(local, shared), propagation_bar(spreading)]
+    else:
+        result.tables += [outage_table([local, shared]), propagation_table(spreading)]
+        result.bars += [*outage_bars(local, shared), propagation_bar(spreading)]
+    try:
+        killed = kill_rounds(server, kill or KillPlan())
+    except (RuntimeError, OSError) as exc:
+        result.bars += kill_bars(None, f"part 4 did not run: {exc}")
+    else:
+        result.tables.append(kill_table(killed))
+        result.bars += kill_bars(killed)
     return result
 
 
@@ -1016,7 +1508,7 @@ def run(config: RunConfig) -> SuiteResult:
         result.bars += skipped_bars(str(exc))
         return result
     try:
-        result = run_parts(server.url, config)
+        result = run_parts(server, config)
     finally:
         server.stop()
     import redis
@@ -1029,7 +1521,11 @@ def run(config: RunConfig) -> SuiteResult:
     return result
 
 
-SUITE = Suite("shared", "breakers shared on Redis: success-path cost, fleet outage, trips", run)
+SUITE = Suite(
+    "shared",
+    "breakers shared on Redis: success-path cost, fleet outage, trips, Redis killed",
+    run,
+)
 
 if __name__ == "__main__":
     sys.exit(cli(sys.argv[1:], {SUITE.name: SUITE}))

@@ -31,6 +31,10 @@ BAR_IDS = {
     "shared_fleet_probe_peak",
     "shared_fleet_recover_s",
     "shared_trip_propagation_p99_ms",
+    "shared_kill_caller_exceptions",
+    "shared_kill_p99_vs_local",
+    "shared_kill_log_lines_per_outage",
+    "shared_kill_back_s",
 }
 
 
@@ -147,6 +151,66 @@ def test_a_worker_that_missed_a_trip_fails_the_propagation_bar() -> None:
     assert shared.propagation_table(result).rows[0][-1] == "1"
 
 
+def kill_raw(shared_: bool, flips: list[Any], log: int = 0, errors: Any = None) -> Any:
+    return {
+        "shared": shared_,
+        "latencies": [0.0003] * 98 + [0.001, 0.002],
+        "starts": [i * 0.03 for i in range(100)],
+        "exceptions": errors or {},
+        "log": [("WARNING", "lost"), ("INFO", "back")][:log],
+        "flips": flips,
+    }
+
+
+def test_a_kill_round_times_shared_up_from_the_kill_and_from_the_restart() -> None:
+    raw = kill_raw(True, [(0.0, True), (1.04, False), (2.05, True)], log=2)
+    run = shared.summarize_kill(raw, 1.0, 2.0, 2.015)
+    assert run.lost_after == pytest.approx(0.04)
+    assert run.back_after == pytest.approx(0.05)
+    assert run.ready_after == pytest.approx(0.015)
+    assert run.p99 == pytest.approx(0.001)
+    assert run.p99_down == pytest.approx(0.0003)  # the calls started in [1.0, 2.0)
+    local = shared.summarize_kill(kill_raw(False, [(0.0, None)]), 1.0, 2.0, 2.015)
+    assert local.lost_after is None
+    assert local.back_after is None
+
+
+def kill_outcome(*pairs: tuple[Any, Any]) -> Any:
+    outcome = shared.KillOutcome(shared.KillPlan(rounds=len(pairs)))
+    outcome.rounds = [
+        (shared.summarize_kill(a, 1.0, 2.0, 2.02), shared.summarize_kill(b, 1.0, 2.0, 2.02))
+        for a, b in pairs
+    ]
+    return outcome
+
+
+def test_the_kill_bars_count_exceptions_lines_and_the_way_back() -> None:
+    local = kill_raw(False, [(0.0, None)])
+    ok = kill_raw(True, [(0.0, True), (1.05, False), (2.1, True)], log=2)
+    outcome = kill_outcome((local, ok), (local, ok))
+    exceptions, p99, lines, back = shared.kill_bars(outcome)
+    assert [b.status for b in (exceptions, p99, lines, back)] == ["PASS"] * 4
+    assert p99.measured == pytest.approx(1.0)
+    assert lines.measured == 2.0
+    assert back.measured == pytest.approx(0.1)
+    table = shared.kill_table(outcome)
+    assert [row[0] for row in table.rows] == [shared.LOCAL, shared.SHARED]
+
+    raised = kill_raw(True, [(0.0, True), (1.05, False)], log=1, errors={"RedisError": 3})
+    exceptions, _, _, back = shared.kill_bars(kill_outcome((local, ok), (local, raised)))
+    assert exceptions.measured == 3.0
+    assert exceptions.status == "FAIL"
+    assert "RedisError 3" in exceptions.detail
+    assert back.status == "FAIL"  # one round never saw shared_up again
+
+
+def test_a_kill_the_breaker_never_noticed_makes_the_kill_bars_invalid() -> None:
+    local = kill_raw(False, [(0.0, None)])
+    unseen = kill_raw(True, [(0.0, True)])
+    bars = shared.kill_bars(kill_outcome((local, unseen)))
+    assert {b.status for b in bars} == {"INVALID"}
+
+
 def test_without_redis_the_suite_says_why_and_skips_its_bars(monkeypatch: Any) -> None:
     monkeypatch.setattr(shared, "missing", lambda: "redis-server is not on PATH")
     result = shared.SUITE.run(harness.RunConfig())
@@ -164,18 +228,20 @@ def test_every_part_runs_against_a_real_redis_server(tmp_path: Path) -> None:
     server = RedisServer(tmp_path)
     try:
         result = shared.run_parts(
-            server.url,
+            server,
             harness.RunConfig(rounds=2, sample_time=0.002),
             # 1.5 s of outage: each worker trips on its own 0.5 s streak, later on a loaded machine
             outage=shared.OutagePlan(workers=2, warm=0.3, outage=1.5, healthy=0.7),
             spread=shared.PropagationPlan(workers=2, trips=2),
+            # Redis down 0.5 s (5 exchange intervals); 1.5 s after the restart to see it back
+            kill=shared.KillPlan(threads=2, seconds=1.5, rounds=1),
         )
     finally:
         server.stop()
     assert {b.id for b in result.bars} == BAR_IDS
     overhead = [b for b in result.bars if b.id.startswith("shared_overhead")]
     assert all(b.measured is not None and b.valid for b in overhead), overhead
-    sync, async_, outage, spread = result.tables
+    sync, async_, outage, spread, killed = result.tables
     assert [row.candidate for row in sync.rows] == ["bare", shared.LOCAL, shared.SHARED]
     assert async_.kind == "async"
     assert [row[0] for row in outage.rows] == [shared.LOCAL_FLEET, shared.SHARED_FLEET]
@@ -189,3 +255,22 @@ def test_every_part_runs_against_a_real_redis_server(tmp_path: Path) -> None:
     propagated = next(b for b in result.bars if b.id == "shared_trip_propagation_p99_ms")
     assert propagated.valid
     assert propagated.measured is not None
+    # Redis killed and restarted under load: no caller saw it, the shared breaker logged one
+    # line when it lost Redis and one when it was back, and its snapshot said so.
+    assert [row[0] for row in killed.rows] == [shared.LOCAL, shared.SHARED]
+    local, shared_ = killed.data
+    assert local["exceptions"] == [{}], killed.data
+    assert shared_["exceptions"] == [{}], killed.data
+    assert min(local["calls"]) > 0
+    assert min(shared_["calls"]) > 0
+    assert local["log_lines"] == [0]
+    assert local["shared_up_lost_after_s"] == [None] == local["shared_up_back_after_s"]
+    assert shared_["log_lines"] == [2], killed.notes
+    assert None not in shared_["shared_up_lost_after_s"], killed.data
+    assert None not in shared_["shared_up_back_after_s"], killed.data
+    bars = {b.id: b for b in result.bars}
+    assert bars["shared_kill_caller_exceptions"].status == "PASS"
+    assert bars["shared_kill_log_lines_per_outage"].status == "PASS"
+    assert bars["shared_kill_p99_vs_local"].measured is not None
+    assert bars["shared_kill_p99_vs_local"].valid
+    assert bars["shared_kill_back_s"].measured is not None
