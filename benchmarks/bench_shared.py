@@ -681,7 +681,7 @@ def outage_table(outcomes: Sequence[FleetOutcome]) -> TextTable:
     notes = [
         'per process: CircuitBreaker(name="dep") in each worker; shared: '
         'CircuitBreaker(name="dep", shared=RedisState(url)) in each worker (RedisState '
-        "defaults: interval=0.1, timeout=0.1); both at the breaker's defaults",
+        "defaults: interval=0.1, timeout=0.25); both at the breaker's defaults",
         "attempts: calls that reached the dead dependency, all workers; until each opened: "
         "before that worker's first refused call; after: the rest (probes, and calls admitted "
         "before a worker followed the shared state); probes, fleet peak: the most of those in "
