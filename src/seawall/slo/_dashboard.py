@@ -360,7 +360,6 @@ def dashboard(spec: Spec) -> dict[str, Any]:
                     "label": "Data source",
                     "type": "datasource",
                     "query": "prometheus",
-                    "current": {},
                     "hide": 0,
                     "includeAll": False,
                     "multi": False,
