@@ -358,6 +358,9 @@ def test_the_dashboard_is_grafanas_json_model_importable_as_it_is(
         "datasource",
         "prometheus",
     )
+    # No `current`: Grafana's schema wants a text and a value in one; without it, Grafana
+    # picks its default Prometheus data source.
+    assert "current" not in variable
     ids = [panel["id"] for panel in board["panels"]]
     assert len(set(ids)) == len(ids)
     source = {"type": "prometheus", "uid": "${datasource}"}

@@ -9,6 +9,18 @@ counts, the error budget left over the period, which of its alerts are pending o
 (``ALERTS``), and one panel per burn-rate alert window: the burn rate (error ratio / budget)
 over the alert's long and short window, its threshold drawn as a line. An alert fires when
 both lines are above it (and the long window holds ``min_events`` calls).
+
+What is checked, short of a Grafana (``tests/test_slo_grafana.py``, where node and npm are
+installed): each dashboard type-checks with ``tsc --strict`` against Grafana's own published
+types for the JSON model, ``@grafana/schema`` 10.4 (generated from the CUE schemas of the
+dashboard and of the timeseries, stat and table panels, with Prometheus's query): no key the
+schema lacks, none it requires missing, no value (an enum's, say) it does not allow, and every
+override setting a field-config property with a value of its type. A panel's options and custom
+field config may leave keys out (Grafana fills them from the plugin's defaults). Not checked:
+what the types leave open (a transformation's options, a matcher's), and what only a running
+Grafana does: the import itself, its migrations from ``schemaVersion`` 39, the queries' results.
+The datasource variable has no ``current``: the schema wants a text and a value in one, and
+without it Grafana selects its default Prometheus data source.
 """
 
 from __future__ import annotations
@@ -360,7 +372,6 @@ def dashboard(spec: Spec) -> dict[str, Any]:
                     "label": "Data source",
                     "type": "datasource",
                     "query": "prometheus",
-                    "current": {},
                     "hide": 0,
                     "includeAll": False,
                     "multi": False,
