@@ -732,3 +732,40 @@ def test_a_forked_worker_shares_through_a_syncer_of_its_own(
             pytest.fail("the forked child hung")
         time.sleep(0.005)
     wait_for(lambda: breaker.state is CircuitState.OPEN)
+
+
+def test_a_probe_cancelled_while_asking_for_its_lease_gives_it_back(
+    states: Callable[..., RedisState],
+) -> None:
+    """Real cancellation: the task is cancelled while its lease is being asked for (on a
+    worker thread, slowed here); the lease, granted to nobody, is given back at once."""
+    state = states()
+    breaker = quick("cancelled", state, open_duration=0.05, half_open_timeout=30.0)
+    asked = threading.Event()
+    real_lease = state._lease
+
+    def slow_lease(*args: object) -> object:
+        asked.set()
+        time.sleep(0.3)
+        return real_lease(*args)  # type: ignore[arg-type]
+
+    trip(breaker)
+    wait_for(lambda: breaker.state is CircuitState.HALF_OPEN)
+
+    async def ok() -> str:
+        return "ok"
+
+    async def main() -> None:
+        state._lease = slow_lease  # type: ignore[method-assign]
+        task = asyncio.get_running_loop().create_task(breaker.acall(ok))
+        assert await asyncio.to_thread(asked.wait, 5.0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.sleep(0.6)  # the lease came, and went back
+        state._lease = real_lease  # type: ignore[method-assign]
+
+    asyncio.run(main())
+    assert state.status("cancelled").probes_in_flight == 0
+    wait_for(lambda: _admitted(breaker), within=2.0)  # the next probe, long before 30 s
+    assert breaker.state is CircuitState.CLOSED

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import random
 from collections.abc import Sequence
@@ -146,7 +147,31 @@ class RedisState(SharedState):
     async def _alease(self, name: str, settings: Settings, lease: str, jitter: float) -> Lease:
         # The syncer's sync client, on a worker thread: the loop never blocks, and no
         # connection pool is tied to one event loop.
-        return await asyncio.to_thread(self._lease, name, settings, lease, jitter)
+        asking = asyncio.ensure_future(
+            asyncio.to_thread(self._lease, name, settings, lease, jitter)
+        )
+        try:
+            return await asyncio.shield(asking)
+        except asyncio.CancelledError:
+            # The question goes on without its caller: a lease granted to nobody is given
+            # back at once, not at the probe timeout (which would stall the fleet's probes).
+            asking.add_done_callback(functools.partial(self._give_back, name, settings, lease))
+            raise
+
+    def _give_back(
+        self, name: str, settings: Settings, lease: str, asked: asyncio.Future[Lease]
+    ) -> None:
+        if asked.cancelled() or asked.exception() is not None or not asked.result().granted:
+            return
+        report = Report(name, settings, -1, False, 0, 0, 0, verdicts=[(lease, "drop")])
+        # Off the loop; if it fails, the lease ends at the probe timeout.
+        asyncio.get_running_loop().run_in_executor(None, self._give_back_now, report)
+
+    def _give_back_now(self, report: Report) -> None:
+        try:
+            self._exchange([report])
+        except Exception as exc:
+            self._lost(exc)
 
     def _switch(self, name: str, mode: Mode | None) -> SharedStatus:
         args = self._head("status" if mode is None else "switch", None)
