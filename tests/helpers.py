@@ -355,3 +355,85 @@ class RedisServer:
                 self.process.kill()
                 self.process.wait()
             self.process = None
+
+
+class RedisProxy:
+    """A TCP proxy on a free 127.0.0.1 port in front of a :class:`RedisServer`, which loses
+    what a flaky network loses: while ``lose_requests`` is set, what clients send is dropped
+    (their questions time out); while ``lose_replies_with`` is set, replies containing those
+    bytes are dropped (the command ran, its answer never came). ``close()`` ends it all."""
+
+    def __init__(self, server: RedisServer) -> None:
+        self.target = server.port
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.lose_requests = False
+        self.lose_replies_with: bytes | None = None
+        self._sockets: list[socket.socket] = []
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+                upstream = socket.create_connection(("127.0.0.1", self.target))
+            except OSError:
+                return
+            self._sockets += [client, upstream]
+            threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
+
+    def _pump(self, client: socket.socket, upstream: socket.socket) -> None:
+        import select
+
+        try:
+            while not self._closed:
+                ready, _, _ = select.select([client, upstream], [], [], 0.1)
+                for sock in ready:
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    if sock is client:
+                        if not self.lose_requests:
+                            upstream.sendall(data)
+                    elif self.lose_replies_with is None or self.lose_replies_with not in data:
+                        client.sendall(data)
+        except (OSError, ValueError):
+            pass
+        finally:
+            client.close()
+            upstream.close()
+
+    def close(self) -> None:
+        self._closed = True
+        self._listener.close()
+        for sock in self._sockets:
+            sock.close()
+
+
+def keep_redis_busy(url: str, seconds: float) -> threading.Thread:
+    """Keep the redis-server at ``url`` busy for ``seconds`` (a Lua loop on a connection of
+    its own, as a fork for a snapshot or a slow command would): every other client waits.
+    Returns the thread running it, once Redis is busy."""
+    import redis
+
+    started = threading.Event()
+
+    def run() -> None:
+        client = redis.Redis.from_url(url)
+        started.set()
+        client.eval(
+            "local t = redis.call('TIME') local s = t[1] * 1e6 + t[2] "
+            "while true do local n = redis.call('TIME') "
+            "if n[1] * 1e6 + n[2] - s > tonumber(ARGV[1]) then break end end return 1",
+            0,
+            int(seconds * 1e6),
+        )
+        client.close()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    started.wait(5.0)
+    time.sleep(0.05)  # the script has begun
+    return thread

@@ -633,11 +633,18 @@ def test_an_answer_overtaken_by_a_newer_one_is_not_followed(
     assert link.epoch
     newer = Reply("open", link.generation + 2, 30.0, 30.0, 0, 0, link.epoch)
     older = Reply("closed", link.generation + 1, 0.0, 0.6, 0, 0, link.epoch)
-    breaker._follow(link, newer)
-    breaker._follow(link, older)  # the two exchanges' answers arrived crossed
+    older_asked = time.monotonic()
+    breaker._follow(link, newer, time.monotonic())
+    breaker._follow(link, older, older_asked)  # the two exchanges' answers arrived crossed
     assert breaker.state is CircuitState.OPEN
+    # The same older generation asked for after the newer one was followed: the backend went
+    # back to an older copy of the state (a restored snapshot), which is followed.
+    breaker._follow(link, older, time.monotonic())
+    assert breaker.state is CircuitState.CLOSED
+    assert link.generation == older.generation
     # A new epoch (Redis lost the state and began again) is followed whatever its generation.
-    breaker._follow(link, Reply("closed", 0, 0.0, 0.6, 0, 0, "another life"))
+    breaker._follow(link, newer, time.monotonic())
+    breaker._follow(link, Reply("closed", 0, 0.0, 0.6, 0, 0, "another life"), 0.0)
     assert breaker.state is CircuitState.CLOSED
 
 

@@ -6,7 +6,9 @@ import enum
 import functools
 import math
 import random
+import sys
 import threading
+import time
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
@@ -387,7 +389,9 @@ class CircuitBreaker(PolicyBase):
     def _learn_shared(self) -> None:
         """A shared breaker reads the shared state once it has its name, before its first
         call: a breaker made during an incident (a transport's new host) obeys an isolation
-        at once. One read, bounded by the backend's timeout; on failure it decides alone."""
+        at once. One read, bounded by the backend's timeout; on failure it decides alone.
+        Made on an event loop's thread, it never blocks the loop: the syncer reads the state
+        for it at once instead, within one round trip."""
         link, name = self._link, self._name
         if link is None or name is None or link.learned == name:
             return
@@ -395,6 +399,11 @@ class CircuitBreaker(PolicyBase):
         backend = link.backend
         if not backend._up:
             return
+        aio = sys.modules.get("asyncio")  # not imported: no loop runs (and none is imported)
+        if aio is not None and aio._get_running_loop() is not None:
+            backend._wake.set()
+            return
+        asked = time.monotonic()
         try:
             status = backend._switch(name, None)
         except Exception as exc:
@@ -413,6 +422,7 @@ class CircuitBreaker(PolicyBase):
                 window_calls=status.window_calls,
                 window_failures=status.window_failures,
             ),
+            asked,
         )
 
     def _fast_view(self) -> BreakerView | None:
@@ -578,11 +588,12 @@ class CircuitBreaker(PolicyBase):
             if lease is None:
                 return None
             backend = link.backend
+            asked = time.monotonic()
             try:
                 answer = backend._lease(self.name, link.settings, lease, self._random())
             except Exception as exc:
-                self._unanswered(link, exc)
-            return self._shared_admitted(link, lease, answer)
+                self._unanswered(link, lease, exc)
+            return self._shared_admitted(link, lease, answer, asked)
         return self._admit_alone()
 
     async def _aadmit(self) -> Ticket:
@@ -593,23 +604,31 @@ class CircuitBreaker(PolicyBase):
             if lease is None:
                 return None
             backend = link.backend
+            asked = time.monotonic()
             try:
                 answer = await backend._alease(self.name, link.settings, lease, self._random())
             except Exception as exc:
-                self._unanswered(link, exc)
-            return self._shared_admitted(link, lease, answer)
+                self._unanswered(link, lease, exc)
+            except BaseException:  # cancelled while asking: the lease goes back
+                with self._lock:
+                    link.asking -= 1
+                    link.verdict(lease, "drop")
+                raise
+            return self._shared_admitted(link, lease, answer, asked)
         return self._admit_alone()
 
-    def _unanswered(self, link: SharedLink, exc: BaseException) -> NoReturn:
+    def _unanswered(self, link: SharedLink, lease: str, exc: BaseException) -> NoReturn:
         """A probe's lease got no answer: this call is refused (a half-open breaker refuses
         most calls anyway) rather than probing on its own, which would break the fleet's
-        probe count whenever Redis is merely slow. Once the shared state counts as lost,
-        this breaker decides alone."""
+        probe count whenever Redis is merely slow. The lease goes back, in case the question
+        reached Redis. Once the shared state counts as lost, this breaker decides alone."""
         backend = link.backend
         backend._lost(exc)
         now = self._now()
-        wait = backend.interval
+        wait = backend.interval  # this process asks again then
         with self._lock:
+            link.asking -= 1
+            link.verdict(lease, "drop")
             self._rejected += 1
             link.retry_at = link.refused_until = now + wait
             state = self._state
@@ -650,9 +669,9 @@ class CircuitBreaker(PolicyBase):
     def _shared_probe(self, link: SharedLink) -> str | None:
         """Admission of a shared breaker that is not closed, while the shared state answers:
         ``None`` for a plain call (closed or disabled by now), a refusal, or the lease to ask
-        the shared state for, for a probe: this breaker never probes on its own then. While
-        the shared state's last refusal holds, calls are refused without asking again (one
-        question per interval and process)."""
+        the shared state for, for a probe: this breaker never probes on its own then. A
+        process asks for no more leases at once than it may have probes, and while the shared
+        state's last refusal holds (up to one interval), calls are refused without asking."""
         now = self._now()
         lease = None
         refused = False
@@ -664,9 +683,11 @@ class CircuitBreaker(PolicyBase):
             elif (
                 state is _HALF_OPEN
                 and now >= link.refused_until
-                and len(self._probe_starts) + self._probe_successes < self._half_open_calls
+                and len(self._probe_starts) + self._probe_successes + link.asking
+                < self._half_open_calls
             ):
-                lease = link.backend.lease_id()
+                link.asking += 1
+                lease = link.backend._new_id()
             else:
                 self._rejected += 1
                 refused = True
@@ -681,20 +702,22 @@ class CircuitBreaker(PolicyBase):
             self._refuse(state, retry_after)
         return lease
 
-    def _shared_admitted(self, link: SharedLink, lease: str, answer: Lease) -> Ticket:
+    def _shared_admitted(self, link: SharedLink, lease: str, answer: Lease, asked: float) -> Ticket:
         """The shared state's answer to a probe's lease: a probe ticket, or a refusal."""
         backend = link.backend
         backend._found()
         now = self._now()
         if not answer.granted:
             with self._lock:
+                link.asking -= 1
                 self._rejected += 1
                 link.retry_at = now + answer.retry_after
                 link.refused_until = now + min(answer.retry_after, backend.interval)
-            self._follow(link, answer.reply)
+            self._follow(link, answer.reply, asked)
             self._refuse(CircuitState(answer.reply.state), answer.retry_after)
-        self._follow(link, answer.reply)
+        self._follow(link, answer.reply, asked)
         with self._lock:
+            link.asking -= 1
             state = self._state
             if state is _HALF_OPEN:
                 self._probe_starts.append(now)
@@ -894,6 +917,7 @@ class CircuitBreaker(PolicyBase):
             view.closed = to is _CLOSED
         link = self._link
         if link is not None and not self._following:
+            link.moved()
             if to is _OPEN and frm is _CLOSED:
                 link.tripped()
             elif to is _CLOSED:
@@ -1026,22 +1050,31 @@ class CircuitBreaker(PolicyBase):
         if change is not None:
             self._emit(change)
 
-    def _follow(self, link: SharedLink, reply: Reply) -> None:
-        """Take the shared state's decision (the syncer, or a probe's lease, calls this).
+    def _follow(self, link: SharedLink, reply: Reply, asked: float) -> None:
+        """Take the shared state's decision, asked for at ``asked`` (``time.monotonic()``;
+        the syncer, a probe's lease, or the first read calls this).
 
-        A reply older than news this breaker has not sent yet (a local trip since the report
-        was taken) is ignored: the next exchange carries the news and brings a newer reply.
-        So is a reply of an older generation than one already followed.
-        Open time left comes as a duration, so the clocks of the processes never meet."""
+        A reply is ignored while this breaker has news not yet sent (a local trip or switch),
+        and when it was asked for before this breaker last moved on its own: the exchange
+        carrying the news brings a newer one. So is a reply of an older generation asked for
+        before a newer one was followed (two exchanges crossed). A new generation in the same
+        state is a new stretch: a half-open breaker's probes admitted before it no longer
+        count here (the backend ended their leases). Open time left comes as a duration, so
+        the clocks of the processes never meet."""
         to = CircuitState(reply.state)
         now = self._now()
         change = None
         with self._lock:
-            if link.trip:
+            if link.pending or asked < link.moved_at:
                 return
-            if reply.epoch and reply.epoch == link.epoch and reply.generation < link.generation:
+            same_life = not reply.epoch or reply.epoch == link.epoch
+            if same_life and reply.generation < link.generation and asked < link.followed_at:
                 return  # an older answer, overtaken by a newer one (two exchanges crossed)
-            link.generation = reply.generation
+            previous = link.generation
+            renewed = reply.generation != previous or not same_life
+            if renewed:
+                link.generation = reply.generation
+                link.followed_at = time.monotonic()
             if reply.epoch:
                 link.epoch = reply.epoch
             if to is not self._state:
@@ -1050,6 +1083,12 @@ class CircuitBreaker(PolicyBase):
                     change = self._move(to, now)
                 finally:
                     self._following = False
+            elif renewed and previous >= 0 and to is _HALF_OPEN:
+                # The shared breaker reopened and half-opened since (a hung lease ended):
+                # a probe of the old stretch must not close this process.
+                self._generation += 1
+                self._probe_starts = []
+                self._probe_successes = 0
             if to is _OPEN:
                 self._open_current = reply.open_duration
                 self._open_until = now + reply.open_remaining

@@ -20,6 +20,7 @@ A backend implements :meth:`SharedState._exchange`, :meth:`SharedState._lease` a
 from __future__ import annotations
 
 import abc
+import asyncio
 import itertools
 import os
 import random
@@ -85,6 +86,8 @@ class Report:
     slow_calls: int
     verdicts: list[tuple[str, Verdict]] = field(default_factory=list)
     switch: Mode | None = None
+    #: Unique per switch: a switch sent again (its first reply was lost) is applied once.
+    switch_id: str = ""
     #: A random draw in [0, 1) for the open duration's jitter: the backend has no randomness
     #: of its own that every backend could rely on.
     jitter: float = 0.0
@@ -102,7 +105,8 @@ class Reply:
     window_calls: int
     window_failures: int
     #: Which life of the shared state this is: a new one when the backend lost it and began
-    #: again (empty when unknown). Within one, generations only grow.
+    #: again (empty when unknown). Within one, generations grow, unless the backend went
+    #: back to an older copy of it (a restored snapshot, a lagging replica promoted).
     epoch: str = ""
 
 
@@ -135,6 +139,13 @@ class SharedLink:
 
     Its fields change under the breaker's lock (by calls) and under that same lock when the
     syncer takes a report, so a count is either in one report or in the next, never in two.
+
+    Replies are ordered by when they were asked for (``time.monotonic()``): one asked before
+    this process's latest news (``moved_at``: a local trip, switch or probe outcome) is not
+    followed, since the exchange carrying the news brings a newer one; nor is one of an older
+    generation asked before a newer generation was followed (``followed_at``: two exchanges
+    crossed). One of an older generation asked *after* it is the backend's state gone back
+    (a restored snapshot), and is followed.
     """
 
     __slots__ = (
@@ -142,13 +153,17 @@ class SharedLink:
         "_breaker",
         "_sent",
         "_switch",
+        "_switch_id",
         "_verdicts",
+        "asking",
         "backend",
         "dropped",
         "epoch",
         "errors",
+        "followed_at",
         "generation",
         "learned",
+        "moved_at",
         "refused_until",
         "retry_at",
         "settings",
@@ -162,10 +177,15 @@ class SharedLink:
         self._sent = breaker._totals()  # what the backend has of this process's outcomes
         self.generation = -1
         self.epoch = ""
+        self.followed_at = float("-inf")
+        self.moved_at = float("-inf")
         self.learned: str | None = None  # the name under which the shared state was read
         self.trip = False
         self._verdicts: list[tuple[str, Verdict]] = []
         self._switch: Mode | None = None
+        self._switch_id = ""
+        #: Leases this process is asking for now: with its probes, at most half_open_calls.
+        self.asking = 0
         #: While half-open and refused by the backend, calls are refused here until then
         #: (local clock) instead of asking again: at most one question per interval.
         self.refused_until = float("-inf")
@@ -179,6 +199,10 @@ class SharedLink:
 
     # -- what calls leave for the syncer (the breaker's lock is held) --------------------------
 
+    def moved(self) -> None:
+        """The breaker moved on its own (not following): replies asked before are stale."""
+        self.moved_at = time.monotonic()
+
     def tripped(self) -> None:
         self.trip = True
         self.backend._wake.set()
@@ -188,14 +212,23 @@ class SharedLink:
         self.trip = False
 
     def verdict(self, lease: str, verdict: Verdict) -> None:
-        self._verdicts.append((lease, verdict))
+        verdicts = self._verdicts
+        verdicts.append((lease, verdict))
+        if len(verdicts) > MAX_VERDICTS:  # the backend down for long: it ends hung leases
+            del verdicts[: len(verdicts) - MAX_VERDICTS]
         self.backend._wake.set()
 
     def switch(self, mode: Mode) -> None:
         self._switch = mode
+        self._switch_id = self.backend._new_id()
         self.trip = False
-        self._verdicts.clear()
+        self.moved_at = time.monotonic()
         self.backend._wake.set()
+
+    @property
+    def pending(self) -> bool:
+        """Whether news not yet delivered would make a reply stale (a trip, a switch)."""
+        return self.trip or self._switch is not None
 
     # -- the syncer's side ---------------------------------------------------------------------
 
@@ -214,6 +247,7 @@ class SharedLink:
             slow_calls=totals[2] - sent[2],
             verdicts=self._verdicts,
             switch=self._switch,
+            switch_id=self._switch_id,
             jitter=random.random(),
         )
         self._verdicts = []
@@ -222,22 +256,33 @@ class SharedLink:
         return report
 
     def undelivered(self, report: Report) -> None:
-        """The report was lost: its outcomes are dropped (counted), a trip or a switch is
-        kept for the next one; verdicts are dropped (the backend ends hung leases itself)."""
+        """The report may not have reached the backend (or only its reply was lost): its
+        outcomes are dropped (counted) rather than risk counting them twice. A trip, a switch
+        and the probes' verdicts go again with the next report: the backend ignores verdicts
+        for leases it no longer holds, and applies a switch once (by its id)."""
         self.errors += 1
         self.dropped += report.successes + report.failures
         if report.trip and self.generation == report.generation:
             self.trip = True
         if report.switch is not None and self._switch is None:
-            self._switch = report.switch
+            self._switch, self._switch_id = report.switch, report.switch_id
+        if report.verdicts:
+            self._verdicts[:0] = report.verdicts
+            del self._verdicts[: max(0, len(self._verdicts) - MAX_VERDICTS)]
 
     def forget_unsent(self, breaker: CircuitBreaker) -> None:
         """After a fork: the parent reports what it counted before; the child starts here."""
         self._sent = breaker._totals()
         self._verdicts = []
+        self._switch = None
         self.trip = False
+        self.asking = 0
         self.refused_until = float("-inf")
 
+
+#: Verdicts kept for the backend per breaker while it cannot be reached. Beyond them the
+#: oldest go: the backend ends a lease it never hears of at ``half_open_timeout``.
+MAX_VERDICTS = 64
 
 _backends: weakref.WeakSet[SharedState] = weakref.WeakSet()
 
@@ -258,10 +303,11 @@ class SharedState(abc.ABC):
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._closed = False
-        self._up = True  # until an exchange fails; a fresh process assumes the backend is there
-        self._failures = 0  # failed exchanges and leases in a row
+        self._up = True  # until the backend is lost; a fresh process assumes it is there
+        #: When the backend first failed to answer since it last answered (None: it answers).
+        self._failing_since: float | None = None
         self._lost_at = 0.0
-        self._leases = itertools.count(1)
+        self._ids = itertools.count(1)
         self._pid = os.getpid()
         _backends.add(self)
 
@@ -280,8 +326,10 @@ class SharedState(abc.ABC):
         """Apply an operator's switch (``None``: only read) and return the state after it."""
 
     async def _alease(self, name: str, settings: Settings, lease: str, jitter: float) -> Lease:
-        """:meth:`_lease` for coroutines; a backend with an asyncio client overrides it."""
-        return self._lease(name, settings, lease, jitter)
+        """:meth:`_lease` for coroutines, on a worker thread: the loop never waits. A backend
+        with a client of its own for event loops may override it. A caller cancelled while
+        asking gives the lease back (the backend refuses it if that comes first)."""
+        return await asyncio.to_thread(self._lease, name, settings, lease, jitter)
 
     # -- the operator's switches ---------------------------------------------------------------
 
@@ -324,11 +372,13 @@ class SharedState(abc.ABC):
 
     @property
     def up(self) -> bool:
-        """Whether the last exchange with the backend worked."""
+        """Whether breakers share the state now: false while the backend is lost (they
+        decide alone) and after :meth:`close`."""
         return self._up
 
-    def lease_id(self) -> str:
-        return f"{os.getpid()}-{id(self):x}-{next(self._leases)}"
+    def _new_id(self) -> str:
+        """An id no other lease or switch of any process has: pid, this object, a count."""
+        return f"{os.getpid()}-{id(self):x}-{next(self._ids)}"
 
     def sync_now(self) -> None:
         """Run one exchange in the calling thread (tests and shutdown; the syncer runs them
@@ -336,13 +386,18 @@ class SharedState(abc.ABC):
         self._sync_once()
 
     def close(self) -> None:
-        """Stop the syncer; breakers go on deciding alone. The backend keeps the state."""
+        """Tell the backend what is left to tell (counts, a trip, probes' verdicts), stop
+        the syncer, and let breakers decide alone from now on. The backend keeps the state."""
         with self._lock:
+            if self._closed:
+                return
             self._closed = True
             thread = self._thread
         self._wake.set()
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=max(1.0, 4 * self.timeout))
+        self._sync_once()
+        self._up = False
 
     def __enter__(self) -> SharedState:
         return self
@@ -353,6 +408,7 @@ class SharedState(abc.ABC):
     # -- the syncer ----------------------------------------------------------------------------
 
     def _sync_once(self) -> None:
+        asked = time.monotonic()
         taken: list[tuple[SharedLink, CircuitBreaker, Report]] = []
         for link in list(self._links):
             breaker = link.breaker
@@ -372,7 +428,7 @@ class SharedState(abc.ABC):
             return
         self._found()
         for (link, breaker, _), reply in zip(taken, replies, strict=True):
-            breaker._follow(link, reply)
+            breaker._follow(link, reply, asked)
 
     def _gone(self, exc: BaseException) -> bool:
         """Whether ``exc`` says the backend is gone (refused, reset), not merely slow."""
@@ -380,14 +436,20 @@ class SharedState(abc.ABC):
 
     def _lost(self, exc: BaseException) -> None:
         """An exchange or a lease failed. The backend counts as lost (breakers decide alone)
-        when it is gone, or slow twice in a row: one slow answer on a loaded machine must
-        not let every process probe on its own."""
+        when it is gone (it refused or dropped the connection), or when it has kept failing
+        for ``timeout`` since its first failure: it has then answered nothing for about twice
+        ``timeout``. A shorter slow spell (a fork for a snapshot, a loaded machine) times out
+        several questions at once; it must not make every process probe on its own."""
+        now = time.monotonic()
         with self._lock:
-            self._failures += 1
-            if not self._up or (self._failures < 2 and not self._gone(exc)):
+            if self._failing_since is None:
+                self._failing_since = now
+            if self._closed or not self._up:
+                return
+            if not self._gone(exc) and now - self._failing_since < self.timeout:
                 return
             self._up = False
-            self._lost_at = time.monotonic()
+            self._lost_at = now
         _log.logger().warning(
             "seawall: lost the shared breaker state at %s (%s: %s); breakers decide on "
             "their own until it is back",
@@ -397,11 +459,11 @@ class SharedState(abc.ABC):
         )
 
     def _found(self) -> None:
-        self._failures = 0
+        self._failing_since = None
         if self._up:
             return
         with self._lock:
-            if self._up:
+            if self._up or self._closed:
                 return
             self._up = True
             down = time.monotonic() - self._lost_at
@@ -417,7 +479,8 @@ class SharedState(abc.ABC):
         self._wake = threading.Event()
         self._thread = None
         self._pid = os.getpid()
-        self._leases = itertools.count(1)
+        self._ids = itertools.count(1)
+        self._failing_since = None
         for link in list(self._links):
             breaker = link.breaker
             if breaker is not None:

@@ -10,8 +10,8 @@ random draw for the open duration's jitter, 12 the keys' time to live (ms), then
 
 - sync: 13 the generation the process saw, 14 its local trip (``1``/``0``), 15-17 its
   successes, failures and slow calls since its last sync, 18 a switch (empty: none),
-  19 the number of probe verdicts, then each verdict as (lease id, ``success`` |
-  ``failure`` | ``drop``);
+  19 the switch's id, 20 the number of probe verdicts, then each verdict as (lease id,
+  ``success`` | ``failure`` | ``drop``);
 - lease: 13 the lease id asked for;
 - switch: 13 the mode (``forced_open``, ``disabled``, ``closed``).
 
@@ -20,8 +20,15 @@ window failures, probes in flight, granted (1/0), retry after (ms, -1: never), t
 epoch (empty when there is no key)}.
 
 A read (``status``), and a ``sync`` or ``lease`` with nothing to tell of a breaker that has
-no key yet, write nothing. The hash holds a fixed set of fields (the state, and four per
-window bucket, ten buckets), so its size does not depend on the call rate.
+no key yet, write nothing. The hash holds a fixed set of fields (the state, the ids of the
+last few switches, and four per window bucket, ten buckets), so its size does not depend on
+the call rate.
+
+A process may send a verdict again (its first reply was lost): one for a lease no longer
+held is ignored. A ``drop`` for a lease not granted yet (its question was cut off and is
+still on its way) leaves a mark (``-1``) that refuses that lease when it comes; marks go
+with the half-open stretch. A switch whose id is among the last few applied is not applied
+again, so a switch sent twice cannot undo a later one.
 """
 
 from __future__ import annotations
@@ -72,7 +79,7 @@ local width = cfg.wms / nb
 -- (a breaker that has not counted a call: a transport's template, a process just started),
 -- writes nothing: it neither creates keys nor keeps them alive.
 local news = op == 'switch' or (op == 'sync' and (ARGV[14] == '1' or ARGV[18] ~= ''
-  or tonumber(ARGV[15]) + tonumber(ARGV[16]) + tonumber(ARGV[17]) + tonumber(ARGV[19]) > 0))
+  or tonumber(ARGV[15]) + tonumber(ARGV[16]) + tonumber(ARGV[17]) + tonumber(ARGV[20]) > 0))
 local readonly = op == 'status' or (not news and redis.call('EXISTS', key) == 0)
 
 local function clear_window()
@@ -123,9 +130,11 @@ local function leases()
   local oldest, count = nil, 0
   for _, admitted in ipairs(redis.call('HVALS', probes)) do
     admitted = tonumber(admitted)
-    count = count + 1
-    if oldest == nil or admitted < oldest then
-      oldest = admitted
+    if admitted >= 0 then -- not a mark of a lease given back before it was granted
+      count = count + 1
+      if oldest == nil or admitted < oldest then
+        oldest = admitted
+      end
     end
   end
   return oldest, count
@@ -198,13 +207,27 @@ if op == 'sync' then
   local seen, trip = tonumber(ARGV[13]), ARGV[14] == '1'
   local successes, failures, slow = tonumber(ARGV[15]), tonumber(ARGV[16]), tonumber(ARGV[17])
   if ARGV[18] ~= '' then
-    switch(ARGV[18])
+    -- The ids of the last switches applied: one sent again is not applied twice.
+    local recent = redis.call('HGET', key, 'sw') or ''
+    if not string.find(' ' .. recent .. ' ', ' ' .. ARGV[19] .. ' ', 1, true) then
+      switch(ARGV[18])
+      local ids = {ARGV[19]}
+      for id in string.gmatch(recent, '%S+') do
+        if #ids < 4 then
+          ids[#ids + 1] = id
+        end
+      end
+      redis.call('HSET', key, 'sw', table.concat(ids, ' '))
+    end
   end
   -- Verdicts come before time moves on: they were reached before now.
-  for i = 0, tonumber(ARGV[19]) - 1 do
-    local lease, verdict = ARGV[20 + 2 * i], ARGV[21 + 2 * i]
-    local admitted = redis.call('HGET', probes, lease)
-    if admitted then
+  local early = {}
+  for i = 0, tonumber(ARGV[20]) - 1 do
+    local lease, verdict = ARGV[21 + 2 * i], ARGV[22 + 2 * i]
+    local admitted = tonumber(redis.call('HGET', probes, lease) or '-2')
+    if admitted == -2 and verdict == 'drop' then
+      early[#early + 1] = lease
+    elseif admitted >= 0 then
       redis.call('HDEL', probes, lease)
       if verdict == 'failure' then
         reopen(tonumber(admitted))
@@ -217,6 +240,11 @@ if op == 'sync' then
     end
   end
   advance()
+  if st == 'half_open' then
+    for _, lease in ipairs(early) do
+      redis.call('HSET', probes, lease, -1) -- given back before it was granted
+    end
+  end
   if st == 'closed' then
     add(successes, failures, slow)
     -- A process's own trip counts if the breaker is still in the closed stretch it saw (or
@@ -229,7 +257,9 @@ if op == 'sync' then
 elseif op == 'lease' then
   advance()
   local _, count = leases()
-  if st == 'half_open' and count + ps < cfg.hoc and not readonly then
+  if st == 'half_open' and redis.call('HGET', probes, ARGV[13]) == '-1' then
+    redis.call('HDEL', probes, ARGV[13]) -- given back already: its caller is gone
+  elseif st == 'half_open' and count + ps < cfg.hoc and not readonly then
     redis.call('HSET', probes, ARGV[13], now)
     granted = 1
   elseif st == 'closed' or st == 'disabled' then

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import math
 import random
 from collections.abc import Sequence
@@ -113,7 +111,7 @@ class RedisState(SharedState):
     # -- the backend's operations --------------------------------------------------------------
 
     def _exchange(self, reports: Sequence[Report]) -> list[Reply]:
-        pipe = self._client.pipeline(transaction=False)
+        calls = []
         for report in reports:
             args = self._head("sync", report.settings, report.jitter)
             args += [
@@ -123,12 +121,28 @@ class RedisState(SharedState):
                 report.failures,
                 report.slow_calls,
                 report.switch or "",
+                report.switch_id,
                 len(report.verdicts),
             ]
             for lease, verdict in report.verdicts:
                 args += [lease, verdict]
-            self._script(keys=self._keys(report.name), args=args, client=pipe)
-        return [_reply(raw) for raw in pipe.execute()]
+            calls.append((self._keys(report.name), args))
+        try:
+            raws = self._pipelined(calls)
+        except redis.exceptions.NoScriptError:
+            # Redis restarted or its scripts were flushed: none of the calls ran.
+            self._client.script_load(SCRIPT)
+            raws = self._pipelined(calls)
+        return [_reply(raw) for raw in raws]
+
+    def _pipelined(self, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
+        """EVALSHA of every call in one round trip. (redis-py's ``Script`` in a pipeline
+        would ask ``SCRIPT EXISTS`` first, a second round trip on every exchange.)"""
+        pipe = self._client.pipeline(transaction=False)
+        sha = self._script.sha
+        for keys, args in calls:
+            pipe.evalsha(sha, len(keys), *keys, *args)
+        return list(pipe.execute())
 
     def _lease(self, name: str, settings: Settings, lease: str, jitter: float) -> Lease:
         raw = self._script(
@@ -144,34 +158,9 @@ class RedisState(SharedState):
     def _gone(self, exc: BaseException) -> bool:
         return not isinstance(exc, (redis.TimeoutError, TimeoutError))
 
-    async def _alease(self, name: str, settings: Settings, lease: str, jitter: float) -> Lease:
-        # The syncer's sync client, on a worker thread: the loop never blocks, and no
-        # connection pool is tied to one event loop.
-        asking = asyncio.ensure_future(
-            asyncio.to_thread(self._lease, name, settings, lease, jitter)
-        )
-        try:
-            return await asyncio.shield(asking)
-        except asyncio.CancelledError:
-            # The question goes on without its caller: a lease granted to nobody is given
-            # back at once, not at the probe timeout (which would stall the fleet's probes).
-            asking.add_done_callback(functools.partial(self._give_back, name, settings, lease))
-            raise
-
-    def _give_back(
-        self, name: str, settings: Settings, lease: str, asked: asyncio.Future[Lease]
-    ) -> None:
-        if asked.cancelled() or asked.exception() is not None or not asked.result().granted:
-            return
-        report = Report(name, settings, -1, False, 0, 0, 0, verdicts=[(lease, "drop")])
-        # Off the loop; if it fails, the lease ends at the probe timeout.
-        asyncio.get_running_loop().run_in_executor(None, self._give_back_now, report)
-
-    def _give_back_now(self, report: Report) -> None:
-        try:
-            self._exchange([report])
-        except Exception as exc:
-            self._lost(exc)
+    # Coroutines ask for leases with the base class's _alease: this sync client on a worker
+    # thread. The loop never waits, and no connection pool is tied to one event loop (a
+    # redis.asyncio client is), so one RedisState serves every loop and thread.
 
     def _switch(self, name: str, mode: Mode | None) -> SharedStatus:
         args = self._head("status" if mode is None else "switch", None)
