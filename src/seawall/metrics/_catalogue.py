@@ -196,8 +196,8 @@ CATALOGUE: tuple[Metric, ...] = (
         "seawall_shared_state_up",
         "seawall.shared_state.up",
         "gauge",
-        "1 while a shared circuit breaker's state (on Redis) answers, 0 while the breaker "
-        "decides alone.",
+        "1 while a shared circuit breaker shares its state (on Redis), 0 while it decides "
+        "alone (the shared state lost, or closed).",
         "1",
         ("policy",),
     ),
@@ -214,8 +214,9 @@ CATALOGUE: tuple[Metric, ...] = (
         "seawall_shared_state_deltas_dropped_total",
         "seawall.shared_state.deltas_dropped",
         "counter",
-        "Call outcomes a shared circuit breaker counted that never reached its shared window "
-        "(dropped while the shared state was unreachable).",
+        "Call outcomes a shared circuit breaker counted whose exchange with its shared state "
+        "failed: left out of the shared window rather than risk counting them twice (they are "
+        "in it after all when only the answer was lost).",
         "{call}",
         ("policy",),
     ),

@@ -31,8 +31,9 @@ class RedisState(SharedState):
     a local trip or switch. Only a half-open probe asks Redis first, for a lease, waiting at
     most ``timeout`` seconds. Each decision is one Lua script on Redis's own clock.
 
-    If Redis is slow or gone, breakers decide alone, callers see no error, one warning is
-    logged, and the state is shared again as soon as Redis answers.
+    If Redis is gone (or stops answering for about twice ``timeout``), breakers decide
+    alone, callers see no error, one warning is logged, and the state is shared again as
+    soon as Redis answers. ``close()`` sends what is left and leaves breakers deciding alone.
 
     ``url_or_client``: a Redis URL (``redis://``, ``rediss://``, ``unix://``) or a
     ``redis.Redis`` client; a client of your own should have short socket timeouts and no
@@ -190,7 +191,8 @@ class RedisState(SharedState):
         return sorted(found)
 
     def close(self) -> None:
-        """Stop the syncer and close the connections; breakers go on deciding alone."""
+        """Send what is left, stop the syncer, close the connections; breakers go on
+        deciding alone."""
         super().close()
         self._client.close()
 
