@@ -24,7 +24,7 @@ from seawall import CircuitBreaker, CircuitOpenError, CircuitState
 from seawall._shared import Lease, Reply, Report, Settings
 from seawall.redis import RedisState
 from tests.helpers import RedisProxy, RedisServer, free_port, keep_redis_busy, needs_redis
-from tests.test_redis import quick, trip, wait_for
+from tests.test_redis import fail, quick, trip, wait_for
 
 pytestmark = needs_redis
 
@@ -557,3 +557,27 @@ def test_the_pipeline_asks_no_script_exists(
     after = client.info("commandstats").get("cmdstat_script|exists", {}).get("calls", 0)
     client.close()
     assert after == before
+
+
+def test_a_process_takes_the_open_duration_the_fleet_grew(
+    states: Callable[..., RedisState],
+) -> None:
+    """Failed probes grow the shared open duration (max_open_duration). A process follows
+    the grown one, and if it later decides alone, grows it from there, not from the start."""
+    one, first, other, second = half_open_pair(
+        states, "grown", open_duration=0.1, max_open_duration=10.0
+    )
+    for _ in range(2):  # two failed probes: 0.1 s -> 0.2 s -> 0.4 s (before jitter)
+        wait_for(lambda: other.status("grown").state == "half_open")
+        one.sync_now()
+        with pytest.raises(RuntimeError):
+            first.call(fail)
+        one.sync_now()
+    other.sync_now()
+    assert second.state is CircuitState.OPEN
+    assert 0.4 <= second.snapshot().open_duration <= 0.4 * 1.2
+    other.close()  # from here, the second process decides alone
+    wait_for(lambda: second.state is CircuitState.HALF_OPEN, within=2.0)
+    with pytest.raises(RuntimeError):
+        second.call(fail)
+    assert 0.8 <= second.snapshot().open_duration <= 0.8 * 1.2

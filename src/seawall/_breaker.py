@@ -1092,6 +1092,8 @@ class CircuitBreaker(PolicyBase):
             if to is _OPEN:
                 self._open_current = reply.open_duration
                 self._open_until = now + reply.open_remaining
+            if reply.open_nominal > 0:
+                self._open_nominal = min(self._open_max, reply.open_nominal)
         if change is not None:
             self._emit(change)
 

@@ -108,6 +108,9 @@ class Reply:
     #: again (empty when unknown). Within one, generations grow, unless the backend went
     #: back to an older copy of it (a restored snapshot, a lagging replica promoted).
     epoch: str = ""
+    #: The open duration before its jitter, grown by failed probes (0: unknown). A process
+    #: that later decides alone grows it from there.
+    open_nominal: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ random draw for the open duration's jitter, 12 the keys' time to live (ms), then
 
 It returns {state, generation, open time left (ms), open duration (ms), window calls,
 window failures, probes in flight, granted (1/0), retry after (ms, -1: never), the key's
-epoch (empty when there is no key)}.
+epoch (empty when there is no key), the open duration before jitter (ms)}.
 
 A read (``status``), and a ``sync`` or ``lease`` with nothing to tell of a breaker that has
 no key yet, write nothing. The hash holds a fixed set of fields (the state, the ids of the
@@ -304,5 +304,5 @@ if readonly and redis.call('EXISTS', key) == 0 then
   epoch = ''
 end
 return {st, gen, math.floor(remaining), math.floor(cur), calls, failures, in_flight, granted,
-  math.floor(retry_after), epoch}
+  math.floor(retry_after), epoch, math.floor(nom)}
 """

@@ -210,6 +210,7 @@ def _reply(raw: Sequence[Any]) -> Reply:
         window_calls=int(raw[4]),
         window_failures=int(raw[5]),
         epoch=raw[9].decode() if isinstance(raw[9], bytes) else str(raw[9]),
+        open_nominal=int(raw[10]) / 1000.0,
     )
 
 
