@@ -581,3 +581,26 @@ def test_a_process_takes_the_open_duration_the_fleet_grew(
     with pytest.raises(RuntimeError):
         second.call(fail)
     assert 0.8 <= second.snapshot().open_duration <= 0.8 * 1.2
+
+
+def test_a_caller_interrupted_while_asking_for_its_lease_leaves_none(
+    states: Callable[..., RedisState],
+) -> None:
+    """KeyboardInterrupt (or any BaseException) while a sync caller asks for its lease: the
+    process may still ask for leases afterwards, and the lease goes back."""
+    one, first, other, _ = half_open_pair(states, "interrupted")
+    real_lease = one._lease
+
+    def interrupted(name: str, settings: Settings, lease: str, jitter: float) -> Lease:
+        real_lease(name, settings, lease, jitter)  # granted on Redis
+        raise KeyboardInterrupt
+
+    one._lease = interrupted  # type: ignore[method-assign]
+    with pytest.raises(KeyboardInterrupt):
+        first.call(lambda: "probe")
+    one._lease = real_lease  # type: ignore[method-assign]
+    assert first._link is not None
+    assert first._link.asking == 0
+    one.sync_now()
+    assert other.status("interrupted").probes_in_flight == 0
+    assert first.call(lambda: "probe") == "probe"

@@ -593,6 +593,9 @@ class CircuitBreaker(PolicyBase):
                 answer = backend._lease(self.name, link.settings, lease, self._random())
             except Exception as exc:
                 self._unanswered(link, lease, exc)
+            except BaseException:  # interrupted while asking: the lease goes back
+                self._gave_up(link, lease)
+                raise
             return self._shared_admitted(link, lease, answer, asked)
         return self._admit_alone()
 
@@ -610,12 +613,17 @@ class CircuitBreaker(PolicyBase):
             except Exception as exc:
                 self._unanswered(link, lease, exc)
             except BaseException:  # cancelled while asking: the lease goes back
-                with self._lock:
-                    link.asking -= 1
-                    link.verdict(lease, "drop")
+                self._gave_up(link, lease)
                 raise
             return self._shared_admitted(link, lease, answer, asked)
         return self._admit_alone()
+
+    def _gave_up(self, link: SharedLink, lease: str) -> None:
+        """The caller left while its lease was asked for: the lease goes back with the next
+        report (Redis refuses it if the give-back arrives first)."""
+        with self._lock:
+            link.asking -= 1
+            link.verdict(lease, "drop")
 
     def _unanswered(self, link: SharedLink, lease: str, exc: BaseException) -> NoReturn:
         """A probe's lease got no answer: this call is refused (a half-open breaker refuses
