@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -20,7 +21,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from seawall import CircuitBreaker, CircuitOpenError, CircuitState
+from seawall import CircuitBreaker, CircuitOpenError, CircuitState, StateChange
 from seawall._shared import Lease, Reply, Report, Settings
 from seawall.redis import RedisState
 from tests.helpers import RedisProxy, RedisServer, free_port, keep_redis_busy, needs_redis
@@ -604,3 +605,180 @@ def test_a_caller_interrupted_while_asking_for_its_lease_leaves_none(
     one.sync_now()
     assert other.status("interrupted").probes_in_flight == 0
     assert first.call(lambda: "probe") == "probe"
+
+
+def test_a_lease_whose_answer_was_overtaken_makes_no_probe(
+    states: Callable[..., RedisState],
+) -> None:
+    """A's lease is granted, but its answer comes late: meanwhile B's probe failed, Redis
+    reopened and half-opened again (ending A's lease), and A followed that. The late answer
+    is not followed, so it makes no probe: the fleet still has exactly half_open_calls."""
+    one, first, other, second = half_open_pair(
+        states, "overtaken", half_open_calls=2, open_duration=0.05, max_open_duration=0.05
+    )
+    real_lease = one._lease
+    granted, deliver = threading.Event(), threading.Event()
+
+    def late(name: str, settings: Settings, lease: str, jitter: float) -> Lease:
+        answer = real_lease(name, settings, lease, jitter)
+        granted.set()
+        deliver.wait(5.0)  # the answer is on its way
+        return answer
+
+    one._lease = late  # type: ignore[method-assign]
+    outcome: list[object] = []
+
+    def a_caller() -> None:
+        try:
+            outcome.append(first.call(lambda: "probe"))
+        except CircuitOpenError as exc:
+            outcome.append(exc)
+
+    runner = threading.Thread(target=a_caller)
+    runner.start()
+    assert granted.wait(5.0)
+
+    def b_fails() -> None:
+        time.sleep(0.1)  # past the open duration: Redis half-opens again at once
+        raise RuntimeError("down")
+
+    with pytest.raises(RuntimeError):
+        second.call(b_fails)
+    other.sync_now()
+    assert other.status("overtaken").probes_in_flight == 0
+    one.sync_now()  # A follows the new stretch
+    deliver.set()
+    runner.join()
+    assert isinstance(outcome[0], CircuitOpenError)  # no probe on an overtaken lease
+    assert first._link is not None
+    assert first._link.asking == 0
+    assert first._probe_starts == []
+    one._lease = real_lease  # type: ignore[method-assign]
+    one.sync_now()
+    assert other.status("overtaken").probes_in_flight == 0
+
+
+def test_a_listener_interrupted_while_a_lease_is_answered_frees_its_place(
+    states: Callable[..., RedisState],
+) -> None:
+    """A state-change listener raising KeyboardInterrupt while a lease's answer is followed
+    must not leave the process unable to ask for leases again."""
+    _, first, other, second = half_open_pair(states, "listener", open_duration=0.1)
+    assert second.call(lambda: "ok") == "ok"
+    other.sync_now()  # B's probe closed the fleet; A has not synced
+    armed = [True]
+
+    def listener(event: object) -> None:
+        if isinstance(event, StateChange) and armed[0]:
+            armed[0] = False
+            raise KeyboardInterrupt
+
+    first.add_listener(listener)
+    with pytest.raises(KeyboardInterrupt):
+        first.call(lambda: "x")  # its lease's answer says closed: A closes
+    assert first._link is not None
+    assert first._link.asking == 0
+    assert first.state is CircuitState.CLOSED
+
+
+def test_close_gives_back_the_lease_of_a_probe_still_running(
+    states: Callable[..., RedisState],
+) -> None:
+    """A process closes its state (a graceful shutdown) while its probe holds the fleet's
+    lease: the lease goes back with close()'s last exchange, so another process probes at
+    once, instead of the fleet waiting for half_open_timeout and reopening."""
+    one, first, other, second = half_open_pair(states, "closing-probe")
+    started, release = threading.Event(), threading.Event()
+
+    def probe() -> str:
+        started.set()
+        release.wait(5.0)
+        return "ok"
+
+    results: list[str] = []
+    runner = threading.Thread(target=lambda: results.append(first.call(probe)))
+    runner.start()
+    assert started.wait(5.0)
+    assert other.status("closing-probe").probes_in_flight == 1
+    one.close()
+    assert other.status("closing-probe").probes_in_flight == 0
+    release.set()
+    runner.join()
+    assert results == ["ok"]
+    assert first.state is CircuitState.CLOSED  # alone now: its own probe decides for it
+    assert first._link is not None
+    assert first._link._verdicts == []  # nothing kept that nobody will send
+    other.sync_now()
+    assert second.call(lambda: "probe") == "probe"  # the fleet's next probe, at once
+    assert second.state is CircuitState.CLOSED
+
+
+def test_an_exchange_overlapping_one_with_a_trip_does_not_undo_the_trip(
+    states: Callable[..., RedisState],
+) -> None:
+    """The syncer's round carrying a local trip is still on its way when another exchange
+    (sync_now() at shutdown, say) asks and is answered first: its "closed" must not reopen
+    the tripped breaker to calls."""
+    state = quiet(states(interval=60))
+    breaker = quick("overlap", state, open_duration=30.0)
+    breaker.call(lambda: None)
+    state.sync_now()
+    real_exchange = state._exchange
+    taken, go = threading.Event(), threading.Event()
+
+    def slow_first(reports: Sequence[Report]) -> list[Reply]:
+        if not taken.is_set():
+            taken.set()
+            go.wait(5.0)  # taken, still on its way to Redis
+        return real_exchange(reports)
+
+    state._exchange = slow_first  # type: ignore[method-assign]
+    trip(breaker)
+    carrying = threading.Thread(target=state.sync_now)
+    carrying.start()
+    assert taken.wait(5.0)
+    state.sync_now()  # asked after the trip, answered before it arrives: "closed"
+    assert breaker.state is CircuitState.OPEN
+    assert not admitted(breaker)
+    go.set()
+    carrying.join()
+    assert state.status("overlap").state == "open"
+    assert breaker.state is CircuitState.OPEN
+
+
+def test_status_does_not_count_a_lease_its_own_read_ended(
+    states: Callable[..., RedisState],
+) -> None:
+    """A read writes nothing; when the time it reads at has ended a hung lease (and begun a
+    new half-open stretch), it does not count that lease as in flight."""
+    one, first, other, _ = half_open_pair(states, "hung", open_duration=0.05, half_open_timeout=0.2)
+    link = first._link
+    assert link is not None
+    assert one._lease("hung", link.settings, "a-hung-lease", 0.0).granted
+    time.sleep(0.3)  # past half_open_timeout, and the reopened breaker's open time
+    status = other.status("hung")
+    assert (status.state, status.probes_in_flight) == ("half_open", 0)
+
+
+def test_a_coroutines_lease_does_not_wait_behind_the_loops_default_executor(
+    states: Callable[..., RedisState],
+) -> None:
+    """Real threads: the loop's default executor is full of slow work; a probe's lease is
+    asked on the backend's own threads, so it is answered within its timeout anyway."""
+    _, first, _, _ = half_open_pair(states, "executor")
+
+    async def ok() -> str:
+        return "ok"
+
+    async def main() -> float:
+        loop = asyncio.get_running_loop()
+        workers = min(32, (os.cpu_count() or 1) + 4)  # the default executor's size
+        busy = [loop.run_in_executor(None, time.sleep, 0.8) for _ in range(2 * workers)]
+        await asyncio.sleep(0.05)
+        started = time.monotonic()
+        assert await first.acall(ok) == "ok"
+        took = time.monotonic() - started
+        await asyncio.gather(*busy)
+        return took
+
+    assert asyncio.run(main()) < 0.5

@@ -631,7 +631,6 @@ class CircuitBreaker(PolicyBase):
         probe count whenever Redis is merely slow. The lease goes back, in case the question
         reached Redis. Once the shared state counts as lost, this breaker decides alone."""
         backend = link.backend
-        backend._lost(exc)
         now = self._now()
         wait = backend.interval  # this process asks again then
         with self._lock:
@@ -640,6 +639,7 @@ class CircuitBreaker(PolicyBase):
             self._rejected += 1
             link.retry_at = link.refused_until = now + wait
             state = self._state
+        backend._lost(exc)
         self._refuse(state, wait)
 
     def _admit_alone(self) -> Ticket:
@@ -711,31 +711,41 @@ class CircuitBreaker(PolicyBase):
         return lease
 
     def _shared_admitted(self, link: SharedLink, lease: str, answer: Lease, asked: float) -> Ticket:
-        """The shared state's answer to a probe's lease: a probe ticket, or a refusal."""
+        """The shared state's answer to a probe's lease: a probe ticket, or a refusal.
+
+        One hold of the lock decides: a granted lease makes a probe only if its answer was
+        followed (not overtaken by a newer one, nor by this breaker's own moves) and the
+        breaker is half-open then; otherwise the lease goes back."""
         backend = link.backend
-        backend._found()
         now = self._now()
-        if not answer.granted:
-            with self._lock:
-                link.asking -= 1
-                self._rejected += 1
-                link.retry_at = now + answer.retry_after
-                link.refused_until = now + min(answer.retry_after, backend.interval)
-            self._follow(link, answer.reply, asked)
-            self._refuse(CircuitState(answer.reply.state), answer.retry_after)
-        self._follow(link, answer.reply, asked)
+        ticket: Ticket = None
+        refused = False
         with self._lock:
             link.asking -= 1
+            taken, change = self._follow_locked(link, answer.reply, asked, now, False)
             state = self._state
-            if state is _HALF_OPEN:
+            if answer.granted and taken and state is _HALF_OPEN:
                 self._probe_starts.append(now)
-                return (self._generation, now, lease)
-            link.verdict(lease, "drop")  # not a probe after all: give the lease back
-            if state is _CLOSED or state is _DISABLED:
-                return None
-            self._rejected += 1
-            retry_after = self._retry_after(now)
-        self._refuse(state, retry_after)
+                link.held.add(lease)
+                ticket = (self._generation, now, lease)
+            else:
+                if answer.granted:
+                    link.verdict(lease, "drop")  # not a probe after all: give it back
+                if state is not _CLOSED and state is not _DISABLED:
+                    self._rejected += 1
+                    refused = True
+                    if answer.granted:
+                        retry_after = self._retry_after(now)
+                    else:
+                        retry_after = answer.retry_after
+                        link.retry_at = now + retry_after
+                        link.refused_until = now + min(retry_after, backend.interval)
+        backend._found()
+        if change is not None:
+            self._emit(change)
+        if refused:
+            self._refuse(state, retry_after)
+        return ticket
 
     def _on_return(self, ticket: Ticket, result: object, start: float) -> None:
         predicate = self._failure_result
@@ -1058,52 +1068,66 @@ class CircuitBreaker(PolicyBase):
         if change is not None:
             self._emit(change)
 
-    def _follow(self, link: SharedLink, reply: Reply, asked: float) -> None:
-        """Take the shared state's decision, asked for at ``asked`` (``time.monotonic()``;
-        the syncer, a probe's lease, or the first read calls this).
-
-        A reply is ignored while this breaker has news not yet sent (a local trip or switch),
-        and when it was asked for before this breaker last moved on its own: the exchange
-        carrying the news brings a newer one. So is a reply of an older generation asked for
-        before a newer one was followed (two exchanges crossed). A new generation in the same
-        state is a new stretch: a half-open breaker's probes admitted before it no longer
-        count here (the backend ended their leases). Open time left comes as a duration, so
-        the clocks of the processes never meet."""
-        to = CircuitState(reply.state)
+    def _follow(
+        self, link: SharedLink, reply: Reply, asked: float, *, delivered: bool = False
+    ) -> None:
+        """Take the shared state's decision (see :meth:`_follow_locked`)."""
         now = self._now()
-        change = None
         with self._lock:
-            if link.pending or asked < link.moved_at:
-                return
-            same_life = not reply.epoch or reply.epoch == link.epoch
-            if same_life and reply.generation < link.generation and asked < link.followed_at:
-                return  # an older answer, overtaken by a newer one (two exchanges crossed)
-            previous = link.generation
-            renewed = reply.generation != previous or not same_life
-            if renewed:
-                link.generation = reply.generation
-                link.followed_at = time.monotonic()
-            if reply.epoch:
-                link.epoch = reply.epoch
-            if to is not self._state:
-                self._following = True
-                try:
-                    change = self._move(to, now)
-                finally:
-                    self._following = False
-            elif renewed and previous >= 0 and to is _HALF_OPEN:
-                # The shared breaker reopened and half-opened since (a hung lease ended):
-                # a probe of the old stretch must not close this process.
-                self._generation += 1
-                self._probe_starts = []
-                self._probe_successes = 0
-            if to is _OPEN:
-                self._open_current = reply.open_duration
-                self._open_until = now + reply.open_remaining
-            if reply.open_nominal > 0:
-                self._open_nominal = min(self._open_max, reply.open_nominal)
+            _, change = self._follow_locked(link, reply, asked, now, delivered)
         if change is not None:
             self._emit(change)
+
+    def _follow_locked(
+        self, link: SharedLink, reply: Reply, asked: float, now: float, delivered: bool
+    ) -> tuple[bool, StateChange | None]:
+        """Take the shared state's decision, asked for at ``asked`` (``time.monotonic()``;
+        the syncer, a probe's lease, or the first read calls this); ``delivered``: the reply
+        answers a report with news. Holds the lock. Returns whether the reply was taken, and
+        the move it made (to emit once the lock is released).
+
+        A reply is not taken while this breaker has news not yet delivered (a local trip or
+        switch, or a report with news on its way), nor when it was asked for before this
+        breaker last moved on its own: the exchange carrying the news brings a newer one.
+        Nor is a reply of an older generation asked for before a newer one was followed (two
+        exchanges crossed). A new generation in the same state is a new stretch: a half-open
+        breaker's probes admitted before it no longer count here (the backend ended their
+        leases). Open time left comes as a duration, so the clocks of the processes never
+        meet."""
+        if delivered:
+            link.sending -= 1
+        if link.pending or asked < link.moved_at:
+            return False, None
+        same_life = not reply.epoch or reply.epoch == link.epoch
+        if same_life and reply.generation < link.generation and asked < link.followed_at:
+            return False, None  # an older answer, overtaken by a newer one
+        to = CircuitState(reply.state)
+        change = None
+        previous = link.generation
+        renewed = reply.generation != previous or not same_life
+        if renewed:
+            link.generation = reply.generation
+            link.followed_at = time.monotonic()
+        if reply.epoch:
+            link.epoch = reply.epoch
+        if to is not self._state:
+            self._following = True
+            try:
+                change = self._move(to, now)
+            finally:
+                self._following = False
+        elif renewed and previous >= 0 and to is _HALF_OPEN:
+            # The shared breaker reopened and half-opened since (a hung lease ended): a
+            # probe of the old stretch must not close this process.
+            self._generation += 1
+            self._probe_starts = []
+            self._probe_successes = 0
+        if to is _OPEN:
+            self._open_current = reply.open_duration
+            self._open_until = now + reply.open_remaining
+        if reply.open_nominal > 0:
+            self._open_nominal = min(self._open_max, reply.open_nominal)
+        return True, change
 
     def add_listener(
         self, listener: Callable[[BreakerEvent], object]

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import concurrent.futures
+import functools
 import itertools
 import os
 import random
@@ -91,6 +93,12 @@ class Report:
     #: A random draw in [0, 1) for the open duration's jitter: the backend has no randomness
     #: of its own that every backend could rely on.
     jitter: float = 0.0
+
+    @property
+    def news(self) -> bool:
+        """Whether it tells of more than counts: a reply to another report, overtaking this
+        one, must not be followed until this one is answered."""
+        return self.trip or self.switch is not None or bool(self.verdicts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,10 +173,12 @@ class SharedLink:
         "errors",
         "followed_at",
         "generation",
+        "held",
         "learned",
         "moved_at",
         "refused_until",
         "retry_at",
+        "sending",
         "settings",
         "trip",
     )
@@ -189,6 +199,10 @@ class SharedLink:
         self._switch_id = ""
         #: Leases this process is asking for now: with its probes, at most half_open_calls.
         self.asking = 0
+        #: Leases granted to probes still running: close() gives them back.
+        self.held: set[str] = set()
+        #: Reports with news (see Report.news) on their way to the backend.
+        self.sending = 0
         #: While half-open and refused by the backend, calls are refused here until then
         #: (local clock) instead of asking again: at most one question per interval.
         self.refused_until = float("-inf")
@@ -215,6 +229,9 @@ class SharedLink:
         self.trip = False
 
     def verdict(self, lease: str, verdict: Verdict) -> None:
+        self.held.discard(lease)
+        if self.backend._finished:  # close() gave every held lease back already
+            return
         verdicts = self._verdicts
         verdicts.append((lease, verdict))
         if len(verdicts) > MAX_VERDICTS:  # the backend down for long: it ends hung leases
@@ -230,8 +247,9 @@ class SharedLink:
 
     @property
     def pending(self) -> bool:
-        """Whether news not yet delivered would make a reply stale (a trip, a switch)."""
-        return self.trip or self._switch is not None
+        """Whether news not yet delivered would make a reply stale: a trip or a switch not
+        yet sent, or a report with news on its way."""
+        return self.trip or self._switch is not None or self.sending > 0
 
     # -- the syncer's side ---------------------------------------------------------------------
 
@@ -256,6 +274,8 @@ class SharedLink:
         self._verdicts = []
         self._switch = None
         self.trip = False
+        if report.news:
+            self.sending += 1
         return report
 
     def undelivered(self, report: Report) -> None:
@@ -265,6 +285,8 @@ class SharedLink:
         for leases it no longer holds, and applies a switch once (by its id)."""
         self.errors += 1
         self.dropped += report.successes + report.failures
+        if report.news:
+            self.sending -= 1
         if report.trip and self.generation == report.generation:
             self.trip = True
         if report.switch is not None and self._switch is None:
@@ -280,8 +302,13 @@ class SharedLink:
         self._switch = None
         self.trip = False
         self.asking = 0
+        self.held = set()
+        self.sending = 0
         self.refused_until = float("-inf")
 
+
+#: Threads per backend and process asking for coroutines' leases (each at most ``timeout``).
+LEASE_THREADS = 4
 
 #: Verdicts kept for the backend per breaker while it cannot be reached. Beyond them the
 #: oldest go: the backend ends a lease it never hears of at ``half_open_timeout``.
@@ -306,6 +333,8 @@ class SharedState(abc.ABC):
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._finished = False  # close() has sent its last exchange
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None  # coroutines' leases
         self._up = True  # until the backend is lost; a fresh process assumes it is there
         #: When the backend first failed to answer since it last answered (None: it answers).
         self._failing_since: float | None = None
@@ -329,10 +358,22 @@ class SharedState(abc.ABC):
         """Apply an operator's switch (``None``: only read) and return the state after it."""
 
     async def _alease(self, name: str, settings: Settings, lease: str, jitter: float) -> Lease:
-        """:meth:`_lease` for coroutines, on a worker thread: the loop never waits. A backend
-        with a client of its own for event loops may override it. A caller cancelled while
-        asking gives the lease back (the backend refuses it if that comes first)."""
-        return await asyncio.to_thread(self._lease, name, settings, lease, jitter)
+        """:meth:`_lease` for coroutines, on a thread of the backend's own: the loop never
+        waits, nor does the question wait behind other work in the loop's default executor.
+        A backend with a client of its own for event loops may override it. A caller
+        cancelled while asking gives the lease back (the backend refuses it if that comes
+        first)."""
+        pool = self._pool
+        if pool is None:
+            with self._lock:
+                pool = self._pool
+                if pool is None:
+                    pool = self._pool = concurrent.futures.ThreadPoolExecutor(
+                        max_workers=LEASE_THREADS, thread_name_prefix="seawall-lease"
+                    )
+        return await asyncio.get_running_loop().run_in_executor(
+            pool, functools.partial(self._lease, name, settings, lease, jitter)
+        )
 
     # -- the operator's switches ---------------------------------------------------------------
 
@@ -389,18 +430,33 @@ class SharedState(abc.ABC):
         self._sync_once()
 
     def close(self) -> None:
-        """Tell the backend what is left to tell (counts, a trip, probes' verdicts), stop
-        the syncer, and let breakers decide alone from now on. The backend keeps the state."""
+        """Let breakers decide alone from now on, stop the syncer, and tell the backend what
+        is left to tell in one last exchange: counts, a trip, probes' verdicts, and the
+        leases of probes still running given back (their outcomes count only here). The
+        backend keeps the state."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-            thread = self._thread
+            self._up = False  # no new leases from here
+            thread, pool = self._thread, self._pool
         self._wake.set()
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=max(1.0, 4 * self.timeout))
+        # Questions already on their way are answered (or given up) within timeout.
+        deadline = time.monotonic() + self.timeout + 0.1
+        while any(link.asking for link in list(self._links)) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        for link in list(self._links):
+            breaker = link.breaker
+            if breaker is not None:
+                with breaker._lock:
+                    for lease in sorted(link.held):
+                        link.verdict(lease, "drop")
         self._sync_once()
-        self._up = False
+        self._finished = True
+        if pool is not None:
+            pool.shutdown(wait=False)
 
     def __enter__(self) -> SharedState:
         return self
@@ -430,8 +486,8 @@ class SharedState(abc.ABC):
             self._lost(exc)
             return
         self._found()
-        for (link, breaker, _), reply in zip(taken, replies, strict=True):
-            breaker._follow(link, reply, asked)
+        for (link, breaker, report), reply in zip(taken, replies, strict=True):
+            breaker._follow(link, reply, asked, delivered=report.news)
 
     def _gone(self, exc: BaseException) -> bool:
         """Whether ``exc`` says the backend is gone (refused, reset), not merely slow."""
@@ -484,6 +540,7 @@ class SharedState(abc.ABC):
         self._pid = os.getpid()
         self._ids = itertools.count(1)
         self._failing_since = None
+        self._pool = None  # its threads were the parent's
         for link in list(self._links):
             breaker = link.breaker
             if breaker is not None:

@@ -91,12 +91,16 @@ local function clear_window()
   end
 end
 
--- Every move starts a new generation; leases belong to one half-open stretch.
+-- Every move starts a new generation; leases belong to one half-open stretch. (A read
+-- that works out a move writes nothing: it only no longer counts the old stretch's leases.)
+local probes_gone = false
 local function move(to)
   st = to
   gen = gen + 1
   ps = 0
-  if not readonly then
+  if readonly then
+    probes_gone = true
+  else
     redis.call('DEL', probes)
   end
 end
@@ -128,6 +132,9 @@ end
 
 local function leases()
   local oldest, count = nil, 0
+  if probes_gone then
+    return oldest, count
+  end
   for _, admitted in ipairs(redis.call('HVALS', probes)) do
     admitted = tonumber(admitted)
     if admitted >= 0 then -- not a mark of a lease given back before it was granted
