@@ -782,3 +782,54 @@ def test_a_coroutines_lease_does_not_wait_behind_the_loops_default_executor(
         return took
 
     assert asyncio.run(main()) < 0.5
+
+
+def test_an_interrupted_exchange_leaves_nothing_on_its_way(
+    states: Callable[..., RedisState],
+) -> None:
+    """KeyboardInterrupt while sync_now() exchanges (in the exchange itself, or in a
+    listener of a breaker it moves): no report stays counted as on its way, so later replies
+    are followed, and the trip it carried is sent again."""
+    state = quiet(states(interval=60))
+    first, second = quick("int-1", state), quick("int-2", state)
+    first.call(lambda: None)
+    second.call(lambda: None)
+    state.sync_now()
+    real_exchange = state._exchange
+
+    def interrupted(reports: Sequence[Report]) -> list[Reply]:
+        raise KeyboardInterrupt
+
+    trip(first)
+    state._exchange = interrupted  # type: ignore[method-assign]
+    with pytest.raises(KeyboardInterrupt):
+        state.sync_now()
+    state._exchange = real_exchange  # type: ignore[method-assign]
+    assert first._link is not None
+    assert first._link.sending == 0
+    assert first._link.pending  # the trip goes again
+    state.sync_now()
+    assert state.status("int-1").state == "open"
+
+    state.reset("int-1")  # the first breaker will follow it back to closed
+    first.add_listener(_interrupt_once())
+    trip(second)  # news on its way with the same exchange
+    with pytest.raises(KeyboardInterrupt):
+        state.sync_now()  # the first breaker's listener interrupts it
+    for breaker in (first, second):
+        assert breaker._link is not None
+        assert breaker._link.sending == 0
+    state.isolate("int-1")
+    state.sync_now()
+    assert first.state is CircuitState.FORCED_OPEN
+
+
+def _interrupt_once() -> Callable[[object], None]:
+    armed = [True]
+
+    def listener(event: object) -> None:
+        if isinstance(event, StateChange) and armed[0]:
+            armed[0] = False
+            raise KeyboardInterrupt
+
+    return listener

@@ -479,15 +479,27 @@ class SharedState(abc.ABC):
             return
         try:
             replies = self._exchange([report for _, _, report in taken])
-        except Exception as exc:
+        except BaseException as exc:  # an interrupt in sync_now() too: nothing may stay taken
             for link, breaker, report in taken:
                 with breaker._lock:
                     link.undelivered(report)
+            if not isinstance(exc, Exception):
+                raise
             self._lost(exc)
             return
         self._found()
-        for (link, breaker, report), reply in zip(taken, replies, strict=True):
-            breaker._follow(link, reply, asked, delivered=report.news)
+        answered = list(zip(taken, replies, strict=True))
+        followed = 0
+        try:
+            for (link, breaker, report), reply in answered:
+                followed += 1  # counted before: _follow takes the report off its way first
+                breaker._follow(link, reply, asked, delivered=report.news)
+        except BaseException:  # a listener's; the rest are answered all the same
+            for (link, breaker, report), _ in answered[followed:]:
+                if report.news:
+                    with breaker._lock:
+                        link.sending -= 1
+            raise
 
     def _gone(self, exc: BaseException) -> bool:
         """Whether ``exc`` says the backend is gone (refused, reset), not merely slow."""
