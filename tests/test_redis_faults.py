@@ -833,3 +833,79 @@ def _interrupt_once() -> Callable[[object], None]:
             raise KeyboardInterrupt
 
     return listener
+
+
+def test_a_lease_granted_after_close_still_has_its_verdict_told(
+    states: Callable[..., RedisState],
+) -> None:
+    """A caller's lease question leaves as close() runs and is granted after close()'s last
+    exchange (a coroutine on a loop that close() blocks, or a thread switch): its probe's
+    verdict is told all the same, so the lease does not hang until half_open_timeout."""
+    one, first, other, second = half_open_pair(states, "after-close")
+    real_lease = one._lease
+    go = threading.Event()
+
+    def late(name: str, settings: Settings, lease: str, jitter: float) -> Lease:
+        go.wait(5.0)  # the question leaves late
+        return real_lease(name, settings, lease, jitter)
+
+    one._lease = late  # type: ignore[method-assign]
+    results: list[str] = []
+    runner = threading.Thread(target=lambda: results.append(first.call(lambda: "probe")))
+    runner.start()
+    wait_for(lambda: first._link is not None and first._link.asking == 1)
+    one.close()  # gives up waiting for the question after its timeout
+    go.set()
+    runner.join()
+    assert results == ["probe"]
+    wait_for(lambda: other.status("after-close").state == "closed", within=2.0)
+    assert other.status("after-close").probes_in_flight == 0
+    other.sync_now()
+    assert second.state is CircuitState.CLOSED
+
+
+def test_a_listener_interrupted_by_the_move_of_a_granted_lease_gives_it_back(
+    states: Callable[..., RedisState],
+) -> None:
+    """The lease is granted and its answer moves this breaker (open -> half-open, following
+    the fleet); a listener raises KeyboardInterrupt on that move. The probe never runs, so
+    its place here and its lease on Redis go back at once."""
+    one, first, other, second = half_open_pair(
+        states, "granted-move", open_duration=0.1, max_open_duration=0.1
+    )
+    real_lease = one._lease
+    go = threading.Event()
+
+    def late(name: str, settings: Settings, lease: str, jitter: float) -> Lease:
+        go.wait(5.0)  # the question leaves late: meanwhile this process follows "open"
+        return real_lease(name, settings, lease, jitter)
+
+    one._lease = late  # type: ignore[method-assign]
+    outcome: list[BaseException | str] = []
+
+    def caller() -> None:
+        try:
+            outcome.append(first.call(lambda: "probe"))
+        except BaseException as exc:
+            outcome.append(exc)
+
+    runner = threading.Thread(target=caller)
+    runner.start()
+    wait_for(lambda: first._link is not None and first._link.asking == 1)
+    with pytest.raises(RuntimeError):
+        second.call(fail)  # B's probe fails: the fleet reopens
+    other.sync_now()
+    one.sync_now()
+    assert first.state is CircuitState.OPEN
+    wait_for(lambda: other.status("granted-move").state == "half_open")
+    first.add_listener(_interrupt_once())
+    go.set()  # granted: the answer moves A open -> half-open, and the listener interrupts
+    runner.join()
+    assert isinstance(outcome[0], KeyboardInterrupt)
+    assert first._probe_starts == []
+    assert first._link is not None
+    assert first._link.held == set()
+    one._lease = real_lease  # type: ignore[method-assign]
+    one.sync_now()  # the lease goes back
+    assert other.status("granted-move").probes_in_flight == 0
+    assert first.call(lambda: "probe") == "probe"

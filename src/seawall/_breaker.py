@@ -662,8 +662,13 @@ class CircuitBreaker(PolicyBase):
                 self._rejected += 1
                 retry_after = self._retry_after(now)
                 rejected = True
-        for change in changes:
-            self._emit(change)
+        try:
+            for change in changes:
+                self._emit(change)
+        except BaseException:  # a listener's interrupt: the probe never runs
+            if ticket is not None:
+                self._release(ticket, counted=False)
+            raise
         if rejected:
             self._refuse(state, retry_after)
         return ticket
@@ -742,7 +747,12 @@ class CircuitBreaker(PolicyBase):
                         link.refused_until = now + min(retry_after, backend.interval)
         backend._found()
         if change is not None:
-            self._emit(change)
+            try:
+                self._emit(change)
+            except BaseException:  # a listener's interrupt: the probe never runs
+                if ticket is not None:
+                    self._release(ticket, counted=False)
+                raise
         if refused:
             self._refuse(state, retry_after)
         return ticket

@@ -230,7 +230,12 @@ class SharedLink:
 
     def verdict(self, lease: str, verdict: Verdict) -> None:
         self.held.discard(lease)
-        if self.backend._finished:  # close() gave every held lease back already
+        if self.backend._finished:
+            # A lease asked for as close() ran, granted after its last exchange: no syncer
+            # is left to tell, so a thread of its own does.
+            breaker = self.breaker
+            if breaker is not None:
+                self.backend._send_late(breaker.name, self.settings, lease, verdict)
             return
         verdicts = self._verdicts
         verdicts.append((lease, verdict))
@@ -367,6 +372,8 @@ class SharedState(abc.ABC):
         if pool is None:
             with self._lock:
                 pool = self._pool
+                if pool is None and self._closed:  # racing close(): no pool left behind
+                    return await asyncio.to_thread(self._lease, name, settings, lease, jitter)
                 if pool is None:
                     pool = self._pool = concurrent.futures.ThreadPoolExecutor(
                         max_workers=LEASE_THREADS, thread_name_prefix="seawall-lease"
@@ -465,6 +472,20 @@ class SharedState(abc.ABC):
         self.close()
 
     # -- the syncer ----------------------------------------------------------------------------
+
+    def _send_late(self, name: str, settings: Settings, lease: str, verdict: Verdict) -> None:
+        """After close(): one exchange with this verdict alone, on a short-lived thread (the
+        caller may hold a breaker's lock, or be an event loop). If it fails, the backend ends
+        the lease at ``half_open_timeout``."""
+        report = Report(name, settings, -1, False, 0, 0, 0, verdicts=[(lease, verdict)])
+
+        def send() -> None:
+            try:
+                self._exchange([report])
+            except Exception:
+                pass
+
+        threading.Thread(target=send, name="seawall-shared-state-late", daemon=True).start()
 
     def _sync_once(self) -> None:
         asked = time.monotonic()
@@ -578,7 +599,7 @@ def _run(owner: weakref.ref[SharedState]) -> None:
             return
         try:
             backend._sync_once()
-        except Exception:  # pragma: no cover - a defect; the syncer must outlive it
+        except BaseException:  # a defect, or a listener's SystemExit: the syncer outlives it
             _log.logger().exception("seawall: the shared-state syncer failed a round")
         del backend
 
