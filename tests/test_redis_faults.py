@@ -359,7 +359,13 @@ def test_a_redis_slow_for_long_is_lost_once_and_found_again(
     assert admitted(breaker)
     busy.join()
     wait_for(lambda: state.up, within=2.0)
-    lines = [r.getMessage() for r in caplog.records if r.name == "seawall"]
+
+    def logged() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.name == "seawall"]
+
+    wait_for(lambda: len(logged()) >= 2)  # the line follows the flag
+    time.sleep(0.2)  # and no third comes
+    lines = logged()
     assert len(lines) == 2
     assert "lost the shared breaker state" in lines[0]
     assert "is back after" in lines[1]
