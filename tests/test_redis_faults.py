@@ -915,3 +915,26 @@ def test_a_listener_interrupted_by_the_move_of_a_granted_lease_gives_it_back(
     one.sync_now()  # the lease goes back
     assert other.status("granted-move").probes_in_flight == 0
     assert first.call(lambda: "probe") == "probe"
+
+
+def test_a_listener_interrupting_the_half_opening_before_a_lease_frees_its_place(
+    states: Callable[..., RedisState],
+) -> None:
+    """The breaker's own open time runs out as a call arrives: the call half-opens it and
+    would ask for a lease, but a listener raises KeyboardInterrupt on that move. No lease
+    was asked for, and the process may still ask for one."""
+    one, first, other, _ = half_open_pair(states, "before-lease", open_duration=0.1)
+    with pytest.raises(RuntimeError):
+        first.call(fail)  # A's probe fails: the fleet reopens
+    one.sync_now()
+    assert first.state is CircuitState.OPEN
+    time.sleep(0.15)  # past the open time, here and on Redis
+    first.add_listener(_interrupt_once())
+    with pytest.raises(KeyboardInterrupt):
+        first.call(lambda: "probe")  # open -> half-open, interrupted
+    assert first._link is not None
+    assert first._link.asking == 0
+    assert first.state is CircuitState.HALF_OPEN
+    assert first.call(lambda: "probe") == "probe"
+    one.sync_now()
+    assert other.status("before-lease").state == "closed"

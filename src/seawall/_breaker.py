@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, TypeVar
@@ -662,16 +662,29 @@ class CircuitBreaker(PolicyBase):
                 self._rejected += 1
                 retry_after = self._retry_after(now)
                 rejected = True
-        try:
-            for change in changes:
-                self._emit(change)
-        except BaseException:  # a listener's interrupt: the probe never runs
-            if ticket is not None:
-                self._release(ticket, counted=False)
-            raise
+        if changes:
+            self._emit_admission(changes, None if ticket is None else self._releaser(ticket))
         if rejected:
             self._refuse(state, retry_after)
         return ticket
+
+    def _emit_admission(
+        self, changes: Sequence[StateChange], undo: Callable[[], object] | None
+    ) -> None:
+        """Emit the moves an admission made. A listener's interrupt there means the call never
+        runs: ``undo`` gives back what the admission took, a probe's place or a lease about
+        to be asked for."""
+        try:
+            for change in changes:
+                self._emit(change)
+        except BaseException:
+            if undo is not None:
+                undo()
+            raise
+
+    def _releaser(self, ticket: tuple[int, float, str | None]) -> Callable[[], None]:
+        """Gives a probe's place (and lease) back, for a probe that never ran."""
+        return functools.partial(self._release, ticket, counted=False)
 
     def _refuse(self, state: CircuitState, retry_after: float) -> NoReturn:
         error = CircuitOpenError(self.name, retry_after, state=state.value)
@@ -709,11 +722,18 @@ class CircuitBreaker(PolicyBase):
                     if state is _HALF_OPEN and now < link.refused_until
                     else self._retry_after(now)
                 )
-        for change in changes:
-            self._emit(change)
+        if changes:
+            self._emit_admission(
+                changes, None if lease is None else functools.partial(self._unask, link)
+            )
         if refused:
             self._refuse(state, retry_after)
         return lease
+
+    def _unask(self, link: SharedLink) -> None:
+        """A lease about to be asked for will not be: its place goes back."""
+        with self._lock:
+            link.asking -= 1
 
     def _shared_admitted(self, link: SharedLink, lease: str, answer: Lease, asked: float) -> Ticket:
         """The shared state's answer to a probe's lease: a probe ticket, or a refusal.
@@ -747,12 +767,7 @@ class CircuitBreaker(PolicyBase):
                         link.refused_until = now + min(retry_after, backend.interval)
         backend._found()
         if change is not None:
-            try:
-                self._emit(change)
-            except BaseException:  # a listener's interrupt: the probe never runs
-                if ticket is not None:
-                    self._release(ticket, counted=False)
-                raise
+            self._emit_admission((change,), None if ticket is None else self._releaser(ticket))
         if refused:
             self._refuse(state, retry_after)
         return ticket
