@@ -437,3 +437,41 @@ def keep_redis_busy(url: str, seconds: float) -> threading.Thread:
     started.wait(5.0)
     time.sleep(0.05)  # the script has begun
     return thread
+
+
+def redis_server_fixture(directory: str = "redis") -> Any:
+    """A module's own redis-server, started once for the module and stopped after it:
+    ``server = redis_server_fixture()`` at a test module's top level."""
+
+    @pytest.fixture(scope="module")
+    def server(tmp_path_factory: pytest.TempPathFactory) -> Generator[RedisServer, None, None]:
+        redis_server = RedisServer(tmp_path_factory.mktemp(directory))
+        try:
+            yield redis_server
+        finally:
+            redis_server.stop()
+
+    return server
+
+
+def redis_states_fixture() -> Any:
+    """``states``: makes ``RedisState``s ("processes") on the module's ``server`` (or at a URL
+    given first), with a key prefix of the test's own, and closes them after the test."""
+    from seawall.redis import RedisState
+
+    @pytest.fixture
+    def states(server: RedisServer) -> Generator[Callable[..., RedisState], None, None]:
+        made: list[RedisState] = []
+        prefix = f"t{time.monotonic_ns()}"
+
+        def make(url: str | None = None, **kwargs: Any) -> RedisState:
+            kwargs.setdefault("prefix", prefix)
+            state = RedisState(url or server.url, **kwargs)
+            made.append(state)
+            return state
+
+        yield make
+        for state in made:
+            state.close()
+
+    return states

@@ -15,7 +15,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -27,34 +27,19 @@ from seawall import CircuitBreaker, CircuitOpenError, CircuitState, Policy
 from seawall._clock import SystemClock
 from seawall.httpx import ResilientTransport
 from seawall.redis import RedisState, SharedStatus
-from tests.helpers import RedisServer, free_port, needs_redis
+from tests.helpers import (
+    RedisServer,
+    free_port,
+    needs_redis,
+    redis_server_fixture,
+    redis_states_fixture,
+)
 
 pytestmark = needs_redis
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path_factory.mktemp("redis"))
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def states(server: RedisServer) -> Iterator[Callable[..., RedisState]]:
-    """Makes states ("processes") on the module's server, with a prefix of the test's own,
-    and closes them after the test."""
-    made: list[RedisState] = []
-    prefix = f"t{time.monotonic_ns()}"
-
-    def make(**kwargs: object) -> RedisState:
-        kwargs.setdefault("prefix", prefix)
-        state = RedisState(server.url, **kwargs)  # type: ignore[arg-type]
-        made.append(state)
-        return state
-
-    yield make
-    for state in made:
-        state.close()
+server = redis_server_fixture()
+states = redis_states_fixture()
 
 
 def wait_for(condition: Callable[[], bool], within: float = 5.0) -> float:

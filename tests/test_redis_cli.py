@@ -18,7 +18,7 @@ import pytest
 from seawall import CircuitBreaker, CircuitOpenError, CircuitState
 from seawall.__main__ import main
 from seawall.redis import RedisState
-from tests.helpers import RedisServer, free_port, needs_redis
+from tests.helpers import RedisServer, free_port, needs_redis, redis_server_fixture
 
 pytestmark = needs_redis
 
@@ -34,13 +34,7 @@ ENV = {
 FOLLOW_WITHIN = 5.0
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    redis_server = RedisServer(tmp_path_factory.mktemp("redis"))
-    try:
-        yield redis_server
-    finally:
-        redis_server.stop()
+server = redis_server_fixture()
 
 
 @pytest.fixture

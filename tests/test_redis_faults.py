@@ -24,17 +24,22 @@ import redis
 from seawall import CircuitBreaker, CircuitOpenError, CircuitState, StateChange
 from seawall._shared import Lease, Reply, Report, Settings
 from seawall.redis import RedisState
-from tests.helpers import RedisProxy, RedisServer, free_port, keep_redis_busy, needs_redis
+from tests.helpers import (
+    RedisProxy,
+    RedisServer,
+    free_port,
+    keep_redis_busy,
+    needs_redis,
+    redis_server_fixture,
+    redis_states_fixture,
+)
 from tests.test_redis import fail, quick, trip, wait_for
 
 pytestmark = needs_redis
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path_factory.mktemp("redis"))
-    yield server
-    server.stop()
+server = redis_server_fixture()
+states = redis_states_fixture()
 
 
 @pytest.fixture
@@ -42,24 +47,6 @@ def proxy(server: RedisServer) -> Iterator[RedisProxy]:
     proxy = RedisProxy(server)
     yield proxy
     proxy.close()
-
-
-@pytest.fixture
-def states(server: RedisServer) -> Iterator[Callable[..., RedisState]]:
-    """Makes states ("processes") with a prefix of the test's own, on the server or at the
-    URL given, and closes them after the test."""
-    made: list[RedisState] = []
-    prefix = f"f{time.monotonic_ns()}"
-
-    def make(url: str | None = None, **kwargs: object) -> RedisState:
-        kwargs.setdefault("prefix", prefix)
-        state = RedisState(url or server.url, **kwargs)  # type: ignore[arg-type]
-        made.append(state)
-        return state
-
-    yield make
-    for state in made:
-        state.close()
 
 
 def admitted(breaker: CircuitBreaker) -> bool:
@@ -87,6 +74,23 @@ def quiet(state: RedisState) -> RedisState:
     so with ``interval=60`` exchanges happen only when the test calls ``sync_now()``."""
     state._wake = _Deaf(state)
     return state
+
+
+def probe_held(breaker: CircuitBreaker) -> tuple[threading.Event, list[str], threading.Thread]:
+    """A probe through ``breaker`` on a thread of its own, admitted and held running until
+    the returned event is set; then it succeeds, and its result is in the list."""
+    started, release = threading.Event(), threading.Event()
+
+    def probe() -> str:
+        started.set()
+        release.wait(5.0)
+        return "ok"
+
+    results: list[str] = []
+    runner = threading.Thread(target=lambda: results.append(breaker.call(probe)))
+    runner.start()
+    assert started.wait(5.0)
+    return release, results, runner
 
 
 def half_open_pair(
@@ -224,17 +228,7 @@ def test_a_probe_whose_lease_redis_ended_does_not_close_its_process(
     one, first, other, second = half_open_pair(
         states, "stale", open_duration=0.05, half_open_timeout=0.3
     )
-    probing, release = threading.Event(), threading.Event()
-
-    def slow_probe() -> str:
-        probing.set()
-        release.wait(5.0)
-        return "ok"
-
-    results: list[str] = []
-    runner = threading.Thread(target=lambda: results.append(first.call(slow_probe)))
-    runner.start()
-    assert probing.wait(5.0)
+    release, results, runner = probe_held(first)
     time.sleep(0.35)  # past A's lease's timeout (and the reopened breaker's open time)
     other.sync_now()
     assert other.status("stale").state == "half_open"
@@ -694,17 +688,7 @@ def test_close_gives_back_the_lease_of_a_probe_still_running(
     lease: the lease goes back with close()'s last exchange, so another process probes at
     once, instead of the fleet waiting for half_open_timeout and reopening."""
     one, first, other, second = half_open_pair(states, "closing-probe")
-    started, release = threading.Event(), threading.Event()
-
-    def probe() -> str:
-        started.set()
-        release.wait(5.0)
-        return "ok"
-
-    results: list[str] = []
-    runner = threading.Thread(target=lambda: results.append(first.call(probe)))
-    runner.start()
-    assert started.wait(5.0)
+    release, results, runner = probe_held(first)
     assert other.status("closing-probe").probes_in_flight == 1
     one.close()
     assert other.status("closing-probe").probes_in_flight == 0

@@ -22,7 +22,7 @@ import pytest
 
 from seawall import CircuitBreaker, CircuitOpenError, CircuitState
 from seawall.redis import RedisState
-from tests.helpers import RedisServer, needs_redis
+from tests.helpers import RedisServer, needs_redis, redis_server_fixture
 
 pytestmark = needs_redis
 
@@ -163,11 +163,7 @@ class Fleet:
                 process.join(10)
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path_factory.mktemp("redis-fleet"))
-    yield server
-    server.stop()
+server = redis_server_fixture("redis-fleet")
 
 
 @pytest.fixture(scope="module")
